@@ -1,0 +1,158 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ExitCode, RecoverctlError } from '../errors.js';
+
+const VERSION = '0.1.0';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Commander wiring only: every command's code is imported when that command runs, so --help stays fast. */
+export function buildProgram(): Command {
+  const program = new Command('recoverctl')
+    .description('Run YAML recovery playbooks against a halted futures platform.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 success, 1 a step or check failed (rollback done), 2 bad input,
+3 rollback failed or state unknown (a human must look), 130 interrupted (resumable).
+
+Examples:
+  recoverctl validate playbooks/*.yaml
+  recoverctl plan playbooks/runner-drill.yaml
+  recoverctl run playbooks/runner-drill.yaml --yes --junit results.xml
+  recoverctl run playbooks/runner-drill.yaml --resume-last`,
+    );
+
+  program
+    .command('validate')
+    .description('check playbooks against the schema and their expressions; no side effects')
+    .argument('<playbook...>', 'playbook files')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  recoverctl validate playbooks/*.yaml')
+    .action(async (files: string[], opts: { json?: boolean }) => {
+      const { validateCommand } = await import('./validate.js');
+      await validateCommand(files, opts);
+    });
+
+  program
+    .command('plan')
+    .description('print what a run would do, with resolved values; no side effects (same as run --dry-run)')
+    .argument('<playbook>', 'playbook file')
+    .option('--var <KEY=VALUE>', 'override a playbook var (repeatable)', collect, [])
+    .option('--from-step <id>', 'plan a run that starts at this step')
+    .option('--resume <run-id>', 'plan what resuming this run would do')
+    .option('--resume-last', 'plan what resuming the last run of this playbook would do')
+    .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
+    .option('--json', 'print the plan as one JSON line')
+    .addHelpText('after', '\nExample:\n  recoverctl plan playbooks/runner-drill.yaml --var target=http://127.0.0.1:8080')
+    .action(async (file: string, opts: RunFlags) => {
+      const { runCommand } = await import('./run.js');
+      await runCommand(file, { ...opts, dryRun: true });
+    });
+
+  program
+    .command('run')
+    .description('run a playbook: steps in order, rollback on failure, journaled so it can be resumed')
+    .argument('<playbook>', 'playbook file')
+    .option('--dry-run', 'print the plan and stop; no side effects')
+    .option('--resume <run-id>', 'continue an interrupted run from its first unfinished step')
+    .option('--resume-last', 'continue the last run of this playbook')
+    .option('--force', "with --resume: accept a playbook whose sha256 changed since the run started")
+    .option('--from-step <id>', 'start a fresh run at this step (earlier steps were done by hand)')
+    .option('--yes', 'approve every gate.approve step without asking')
+    .option('--var <KEY=VALUE>', 'override a playbook var (repeatable)', collect, [])
+    .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
+    .option('--json', 'print one JSON event per line on stdout')
+    .option('--junit <file>', 'write a JUnit XML report (one test case per step)')
+    .addOption(new Option('--time-scale <factor>', 'multiply waits and bakes (rehearsals)').argParser(parseFactor).hideHelp())
+    .addHelpText(
+      'after',
+      '\nExamples:\n  recoverctl run playbooks/runner-drill.yaml --yes\n  recoverctl run playbooks/runner-drill.yaml --resume-last\n  recoverctl run playbooks/runner-drill.yaml --from-step notify-done',
+    )
+    .action(async (file: string, opts: RunFlags) => {
+      const { runCommand } = await import('./run.js');
+      await runCommand(file, opts);
+    });
+
+  const runs = program.command('runs').description('list and inspect journaled runs');
+  runs
+    .command('list')
+    .description('every run in the state dir, newest last')
+    .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  recoverctl runs list --state-dir .recoverctl')
+    .action(async (opts: { stateDir: string; json?: boolean }) => {
+      const { runsListCommand } = await import('./runs.js');
+      runsListCommand(opts);
+    });
+  runs
+    .command('show')
+    .description("one run's steps, outcomes, durations and outputs")
+    .argument('<run-id>', "a run id from 'runs list'")
+    .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  recoverctl runs show 20261125T071943Z-3fa2c1')
+    .action(async (runId: string, opts: { stateDir: string; json?: boolean }) => {
+      const { runsShowCommand } = await import('./runs.js');
+      runsShowCommand(runId, opts);
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the playbook format (for editors) on stdout')
+    .addHelpText('after', '\nExample:\n  recoverctl schema > playbook.schema.json')
+    .action(async () => {
+      const { schemaCommand } = await import('./schema.js');
+      schemaCommand();
+    });
+
+  return program;
+}
+
+export interface RunFlags {
+  dryRun?: boolean;
+  resume?: string;
+  resumeLast?: boolean;
+  force?: boolean;
+  fromStep?: string;
+  yes?: boolean;
+  var: string[];
+  stateDir: string;
+  json?: boolean;
+  junit?: string;
+  timeScale?: number;
+}
+
+function parseFactor(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError('expected a number in (0, 1]');
+  return n;
+}
+
+/** The single top-level handler: typed errors become one line each and their exit code. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    process.exitCode = exitCodeFor(e);
+  }
+}
+
+function exitCodeFor(e: unknown): number {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+    return ExitCode.badInput;
+  }
+  if (e instanceof RecoverctlError) {
+    for (const line of e.lines()) process.stderr.write(`${line}\n`);
+    return e.exitCode;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`recoverctl: internal error: ${err.message}\n${process.env.RECOVERCTL_DEBUG ? `${err.stack ?? ''}\n` : ''}`);
+  return ExitCode.humanNeeded;
+}

@@ -1,0 +1,197 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Interrupted, RollbackFailed, StepFailed, UsageError } from '../errors.js';
+import { formatDuration } from '../playbook/duration.js';
+import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
+import type { EventSink } from '../runner/events.js';
+import { RunInterrupted, Runner } from '../runner/execute.js';
+import { ensureStateDir, isResumable, JOURNAL_FILE, JournalWriter, listRuns, loadRun, runDir, type RunState } from '../runner/journal.js';
+import { RunLock } from '../runner/lock.js';
+import { buildPlan, type Plan } from '../runner/plan.js';
+import { buildRedactor, parseVarFlags, resolveVars } from '../runner/scope.js';
+import { promptApprover } from '../ui/approver.js';
+import { junitXml } from '../ui/junit.js';
+import { RunRecorder } from '../ui/recorder.js';
+import { FanOut, JsonRenderer, OutputRenderer, PlainRenderer } from '../ui/renderers.js';
+import { chalkFor, useSpinner } from '../ui/style.js';
+import { summaryText } from '../ui/summary.js';
+import { systemClock } from '../util/clock.js';
+import type { RunFlags } from './main.js';
+
+export function newRunId(now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** The lock file: in the engine's data dir when there is one, so two state dirs still exclude each other. */
+export function lockPathFor(pb: LoadedPlaybook, stateDir: string): string {
+  const engine = pb.spec.engine;
+  if (engine && 'dataDir' in engine) return join(resolve(pb.dir, engine.dataDir), 'recoverctl.lock');
+  const key = engine && 'url' in engine ? `engine-${engine.url}` : `playbook-${pb.path}`;
+  return join(stateDir, 'locks', `${createHash('sha256').update(key).digest('hex').slice(0, 16)}.lock`);
+}
+
+function findResume(pb: LoadedPlaybook, flags: RunFlags, stateDir: string): RunState | undefined {
+  if (flags.resume !== undefined && flags.resumeLast) throw new UsageError('--resume and --resume-last: give one of them');
+  if ((flags.resume !== undefined || flags.resumeLast) && flags.fromStep !== undefined) {
+    throw new UsageError('--from-step starts a fresh run; it cannot be combined with --resume');
+  }
+  if (flags.force && flags.resume === undefined && !flags.resumeLast) throw new UsageError('--force only goes with --resume or --resume-last');
+  let state: RunState | undefined;
+  if (flags.resume !== undefined) {
+    if (!/^[\w.-]+$/.test(flags.resume)) throw new UsageError(`--resume ${flags.resume}: not a run id`);
+    state = loadRun(stateDir, flags.resume);
+    if (!state) throw new UsageError(`--resume ${flags.resume}: no such run in ${join(stateDir, 'runs')}`);
+    if (state.start.file !== pb.path) {
+      throw new UsageError(`--resume ${flags.resume}: that run is of ${state.start.file}, not ${pb.path}`);
+    }
+  } else if (flags.resumeLast) {
+    const mine = listRuns(stateDir).filter((r) => r.start.file === pb.path);
+    state = mine[mine.length - 1];
+    if (!state) throw new UsageError(`--resume-last: no run of ${pb.file} in ${join(stateDir, 'runs')}`);
+  } else {
+    return undefined;
+  }
+  if (!isResumable(state)) {
+    throw new UsageError(
+      `run ${state.runId} already ended (${state.end?.outcome ?? '?'}); nothing to resume — start a new run, with --from-step if earlier steps are done`,
+    );
+  }
+  if (state.start.sha256 !== pb.sha256 && !flags.force) {
+    throw new UsageError(
+      `${pb.file} changed since run ${state.runId} started (sha256 ${state.start.sha256.slice(0, 12)}… now ${pb.sha256.slice(0, 12)}…); pass --force to resume anyway`,
+    );
+  }
+  return state;
+}
+
+function printPlan(plan: Plan, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), run: null, step: null, event: 'plan', plan })}\n`);
+    return;
+  }
+  const c = chalkFor(process.stdout);
+  const lines: string[] = [];
+  lines.push(c.bold(`plan: ${plan.playbook}`) + ` (${plan.file}, sha256 ${plan.sha256.slice(0, 12)}…)`);
+  if (plan.incident) lines.push(`incident: ${plan.incident}`);
+  if (plan.rto) lines.push(`rto: ${plan.rto}`);
+  if (plan.resumeOf) lines.push(`resuming run ${plan.resumeOf}`);
+  if (plan.fromStep) lines.push(`starting at step ${plan.fromStep}`);
+  const width = Math.max(...[...plan.steps, ...plan.rollback].map((s) => s.id.length));
+  const row = (s: Plan['steps'][number], i: number): string => {
+    const tags = [
+      s.condition ? `if: ${s.condition}` : '',
+      s.timeoutMs !== null ? `timeout ${formatDuration(s.timeoutMs)}` : '',
+      s.retries ? `retries ${s.retries}` : '',
+      s.continueOnError ? 'continueOnError' : '',
+    ].filter(Boolean);
+    const status = s.status === 'pending' ? '' : c.yellow(` [${s.status === 'done' ? 'done' : s.status === 'manual' ? 'skipped: done by hand' : 'was running: re-check and re-run'}]`);
+    return `  ${String(i + 1).padStart(2)}. ${s.id.padEnd(width)}  ${c.cyan(s.uses.padEnd(12))} ${s.description}${status}${tags.length ? c.dim(`  (${tags.join(', ')})`) : ''}`;
+  };
+  lines.push('steps:', ...plan.steps.map(row));
+  lines.push(plan.rollback.length ? 'rollback (on failure):' : 'rollback: none', ...plan.rollback.map(row));
+  lines.push(c.dim('dry run: nothing was changed'));
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export async function runCommand(file: string, flags: RunFlags): Promise<void> {
+  const pb = await loadPlaybook(file);
+  const stateDir = resolve(flags.stateDir);
+  const overrides = parseVarFlags(flags.var);
+  if (flags.fromStep !== undefined && !pb.steps.some((s) => s.id === flags.fromStep)) {
+    throw new UsageError(`--from-step ${flags.fromStep}: no such step in ${pb.file} (steps: ${pb.steps.map((s) => s.id).join(', ')})`);
+  }
+  const resume = findResume(pb, flags, stateDir);
+  // A resumed run keeps the --var values it started with, unless given again now.
+  const varOverrides = { ...(resume?.start.varOverrides ?? {}), ...overrides };
+  const vars = resolveVars(pb, varOverrides, process.env);
+  const redactor = buildRedactor(pb, vars);
+  const timeScale = flags.timeScale ?? 1;
+
+  if (flags.dryRun) {
+    printPlan(buildPlan(pb, { vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), flags.json ?? false);
+    return;
+  }
+
+  ensureStateDir(stateDir);
+  const runId = resume?.runId ?? newRunId();
+  const dir = runDir(stateDir, runId);
+  const lock = RunLock.acquire(lockPathFor(pb, stateDir), { pid: process.pid, runId, playbook: pb.path });
+  const journal = new JournalWriter(join(dir, JOURNAL_FILE));
+  const recorder = new RunRecorder();
+  const stderrChalk = chalkFor(process.stderr);
+  const sinks: EventSink[] = [journal, recorder];
+  let pauseUi: (() => void) | undefined;
+  let resumeUi: (() => void) | undefined;
+  if (useSpinner(process.stderr)) {
+    const { SpinnerRenderer } = await import('../ui/spinner.js');
+    const spinner = await SpinnerRenderer.create(process.stderr, stderrChalk);
+    pauseUi = () => spinner.pause();
+    resumeUi = () => spinner.resume();
+    sinks.push(spinner);
+  } else {
+    sinks.push(new PlainRenderer(process.stderr, stderrChalk));
+  }
+  sinks.push(flags.json ? new JsonRenderer(process.stdout) : new OutputRenderer(process.stdout));
+  const sink = new FanOut(sinks);
+
+  const interrupt = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`\nsecond ${signal}: exiting now; the journal holds every finished step\n`);
+      process.exit(130);
+    }
+    interrupt.abort(new RunInterrupted(signal));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let result;
+  try {
+    const runner = new Runner({
+      playbook: pb,
+      runId,
+      runDir: dir,
+      vars,
+      varOverrides,
+      env: process.env,
+      redactor,
+      clock: systemClock,
+      approver: promptApprover({
+        yes: flags.yes ?? false,
+        input: process.stdin,
+        output: process.stderr,
+        ...(pauseUi ? { pauseUi } : {}),
+        ...(resumeUi ? { resumeUi } : {}),
+      }),
+      timeScale,
+      sink,
+      interrupt: interrupt.signal,
+      resume,
+      fromStep: flags.fromStep,
+    });
+    result = await runner.run();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await sink.close();
+    lock.release();
+  }
+  if (flags.junit) writeFileSync(flags.junit, junitXml([recorder]));
+  if (!flags.json) process.stdout.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(process.stdout)));
+  switch (result.outcome) {
+    case 'success':
+      return;
+    case 'failed':
+      throw new StepFailed(`run ${runId} failed at step ${result.failedStep ?? '?'}: ${result.error ?? ''}`);
+    case 'rollback-failed':
+      throw new RollbackFailed(
+        `run ${runId}: step ${result.failedStep ?? '?'} failed and rollback step(s) ${result.rollbackFailedSteps.join(', ')} failed: a human must look`,
+      );
+    case 'interrupted':
+      throw new Interrupted(`run ${runId} interrupted; resume with: recoverctl run ${pb.file} --resume ${runId}`);
+  }
+}

@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { execWith } from '../steps/exec.js';
+import { gateApproveWith } from '../steps/gate-approve.js';
+import { httpWith } from '../steps/http.js';
+import { notifyWith } from '../steps/notify.js';
+import { waitWith } from '../steps/wait.js';
+import { duration, identifier, scalar } from './fields.js';
+
+export const API_VERSION = 'recoverctl/v1';
+
+/** Fields every step has, whatever it `uses`. */
+const commonStepFields = {
+  name: z.string().min(1).optional().describe('a human title for progress and reports'),
+  timeout: duration.optional().describe('per attempt; the step is aborted when it runs longer'),
+  retries: z.number().int().min(0).max(10).optional().describe('attempts after the first, with exponential backoff and jitter'),
+  retryDelay: duration.optional().describe('backoff before the first retry (default 1s), doubling each time'),
+  if: z.string().min(1).optional().describe("a condition, e.g. ${{ steps.integrity.outcome == 'success' }}"),
+  continueOnError: z.boolean().optional().describe('a failure is recorded but does not fail the run'),
+};
+
+function stepOf<const U extends string, W extends z.ZodType>(uses: U, withSchema: W) {
+  return z.strictObject({
+    id: identifier.describe('unique step id'),
+    uses: z.literal(uses),
+    with: withSchema,
+    ...commonStepFields,
+  });
+}
+
+function rollbackStepOf<const U extends string, W extends z.ZodType>(uses: U, withSchema: W) {
+  return z.strictObject({
+    id: identifier.optional().describe('optional in rollback; defaults to rollback-N'),
+    uses: z.literal(uses),
+    with: withSchema,
+    ...commonStepFields,
+  });
+}
+
+/** The step kinds and their `with` schemas; the registry (src/steps/registry.ts) must match. */
+const kinds = {
+  exec: execWith,
+  http: httpWith,
+  wait: waitWith,
+  notify: notifyWith,
+  'gate.approve': gateApproveWith,
+} as const;
+
+export const stepSchema = z.discriminatedUnion('uses', [
+  stepOf('exec', kinds.exec),
+  stepOf('http', kinds.http),
+  stepOf('wait', kinds.wait),
+  stepOf('notify', kinds.notify),
+  stepOf('gate.approve', kinds['gate.approve']),
+]);
+
+export const rollbackStepSchema = z.discriminatedUnion('uses', [
+  rollbackStepOf('exec', kinds.exec),
+  rollbackStepOf('http', kinds.http),
+  rollbackStepOf('wait', kinds.wait),
+  rollbackStepOf('notify', kinds.notify),
+  rollbackStepOf('gate.approve', kinds['gate.approve']),
+]);
+
+export const STEP_KINDS = Object.keys(kinds) as (keyof typeof kinds)[];
+
+export const varSchema = z.union([
+  scalar,
+  z.strictObject({
+    value: scalar.optional().describe('the value; may be ${{ env.X }}'),
+    secret: z.boolean().optional().describe('redact the value from every output, report and the journal'),
+    description: z.string().optional(),
+  }),
+]);
+
+export const engineSchema = z.union([
+  z.strictObject({
+    dataDir: z.string().min(1).describe('production engine state, relative to the playbook'),
+  }),
+  z.strictObject({
+    url: z.string().min(1).describe('a running engine, e.g. http://127.0.0.1:7070'),
+    tokenFile: z.string().min(1).describe('file holding its bearer token'),
+  }),
+]);
+
+export const playbookSchema = z
+  .strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal('Playbook'),
+    metadata: z.strictObject({
+      name: identifier.describe('playbook name'),
+      incident: z.string().optional().describe('incident reference, free text'),
+      description: z.string().optional(),
+      rto: duration.optional().describe('recovery time objective; the report flags a breach'),
+    }),
+    engine: engineSchema.optional(),
+    rehearsal: z
+      .strictObject({
+        timeScale: z.number().positive().max(1).optional().describe('multiplies waits and bakes in rehearsal'),
+      })
+      .optional(),
+    vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), varSchema).optional(),
+    steps: z.array(stepSchema).min(1, { error: 'a playbook needs at least one step' }),
+    rollback: z.array(rollbackStepSchema).optional(),
+  })
+  .meta({ title: 'recoverctl playbook', description: 'A recovery playbook (apiVersion recoverctl/v1).' });
+
+export type PlaybookSpec = z.output<typeof playbookSchema>;
+export type PlaybookStep = z.output<typeof stepSchema>;
+export type RollbackStep = z.output<typeof rollbackStepSchema>;
+
+/** JSON Schema of the playbook format, for editors (yaml-language-server). */
+export function playbookJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(playbookSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

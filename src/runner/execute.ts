@@ -1,0 +1,398 @@
+import { ExpressionSyntaxError, shouldRun } from '../playbook/expressions.js';
+import { formatDuration } from '../playbook/duration.js';
+import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
+import { stepKind } from '../steps/registry.js';
+import { errorMessage, type Approver, type OutputValue, type StepContext, type StepResult } from '../steps/types.js';
+import type { Clock } from '../util/clock.js';
+import type { Redactor } from '../util/redact.js';
+import type { EventSink, Phase, RunEvent, RunEventBody, RunOutcome, StepOutcome } from './events.js';
+import type { RunState } from './journal.js';
+import { addEnvSecrets, interpolateDeep, References, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
+
+/** Why a step's signal was aborted. */
+export class StepTimeout extends Error {}
+export class RunInterrupted extends Error {
+  constructor(readonly signalName: string) {
+    super(`interrupted by ${signalName}`);
+  }
+}
+
+/** How long a step may take to stop after its signal aborts before the runner stops waiting for it. */
+export const ABORT_GRACE_MS = 10_000;
+const MAX_BACKOFF_MS = 60_000;
+
+export interface RunOptions {
+  playbook: LoadedPlaybook;
+  runId: string;
+  runDir: string;
+  vars: ResolvedVars;
+  varOverrides: Record<string, string>;
+  env: NodeJS.ProcessEnv;
+  redactor: Redactor;
+  clock: Clock;
+  approver: Approver;
+  timeScale: number;
+  sink: EventSink;
+  /** Aborted (with a RunInterrupted reason) by SIGINT/SIGTERM. */
+  interrupt: AbortSignal;
+  resume?: RunState | undefined;
+  fromStep?: string | undefined;
+  random?: () => number;
+}
+
+export interface RunResult {
+  outcome: RunOutcome;
+  exitCode: 0 | 1 | 3 | 130;
+  failedStep: string | undefined;
+  error: string | undefined;
+  rollbackFailedSteps: string[];
+  durationMs: number;
+}
+
+type AttemptResult = StepResult | { interrupted: true };
+
+/** Exponential backoff with full jitter over the upper half: delay in [base*2^n / 2, base*2^n]. */
+export function backoffDelay(baseMs: number, retryNumber: number, random: () => number): number {
+  const ceiling = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** (retryNumber - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** Runs a playbook's steps in order, then its rollback when a step fails. */
+export class Runner {
+  private readonly steps = new Map<string, StepState>();
+  private failed = false;
+  private readonly started: number;
+  private readonly random: () => number;
+
+  constructor(private readonly o: RunOptions) {
+    this.started = o.clock.now();
+    this.random = o.random ?? Math.random;
+  }
+
+  private emit(body: RunEventBody): void {
+    const event = { ts: new Date(this.o.clock.now()).toISOString(), run: this.o.runId, ...body } as RunEvent;
+    this.o.sink.write(this.o.redactor.deep(event));
+  }
+
+  private get refs(): References {
+    return new References(this.o.vars, this.o.env, this.steps);
+  }
+
+  async run(): Promise<RunResult> {
+    const pb = this.o.playbook;
+    const resume = this.o.resume;
+    const redactedVars: Record<string, OutputValue> = {};
+    for (const [k, v] of Object.entries(this.o.vars.values)) redactedVars[k] = this.o.vars.secretNames.has(k) ? '***' : v;
+    const redactedOverrides: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.o.varOverrides)) redactedOverrides[k] = this.o.vars.secretNames.has(k) ? '***' : v;
+    this.emit({
+      event: 'run-start',
+      step: null,
+      playbook: pb.spec.metadata.name,
+      file: pb.path,
+      sha256: pb.sha256,
+      pid: process.pid,
+      resumed: resume !== undefined,
+      fromStep: this.o.fromStep ?? null,
+      steps: pb.steps.map((s) => s.id),
+      rollbackSteps: pb.rollback.map((s) => s.id),
+      vars: redactedVars,
+      varOverrides: redactedOverrides,
+      timeScale: this.o.timeScale,
+      rto: pb.spec.metadata.rto ?? null,
+      incident: pb.spec.metadata.incident ?? null,
+    });
+
+    let failedStep: string | undefined;
+    let failError: string | undefined;
+    let rollbackFailed: string[] = [];
+    let rolledBack = false;
+    if (resume) {
+      this.failed = resume.failed;
+      if (resume.failed) {
+        for (const [id, rec] of resume.finished) {
+          if (rec.outcome === 'failure') failedStep ??= id;
+        }
+      }
+    }
+    const fromIndex = this.o.fromStep === undefined ? 0 : pb.steps.findIndex((s) => s.id === this.o.fromStep);
+
+    const runRollback = async (reason: string): Promise<RunResult | undefined> => {
+      rolledBack = true;
+      const outcome = await this.rollback(reason);
+      if (outcome === 'interrupted') return this.finish('interrupted', failedStep, failError, []);
+      rollbackFailed = outcome;
+      return undefined;
+    };
+
+    // A run that died after a failure, or during its rollback, goes straight back to the rollback.
+    if (resume && (resume.rollbackStarted || resume.failed) && pb.rollback.length > 0) {
+      const stopped = await runRollback(`resuming the rollback of run ${resume.runId} after ${failedStep ?? 'a failure'}`);
+      if (stopped) return stopped;
+    }
+
+    for (let i = 0; i < pb.steps.length; i++) {
+      const step = pb.steps[i] as RuntimeStep;
+      const previous = resume?.finished.get(step.id);
+      if (previous) {
+        this.steps.set(step.id, previous);
+        this.emit({ event: 'restored', step: step.id, phase: 'main', outcome: previous.outcome });
+        continue;
+      }
+      if (i < fromIndex) {
+        this.steps.set(step.id, { outcome: 'skipped', outputs: {} });
+        this.emit({
+          event: 'skip',
+          step: step.id,
+          phase: 'main',
+          uses: step.uses,
+          reason: 'manual',
+          detail: `done by hand before --from-step ${this.o.fromStep}`,
+        });
+        continue;
+      }
+      if (resume?.inFlight.has(`main:${step.id}`)) {
+        this.emit({
+          event: 'recheck',
+          step: step.id,
+          phase: 'main',
+          note: 'was running when the run stopped; checking and running it again',
+        });
+      }
+      const outcome = await this.runStep(step, 'main');
+      if (outcome === 'interrupted') return this.finish('interrupted', failedStep, failError, []);
+      if (outcome.outcome === 'failure' && !step.continueOnError && !this.failed) {
+        this.failed = true;
+        failedStep = step.id;
+        failError = outcome.error;
+        if (pb.rollback.length > 0 && !rolledBack) {
+          const stopped = await runRollback(`step ${step.id} failed: ${outcome.error ?? 'failed'}`);
+          if (stopped) return stopped;
+        }
+      }
+    }
+    if (rollbackFailed.length > 0) return this.finish('rollback-failed', failedStep, failError, rollbackFailed);
+    if (this.failed) return this.finish('failed', failedStep, failError, []);
+    return this.finish('success', undefined, undefined, []);
+  }
+
+  private finish(outcome: RunOutcome, failedStep: string | undefined, error: string | undefined, rollbackFailedSteps: string[]): RunResult {
+    const exitCode = outcome === 'success' ? 0 : outcome === 'failed' ? 1 : outcome === 'rollback-failed' ? 3 : 130;
+    const durationMs = this.o.clock.now() - this.started;
+    const summary =
+      outcome === 'success'
+        ? `${this.o.playbook.spec.metadata.name} succeeded in ${formatDuration(durationMs)}`
+        : outcome === 'failed'
+          ? `step ${failedStep ?? '?'} failed: ${error ?? 'failed'}${this.o.playbook.rollback.length ? '; rollback succeeded' : '; nothing to roll back'}`
+          : outcome === 'rollback-failed'
+            ? `step ${failedStep ?? '?'} failed and the rollback failed at ${rollbackFailedSteps.join(', ')}: a human must look`
+            : `interrupted; resume with: recoverctl run ${this.o.playbook.file} --resume ${this.o.runId}`;
+    this.emit({ event: 'run-end', step: null, outcome, exitCode, durationMs, summary });
+    return { outcome, exitCode, failedStep, error, rollbackFailedSteps, durationMs };
+  }
+
+  /** Runs the rollback list; returns the ids of rollback steps that failed, or 'interrupted'. */
+  private async rollback(reason: string): Promise<string[] | 'interrupted'> {
+    const resume = this.o.resume;
+    this.emit({ event: 'rollback', step: null, reason });
+    const failedSteps: string[] = [];
+    for (const step of this.o.playbook.rollback) {
+      const previous = resume?.rollbackFinished.get(step.id);
+      if (previous) {
+        this.emit({ event: 'restored', step: step.id, phase: 'rollback', outcome: previous.outcome });
+        if (previous.outcome === 'failure') failedSteps.push(step.id);
+        continue;
+      }
+      const outcome = await this.runStep(step, 'rollback');
+      if (outcome === 'interrupted') return 'interrupted';
+      if (outcome.outcome === 'failure' && !step.continueOnError) failedSteps.push(step.id);
+    }
+    this.emit({ event: 'rollback-end', step: null, ok: failedSteps.length === 0, failedSteps });
+    return failedSteps;
+  }
+
+  private async runStep(step: RuntimeStep, phase: Phase): Promise<{ outcome: StepOutcome; error?: string } | 'interrupted'> {
+    const pb = this.o.playbook;
+    const record = (state: StepState): void => {
+      if (phase === 'main') this.steps.set(step.id, state);
+    };
+    if (this.o.interrupt.aborted) return 'interrupted';
+
+    // Rollback steps run by default: the run has failed by the time they do.
+    let run: boolean;
+    try {
+      run =
+        phase === 'rollback' && step.condition === undefined
+          ? true
+          : shouldRun(step.condition, { failed: phase === 'rollback' ? true : this.failed, resolve: (r) => this.refs.lenient(r) });
+    } catch (e) {
+      if (!(e instanceof ExpressionSyntaxError)) throw e;
+      run = false;
+    }
+    if (!run) {
+      record({ outcome: 'skipped', outputs: {} });
+      const reason = step.condition === undefined ? 'earlier-failure' : 'condition';
+      this.emit({
+        event: 'skip',
+        step: step.id,
+        phase,
+        uses: step.uses,
+        reason,
+        detail: reason === 'condition' ? `if: ${this.conditionSource(step)}` : 'an earlier step failed',
+      });
+      return { outcome: 'skipped' };
+    }
+
+    const kind = stepKind(step.uses);
+    const started = this.o.clock.now();
+    let withValue: unknown;
+    let description: string;
+    try {
+      const filled = interpolateDeep(step.with, (r) => this.refs.value(r));
+      addEnvSecrets(this.o.redactor, filled);
+      const parsed = kind.with.safeParse(filled);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const at = pb.locate([...step.yamlPath, 'with', ...(issue?.path.filter((p) => typeof p !== 'symbol') ?? [])]);
+        throw new UnresolvedReference(
+          `${pb.file}:${at.line}:${at.col}: with${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'} (after interpolation)`,
+        );
+      }
+      withValue = parsed.data;
+      description = this.o.redactor.text(kind.describe(withValue, { playbookDir: pb.dir, timeScale: this.o.timeScale }));
+    } catch (e) {
+      if (!(e instanceof UnresolvedReference)) throw e;
+      const at = pb.locate([...step.yamlPath, 'with']);
+      const error = e.message.startsWith(pb.file) ? e.message : `${pb.file}:${at.line}:${at.col}: ${e.message}`;
+      this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt: 1, description: step.uses });
+      record({ outcome: 'failure', outputs: {} });
+      this.emit({ event: 'fail', step: step.id, phase, uses: step.uses, durationMs: 0, attempts: 1, error, continued: step.continueOnError });
+      return { outcome: 'failure', error };
+    }
+
+    const attempts = step.retries + 1;
+    let last: StepResult = { ok: false, error: 'not run' };
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt, description });
+      const result = await this.attempt(step, phase, kind.run.bind(kind), withValue, attempt);
+      if ('interrupted' in result) {
+        this.emit({ event: 'interrupted', step: step.id, signal: this.interruptSignalName() });
+        return 'interrupted';
+      }
+      last = result;
+      if (result.ok) {
+        record({ outcome: 'success', outputs: result.outputs });
+        this.emit({
+          event: 'ok',
+          step: step.id,
+          phase,
+          uses: step.uses,
+          durationMs: this.o.clock.now() - started,
+          attempts: attempt,
+          outputs: result.outputs,
+          ...(result.checks ? { checks: result.checks } : {}),
+        });
+        return { outcome: 'success' };
+      }
+      if (attempt < attempts) {
+        const delayMs = backoffDelay(step.retryDelayMs, attempt, this.random);
+        this.emit({ event: 'retry', step: step.id, phase, attempt, delayMs, error: result.error });
+        try {
+          await this.o.clock.sleep(delayMs, this.o.interrupt);
+        } catch {
+          this.emit({ event: 'interrupted', step: step.id, signal: this.interruptSignalName() });
+          return 'interrupted';
+        }
+      }
+    }
+    const failure = last as Extract<StepResult, { ok: false }>;
+    record({ outcome: 'failure', outputs: failure.outputs ?? {} });
+    this.emit({
+      event: 'fail',
+      step: step.id,
+      phase,
+      uses: step.uses,
+      durationMs: this.o.clock.now() - started,
+      attempts,
+      error: failure.error,
+      continued: step.continueOnError,
+      ...(failure.outputs ? { outputs: failure.outputs } : {}),
+      ...(failure.checks ? { checks: failure.checks } : {}),
+    });
+    return { outcome: 'failure', error: failure.error };
+  }
+
+  private conditionSource(step: RuntimeStep): string {
+    const [section, index] = step.yamlPath as ['steps' | 'rollback', number];
+    const src = section === 'steps' ? this.o.playbook.spec.steps[index]?.if : this.o.playbook.spec.rollback?.[index]?.if;
+    return src ?? '';
+  }
+
+  private interruptSignalName(): string {
+    const reason: unknown = this.o.interrupt.reason;
+    return reason instanceof RunInterrupted ? reason.signalName : 'abort';
+  }
+
+  /** One attempt, bounded by the step's timeout and the run's interrupt signal. */
+  private async attempt(
+    step: RuntimeStep,
+    phase: Phase,
+    run: (w: unknown, ctx: StepContext) => Promise<StepResult>,
+    withValue: unknown,
+    attempt: number,
+  ): Promise<AttemptResult> {
+    const controller = new AbortController();
+    const onInterrupt = (): void => controller.abort(this.o.interrupt.reason);
+    this.o.interrupt.addEventListener('abort', onInterrupt, { once: true });
+    const timer =
+      step.timeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () => controller.abort(new StepTimeout(`timed out after ${formatDuration(step.timeoutMs ?? 0)}`)),
+            step.timeoutMs,
+          );
+    const ctx: StepContext = {
+      runId: this.o.runId,
+      playbookName: this.o.playbook.spec.metadata.name,
+      stepId: step.id,
+      attempt,
+      signal: controller.signal,
+      clock: this.o.clock,
+      timeScale: this.o.timeScale,
+      playbookDir: this.o.playbook.dir,
+      runDir: this.o.runDir,
+      approver: this.o.approver,
+      progress: (message, data) => this.emit({ event: 'progress', step: step.id, phase, message, ...(data ? { data } : {}) }),
+      emitResult: (text) => this.emit({ event: 'output', step: step.id, phase, text }),
+    };
+    // A step that ignores its signal is abandoned after a grace period rather than hanging the run.
+    let abandon: (() => void) | undefined;
+    const abandoned = new Promise<'abandoned'>((resolve) => {
+      abandon = () => resolve('abandoned');
+    });
+    let graceTimer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => {
+      graceTimer = setTimeout(() => abandon?.(), ABORT_GRACE_MS);
+    };
+    controller.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const settled = await Promise.race([run(withValue, ctx).then((r) => ({ r })), abandoned]);
+      const reason: unknown = controller.signal.reason;
+      if (this.o.interrupt.aborted) return { interrupted: true };
+      if (reason instanceof StepTimeout) {
+        return { ok: false, error: settled === 'abandoned' ? `${reason.message} (and did not stop within ${ABORT_GRACE_MS / 1000}s)` : reason.message };
+      }
+      if (settled === 'abandoned') return { ok: false, error: 'step did not stop after being aborted' };
+      return settled.r;
+    } catch (e) {
+      const reason: unknown = controller.signal.reason;
+      if (this.o.interrupt.aborted) return { interrupted: true };
+      if (reason instanceof StepTimeout) return { ok: false, error: reason.message };
+      return { ok: false, error: `${step.uses} failed unexpectedly: ${errorMessage(e)}` };
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (graceTimer) clearTimeout(graceTimer);
+      this.o.interrupt.removeEventListener('abort', onInterrupt);
+    }
+  }
+}

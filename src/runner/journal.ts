@@ -1,0 +1,183 @@
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EventSink, RunEvent, StepOutcome } from './events.js';
+
+export const JOURNAL_FILE = 'journal.ndjson';
+
+export function runsDir(stateDir: string): string {
+  return join(stateDir, 'runs');
+}
+
+export function runDir(stateDir: string, runId: string): string {
+  return join(runsDir(stateDir), runId);
+}
+
+/** Create the state dir 0700: journals may hold outputs an operator would not share. */
+export function ensureStateDir(stateDir: string): void {
+  mkdirSync(runsDir(stateDir), { recursive: true, mode: 0o700 });
+}
+
+/**
+ * The append-only run journal: one JSON event a line, fsync'd after each, so a run killed at any
+ * moment leaves every finished record on disk. A torn last line (power loss) is cut on reopen.
+ */
+export class JournalWriter implements EventSink {
+  private fd: number | undefined;
+
+  constructor(readonly path: string) {
+    mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+    this.fd = openSync(path, 'a+', 0o600);
+    const size = statSync(path).size;
+    if (size > 0) {
+      const text = readFileSync(path);
+      const lastNewline = text.lastIndexOf(10);
+      if (lastNewline !== text.length - 1) ftruncateSync(this.fd, lastNewline + 1);
+    }
+  }
+
+  write(event: RunEvent): void {
+    if (this.fd === undefined || event.event === 'restored') return;
+    writeSync(this.fd, `${JSON.stringify(event)}\n`);
+    fsyncSync(this.fd);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+export interface JournalRead {
+  events: RunEvent[];
+  /** Line number of a torn or unparsable record where reading stopped, if any. */
+  tornAtLine: number | undefined;
+}
+
+/** Read a journal up to its last whole record. */
+export function readJournal(path: string): JournalRead {
+  const text = readFileSync(path, 'utf8');
+  const lines = text.split('\n');
+  const events: RunEvent[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line === '') {
+      if (i === lines.length - 1) break;
+      continue;
+    }
+    try {
+      const parsed = JSON.parse(line) as RunEvent;
+      if (typeof parsed !== 'object' || parsed === null || typeof parsed.event !== 'string') {
+        return { events, tornAtLine: i + 1 };
+      }
+      events.push(parsed);
+    } catch {
+      return { events, tornAtLine: i + 1 };
+    }
+  }
+  return { events, tornAtLine: undefined };
+}
+
+export interface StepRecord {
+  outcome: StepOutcome;
+  outputs: Record<string, string | number | boolean | null>;
+}
+
+/** What a journal says about a run: enough to resume it or to report on it. */
+export interface RunState {
+  runId: string;
+  start: Extract<RunEvent, { event: 'run-start' }>;
+  /** The latest run-start (a resumed run appends another). */
+  lastStart: Extract<RunEvent, { event: 'run-start' }>;
+  finished: Map<string, StepRecord>;
+  /** Steps that started but never ended: the run died inside them. */
+  inFlight: Set<string>;
+  failed: boolean;
+  rollbackStarted: boolean;
+  rollbackFinished: Map<string, StepRecord>;
+  rollbackFailed: boolean;
+  end: Extract<RunEvent, { event: 'run-end' }> | undefined;
+  tornAtLine: number | undefined;
+  events: RunEvent[];
+}
+
+export function foldJournal(runId: string, read: JournalRead): RunState | undefined {
+  const first = read.events[0];
+  if (!first || first.event !== 'run-start') return undefined;
+  const state: RunState = {
+    runId,
+    start: first,
+    lastStart: first,
+    finished: new Map(),
+    inFlight: new Set(),
+    failed: false,
+    rollbackStarted: false,
+    rollbackFinished: new Map(),
+    rollbackFailed: false,
+    end: undefined,
+    tornAtLine: read.tornAtLine,
+    events: read.events,
+  };
+  for (const e of read.events) {
+    switch (e.event) {
+      case 'run-start':
+        state.lastStart = e;
+        state.end = undefined;
+        break;
+      case 'start':
+        state.inFlight.add(`${e.phase}:${e.step}`);
+        break;
+      case 'ok':
+      case 'fail':
+      case 'skip': {
+        state.inFlight.delete(`${e.phase}:${e.step}`);
+        const outcome: StepOutcome = e.event === 'ok' ? 'success' : e.event === 'fail' ? 'failure' : 'skipped';
+        const record = { outcome, outputs: e.event === 'skip' ? {} : (e.outputs ?? {}) };
+        (e.phase === 'main' ? state.finished : state.rollbackFinished).set(e.step, record);
+        if (e.event === 'fail' && !e.continued) {
+          if (e.phase === 'main') state.failed = true;
+          else state.rollbackFailed = true;
+        }
+        break;
+      }
+      case 'rollback':
+        state.rollbackStarted = true;
+        break;
+      case 'run-end':
+        state.end = e;
+        break;
+      default:
+        break;
+    }
+  }
+  return state;
+}
+
+export function loadRun(stateDir: string, runId: string): RunState | undefined {
+  const path = join(runDir(stateDir, runId), JOURNAL_FILE);
+  let read: JournalRead;
+  try {
+    read = readJournal(path);
+  } catch {
+    return undefined;
+  }
+  return foldJournal(runId, read);
+}
+
+/** Every run in the state dir, oldest first. */
+export function listRuns(stateDir: string): RunState[] {
+  let ids: string[];
+  try {
+    ids = readdirSync(runsDir(stateDir));
+  } catch {
+    return [];
+  }
+  return ids
+    .map((id) => loadRun(stateDir, id))
+    .filter((r): r is RunState => r !== undefined)
+    .sort((a, b) => a.start.ts.localeCompare(b.start.ts) || a.runId.localeCompare(b.runId));
+}
+
+/** Whether `--resume` can continue the run: it never ended, or ended interrupted. */
+export function isResumable(state: RunState): boolean {
+  return state.end === undefined || state.end.outcome === 'interrupted';
+}

@@ -1,0 +1,102 @@
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { LockHeldError } from '../errors.js';
+
+export interface LockHolder {
+  pid: number;
+  runId: string;
+  host: string;
+  playbook: string;
+  since: string;
+}
+
+export function isPidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readHolder(path: string): LockHolder | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
+    if (typeof parsed.pid !== 'number' || typeof parsed.runId !== 'string') return undefined;
+    return {
+      pid: parsed.pid,
+      runId: parsed.runId,
+      host: parsed.host ?? '?',
+      playbook: parsed.playbook ?? '?',
+      since: parsed.since ?? '?',
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An exclusive lock file (O_EXCL) naming its holder. A lock whose holder pid is dead on this host
+ * is stale and taken over; a live holder is named in the error.
+ */
+export class RunLock {
+  private held = false;
+
+  private constructor(
+    readonly path: string,
+    readonly holder: LockHolder,
+  ) {}
+
+  static acquire(path: string, holder: Omit<LockHolder, 'host' | 'since'>): RunLock {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const me: LockHolder = { ...holder, host: hostname(), since: new Date().toISOString() };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fd = openSync(path, 'wx', 0o600);
+        writeSync(fd, `${JSON.stringify(me)}\n`);
+        closeSync(fd);
+        const lock = new RunLock(path, me);
+        lock.held = true;
+        return lock;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const other = readHolder(path);
+      if (other && other.host === me.host && isPidAlive(other.pid) && other.pid !== process.pid) {
+        throw new LockHeldError(
+          `${path}: locked by run ${other.runId} (pid ${other.pid}, since ${other.since}); wait for it or stop it first`,
+        );
+      }
+      if (other && other.host !== me.host) {
+        throw new LockHeldError(
+          `${path}: locked by run ${other.runId} on host ${other.host} (pid ${other.pid}); remove the file only if that run is gone`,
+        );
+      }
+      // Stale (dead pid, or unreadable half-written file): move it aside atomically, then retry O_EXCL.
+      const aside = `${path}.stale-${process.pid}`;
+      try {
+        renameSync(path, aside);
+        unlinkSync(aside);
+      } catch {
+        // another process took it over first; the next O_EXCL attempt decides
+      }
+    }
+    throw new LockHeldError(`${path}: could not take the lock (contended)`);
+  }
+
+  /** Remove the lock if it is still ours. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    const current = readHolder(this.path);
+    if (current && current.pid === this.holder.pid && current.runId === this.holder.runId) {
+      try {
+        unlinkSync(this.path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

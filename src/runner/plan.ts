@@ -1,0 +1,110 @@
+import { type Reference, type Value } from '../playbook/expressions.js';
+import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
+import { stepKind } from '../steps/registry.js';
+import type { Redactor } from '../util/redact.js';
+import type { RunState } from './journal.js';
+import { interpolateDeep, type ResolvedVars } from './scope.js';
+
+export type PlanStepStatus = 'pending' | 'done' | 'manual' | 'rerun';
+
+export interface PlanStep {
+  id: string;
+  uses: string;
+  name: string | null;
+  description: string;
+  condition: string | null;
+  timeoutMs: number | null;
+  retries: number;
+  continueOnError: boolean;
+  status: PlanStepStatus;
+}
+
+/** What a run would do: pure data, printed by `plan` and `run --dry-run`. */
+export interface Plan {
+  playbook: string;
+  file: string;
+  sha256: string;
+  incident: string | null;
+  rto: string | null;
+  resumeOf: string | null;
+  fromStep: string | null;
+  timeScale: number;
+  steps: PlanStep[];
+  rollback: PlanStep[];
+}
+
+export interface PlanOptions {
+  vars: ResolvedVars;
+  env: NodeJS.ProcessEnv;
+  redactor: Redactor;
+  timeScale: number;
+  fromStep?: string | undefined;
+  resume?: RunState | undefined;
+}
+
+/** Describe a step with every value that can be known before the run filled in. */
+export function describeStep(step: RuntimeStep, opts: PlanOptions, playbookDir: string): string {
+  const kind = stepKind(step.uses);
+  const placeholder = (ref: Reference): Value => {
+    switch (ref.kind) {
+      case 'var':
+        return opts.vars.secretNames.has(ref.name) ? '***' : (opts.vars.values[ref.name] ?? `<vars.${ref.name}>`);
+      case 'env':
+        return opts.env[ref.name] ?? `<env.${ref.name}>`;
+      case 'step-output':
+        return `<steps.${ref.step}.outputs.${ref.name}>`;
+      case 'step-outcome':
+        return `<steps.${ref.step}.outcome>`;
+    }
+  };
+  const filled = interpolateDeep(step.with, placeholder);
+  const parsed = kind.with.safeParse(filled);
+  const ctx = { playbookDir, timeScale: opts.timeScale };
+  return opts.redactor.text(kind.describe(parsed.success ? parsed.data : step.with, ctx));
+}
+
+function conditionText(pb: LoadedPlaybook, step: RuntimeStep, phase: 'steps' | 'rollback', index: number): string | null {
+  const src = phase === 'steps' ? pb.spec.steps[index]?.if : pb.spec.rollback?.[index]?.if;
+  return src ?? null;
+}
+
+export function buildPlan(pb: LoadedPlaybook, opts: PlanOptions): Plan {
+  const fromIndex = opts.fromStep === undefined ? 0 : pb.steps.findIndex((s) => s.id === opts.fromStep);
+  const statusOf = (step: RuntimeStep, index: number): PlanStepStatus => {
+    if (opts.resume) {
+      if (opts.resume.finished.has(step.id)) return 'done';
+      if (opts.resume.inFlight.has(`main:${step.id}`)) return 'rerun';
+      return 'pending';
+    }
+    return index < fromIndex ? 'manual' : 'pending';
+  };
+  const toPlanStep = (step: RuntimeStep, index: number, phase: 'steps' | 'rollback'): PlanStep => ({
+    id: step.id,
+    uses: step.uses,
+    name: step.name ?? null,
+    description: describeStep(step, opts, pb.dir),
+    condition: conditionText(pb, step, phase, index),
+    timeoutMs: step.timeoutMs ?? null,
+    retries: step.retries,
+    continueOnError: step.continueOnError,
+    status:
+      phase === 'steps'
+        ? statusOf(step, index)
+        : opts.resume?.rollbackFinished.has(step.id)
+          ? 'done'
+          : 'pending',
+  });
+  return {
+    playbook: pb.spec.metadata.name,
+    file: pb.file,
+    sha256: pb.sha256,
+    incident: pb.spec.metadata.incident ?? null,
+    rto: pb.spec.metadata.rto ?? null,
+    resumeOf: opts.resume?.runId ?? null,
+    fromStep: opts.fromStep ?? null,
+    timeScale: opts.timeScale,
+    steps: pb.steps.map((s, i) => toPlanStep(s, i, 'steps')),
+    rollback: pb.rollback.map((s, i) => toPlanStep(s, i, 'rollback')),
+  };
+}
+

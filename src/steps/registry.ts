@@ -1,0 +1,37 @@
+import type { z } from 'zod';
+import type { PlaybookStep } from '../playbook/schema.js';
+import { execStep } from './exec.js';
+import { gateApproveStep } from './gate-approve.js';
+import { httpStep } from './http.js';
+import { notifyStep } from './notify.js';
+import type { DescribeContext, StepContext, StepKind, StepResult } from './types.js';
+import { waitStep } from './wait.js';
+
+export type Uses = PlaybookStep['uses'];
+
+type Registry = { [K in Uses]: StepKind<z.ZodType<Extract<PlaybookStep, { uses: K }>['with']>> };
+
+/** Every step kind of the playbook schema; a kind without a handler here does not compile. */
+export const registry = {
+  exec: execStep,
+  http: httpStep,
+  wait: waitStep,
+  notify: notifyStep,
+  'gate.approve': gateApproveStep,
+} satisfies Registry;
+
+/** A step kind with its `with` type erased, for code that handles every kind alike. */
+export interface ErasedStepKind {
+  readonly uses: string;
+  readonly with: z.ZodType;
+  describe(w: unknown, ctx: DescribeContext): string;
+  run(w: unknown, ctx: StepContext): Promise<StepResult>;
+}
+
+/**
+ * The kind for `uses`. The cast is sound because callers pass `describe`/`run` only a value that the
+ * same kind's `with` schema has just parsed.
+ */
+export function stepKind(uses: Uses): ErasedStepKind {
+  return registry[uses] as unknown as ErasedStepKind;
+}

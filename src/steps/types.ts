@@ -1,0 +1,79 @@
+import type { z } from 'zod';
+import type { Clock } from '../util/clock.js';
+
+export type OutputValue = string | number | boolean | null;
+export type StepOutputs = Record<string, OutputValue>;
+
+/** A check inside a step (a smoke-test case, a gate evaluation), reported as its own JUnit test case. */
+export interface StepCheck {
+  name: string;
+  ok: boolean;
+  message?: string;
+  durationMs?: number;
+}
+
+/** Expected outcomes of a step come back as values; exceptions are for bugs. */
+export type StepResult =
+  | { ok: true; outputs: StepOutputs; checks?: StepCheck[] }
+  | { ok: false; error: string; outputs?: StepOutputs; checks?: StepCheck[] };
+
+export interface ApprovalAnswer {
+  approved: boolean;
+  /** Who or what answered: `--yes`, `tty:<user>`, `rehearsal`. */
+  by: string;
+  /** Why no answer could be had (no TTY); set only when not approved for that reason. */
+  unavailable?: string;
+}
+
+export interface Approver {
+  approve(message: string, signal: AbortSignal): Promise<ApprovalAnswer>;
+}
+
+/** What a running step may touch: every side effect goes through here or the step's own `with`. */
+export interface StepContext {
+  runId: string;
+  playbookName: string;
+  stepId: string;
+  attempt: number;
+  signal: AbortSignal;
+  clock: Clock;
+  /** Multiplies waits and bake times; 1 for a real run, smaller in rehearsal. */
+  timeScale: number;
+  /** Directory of the playbook file: relative paths in `with` resolve against it. */
+  playbookDir: string;
+  runDir: string;
+  approver: Approver;
+  /** A progress update for the renderers and the journal. */
+  progress(message: string, data?: Record<string, OutputValue>): void;
+  /** A result line for stdout (e.g. `notify` on the stdout channel). */
+  emitResult(text: string): void;
+}
+
+export interface DescribeContext {
+  playbookDir: string;
+  timeScale: number;
+}
+
+/** A step kind: its `with` schema, its dry-run description and its action. */
+export interface StepKind<W extends z.ZodType> {
+  readonly uses: string;
+  readonly with: W;
+  /** One line for the plan, with resolved values; never has side effects. */
+  describe(w: z.output<W>, ctx: DescribeContext): string;
+  /** Do the work; safe to call again after an interruption (checks before it acts). */
+  run(w: z.output<W>, ctx: StepContext): Promise<StepResult>;
+}
+
+export function defineStep<W extends z.ZodType>(kind: StepKind<W>): StepKind<W> {
+  return kind;
+}
+
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) {
+    const cause = (e as Error & { cause?: unknown }).cause;
+    return cause instanceof Error && cause.message && !e.message.includes(cause.message)
+      ? `${e.message}: ${cause.message}`
+      : e.message;
+  }
+  return String(e);
+}

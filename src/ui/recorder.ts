@@ -1,0 +1,104 @@
+import type { EventSink, Phase, RunEvent, RunOutcome, StepOutcome } from '../runner/events.js';
+import type { StepCheck } from '../steps/types.js';
+
+export interface StepSummary {
+  id: string;
+  phase: Phase;
+  uses: string;
+  outcome: StepOutcome | 'interrupted' | 'restored';
+  durationMs: number;
+  attempts: number;
+  error: string | undefined;
+  detail: string | undefined;
+  checks: StepCheck[];
+}
+
+/** Collects a run's step results as they happen, for the summary table and JUnit. */
+export class RunRecorder implements EventSink {
+  readonly steps: StepSummary[] = [];
+  runId = '';
+  playbook = '';
+  startedAt = '';
+  outcome: RunOutcome | undefined;
+  summary = '';
+  durationMs = 0;
+  private readonly running = new Map<string, { uses: string; ts: string }>();
+
+  write(e: RunEvent): void {
+    switch (e.event) {
+      case 'run-start':
+        this.runId = e.run;
+        this.playbook = e.playbook;
+        this.startedAt ||= e.ts;
+        return;
+      case 'start':
+        this.running.set(`${e.phase}:${e.step}`, { uses: e.uses, ts: e.ts });
+        return;
+      case 'ok':
+      case 'fail':
+        this.running.delete(`${e.phase}:${e.step}`);
+        this.steps.push({
+          id: e.step,
+          phase: e.phase,
+          uses: e.uses,
+          outcome: e.event === 'ok' ? 'success' : 'failure',
+          durationMs: e.durationMs,
+          attempts: e.attempts,
+          error: e.event === 'fail' ? e.error : undefined,
+          detail: e.event === 'fail' && e.continued ? 'continueOnError' : undefined,
+          checks: e.checks ?? [],
+        });
+        return;
+      case 'skip':
+        this.steps.push({
+          id: e.step,
+          phase: e.phase,
+          uses: e.uses,
+          outcome: 'skipped',
+          durationMs: 0,
+          attempts: 0,
+          error: undefined,
+          detail: e.detail,
+          checks: [],
+        });
+        return;
+      case 'restored':
+        this.steps.push({
+          id: e.step,
+          phase: e.phase,
+          uses: '',
+          outcome: 'restored',
+          durationMs: 0,
+          attempts: 0,
+          error: undefined,
+          detail: `${e.outcome} in an earlier attempt`,
+          checks: [],
+        });
+        return;
+      case 'interrupted':
+        if (e.step) {
+          const key = [...this.running.keys()].find((k) => k.endsWith(`:${e.step}`));
+          const running = key ? this.running.get(key) : undefined;
+          this.steps.push({
+            id: e.step,
+            phase: key?.startsWith('rollback:') ? 'rollback' : 'main',
+            uses: running?.uses ?? '',
+            outcome: 'interrupted',
+            durationMs: running ? Date.parse(e.ts) - Date.parse(running.ts) : 0,
+            attempts: 1,
+            error: `interrupted by ${e.signal}`,
+            detail: undefined,
+            checks: [],
+          });
+        }
+        return;
+      case 'run-end':
+        this.outcome = e.outcome;
+        this.summary = e.summary;
+        this.durationMs = e.durationMs;
+        return;
+      default:
+        return;
+    }
+  }
+}
