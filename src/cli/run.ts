@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { Interrupted, RollbackFailed, StepFailed, UsageError } from '../errors.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { InputError, Interrupted, RollbackFailed, StepFailed, UsageError } from '../errors.js';
 import { formatDuration } from '../playbook/duration.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import type { EventSink } from '../runner/events.js';
@@ -95,6 +95,15 @@ function printPlan(plan: Plan, json: boolean): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+function writeJunit(path: string, xml: string): void {
+  try {
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+    writeFileSync(path, xml);
+  } catch (e) {
+    throw new InputError(`--junit ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
 export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const pb = await loadPlaybook(file);
   const stateDir = resolve(flags.stateDir);
@@ -180,7 +189,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     await sink.close();
     lock.release();
   }
-  if (flags.junit) writeFileSync(flags.junit, junitXml([recorder]));
+  if (flags.junit) writeJunit(flags.junit, junitXml([recorder]));
   if (!flags.json) process.stdout.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(process.stdout)));
   switch (result.outcome) {
     case 'success':
