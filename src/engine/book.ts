@@ -1,0 +1,177 @@
+/** A price-time-priority limit order book for one symbol. Pure: no I/O, integer prices and quantities. */
+
+export type Side = 'buy' | 'sell';
+
+export interface RestingOrder {
+  readonly id: number;
+  readonly account: string;
+  readonly side: Side;
+  readonly price: number;
+  remaining: number;
+}
+
+interface Level {
+  readonly price: number;
+  orders: RestingOrder[];
+  head: number;
+  /** Orders still resting at this level. */
+  live: number;
+  qty: number;
+}
+
+class BookSide {
+  /** Best first: descending for bids, ascending for asks. */
+  readonly prices: number[] = [];
+  readonly levels = new Map<number, Level>();
+  constructor(private readonly descending: boolean) {}
+
+  private better(a: number, b: number): boolean {
+    return this.descending ? a > b : a < b;
+  }
+
+  /** Index where `price` is or would be inserted. */
+  private indexOf(price: number): number {
+    let lo = 0;
+    let hi = this.prices.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.better(this.prices[mid] as number, price)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  level(price: number): Level {
+    let l = this.levels.get(price);
+    if (!l) {
+      l = { price, orders: [], head: 0, live: 0, qty: 0 };
+      this.levels.set(price, l);
+      this.prices.splice(this.indexOf(price), 0, price);
+    }
+    return l;
+  }
+
+  removeLevel(price: number): void {
+    this.levels.delete(price);
+    const i = this.indexOf(price);
+    if (this.prices[i] === price) this.prices.splice(i, 1);
+  }
+
+  best(): Level | undefined {
+    const p = this.prices[0];
+    return p === undefined ? undefined : this.levels.get(p);
+  }
+}
+
+export class OrderBook {
+  private readonly bids = new BookSide(true);
+  private readonly asks = new BookSide(false);
+  private readonly byId = new Map<number, RestingOrder>();
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  bestBid(): number | undefined {
+    return this.bids.prices[0];
+  }
+
+  bestAsk(): number | undefined {
+    return this.asks.prices[0];
+  }
+
+  get(id: number): RestingOrder | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Would an order on `side` at `price` trade immediately? */
+  crosses(side: Side, price: number): boolean {
+    const best = side === 'buy' ? this.bestAsk() : this.bestBid();
+    return best !== undefined && (side === 'buy' ? price >= best : price <= best);
+  }
+
+  /** Rest an order at the back of its price level. The caller has matched it first. */
+  add(order: RestingOrder): void {
+    if (order.remaining <= 0) return;
+    const level = (order.side === 'buy' ? this.bids : this.asks).level(order.price);
+    level.orders.push(order);
+    level.live++;
+    level.qty += order.remaining;
+    this.byId.set(order.id, order);
+  }
+
+  /**
+   * Match an incoming order against the opposite side, best price first, oldest first within a price.
+   * `limit` undefined means a market order. Returns the quantity left unfilled.
+   */
+  match(side: Side, limit: number | undefined, qty: number, onFill: (maker: RestingOrder, qty: number, price: number) => void): number {
+    const opposite = side === 'buy' ? this.asks : this.bids;
+    let left = qty;
+    while (left > 0) {
+      const level = opposite.best();
+      if (!level) break;
+      if (limit !== undefined && (side === 'buy' ? level.price > limit : level.price < limit)) break;
+      while (left > 0 && level.head < level.orders.length) {
+        const maker = level.orders[level.head] as RestingOrder;
+        if (maker.remaining === 0) {
+          level.head++;
+          continue;
+        }
+        const q = maker.remaining < left ? maker.remaining : left;
+        maker.remaining -= q;
+        level.qty -= q;
+        left -= q;
+        if (maker.remaining === 0) {
+          level.head++;
+          level.live--;
+          this.byId.delete(maker.id);
+        }
+        onFill(maker, q, level.price);
+      }
+      if (level.live === 0) opposite.removeLevel(level.price);
+      else if (level.head > 64 && level.head * 2 > level.orders.length) {
+        level.orders = level.orders.slice(level.head);
+        level.head = 0;
+      }
+    }
+    return left;
+  }
+
+  /** Remove a resting order; returns it (with what was left) or undefined when it is not resting. */
+  cancel(id: number): RestingOrder | undefined {
+    const order = this.byId.get(id);
+    if (!order) return undefined;
+    this.byId.delete(id);
+    const side = order.side === 'buy' ? this.bids : this.asks;
+    const level = side.levels.get(order.price);
+    if (level) {
+      level.qty -= order.remaining;
+      level.live--;
+      if (level.live === 0) side.removeLevel(order.price);
+    }
+    const removed = { ...order };
+    order.remaining = 0;
+    return removed;
+  }
+
+  /** Aggregated depth, best first. */
+  depth(side: Side, levels = 10): { price: number; qty: number; orders: number }[] {
+    const s = side === 'buy' ? this.bids : this.asks;
+    return s.prices.slice(0, levels).map((p) => {
+      const l = s.levels.get(p) as Level;
+      return { price: p, qty: l.qty, orders: l.live };
+    });
+  }
+
+  /** Every resting order in priority order per side (for snapshots and checks). */
+  *resting(side: Side): Generator<RestingOrder> {
+    const s = side === 'buy' ? this.bids : this.asks;
+    for (const p of s.prices) {
+      const l = s.levels.get(p) as Level;
+      for (let i = l.head; i < l.orders.length; i++) {
+        const o = l.orders[i] as RestingOrder;
+        if (o.remaining > 0) yield o;
+      }
+    }
+  }
+}

@@ -1,0 +1,453 @@
+import { OrderBook, type RestingOrder, type Side } from './book.js';
+import { abs, bpsOf, MONEY_DECIMALS, notional, parseFixed, RATE_ONE } from './fixed.js';
+import { INSTRUMENTS, SYMBOLS, MAKER_FEE_BPS, TAKER_FEE_BPS, type Asset, type Symbol } from './instruments.js';
+import type {
+  Account,
+  Command,
+  MarginMode,
+  Order,
+  OrderRequest,
+  OrderRequestJson,
+  OrderResult,
+  Phase,
+  Position,
+  RejectReason,
+} from './types.js';
+
+/** System accounts: where deposits come from, where fees go, and the liquidation backstop. */
+export const EXTERNAL = '@external';
+export const FEES = '@fees';
+export const INSURANCE = '@insurance';
+export const SYSTEM_ACCOUNTS = [EXTERNAL, FEES, INSURANCE] as const;
+
+export function orderIdOf(num: number): string {
+  return String(num).padStart(12, '0');
+}
+
+export interface FundingRecord {
+  symbol: Symbol;
+  intervalStart: number;
+  rate: bigint;
+  markPrice: number;
+  /** Paid by longs (rate > 0) or by shorts (rate < 0). */
+  paid: bigint;
+  /** Received by the other side; equal to `paid` to the unit. */
+  received: bigint;
+}
+
+/** Hooks the runtime uses to learn what changed (margin recalculation, metrics). */
+export interface ExchangeHooks {
+  accountTouched?(account: string): void;
+  fill?(symbol: Symbol, price: number, qty: number): void;
+}
+
+/**
+ * The exchange as a deterministic state machine: `apply(command)` is the only way state changes, so
+ * replaying the WAL rebuilds it exactly. `decideOrder` checks an order against the current state and
+ * gives the command to log, or the rejection.
+ */
+export class Exchange {
+  phase: Phase = 'halted';
+  reason: string | null = null;
+  admissionWeight = 100;
+  readonly accounts = new Map<string, Account>();
+  readonly orders = new Map<string, Order>();
+  readonly books = new Map<Symbol, OrderBook>();
+  readonly marks = new Map<Symbol, number>();
+  feedStep = 0;
+  nextOrderNum = 1;
+  lastTs = 0;
+  readonly funding = new Map<string, FundingRecord>();
+  /** Mark prices recorded at each funding boundary not yet settled, for recomputing missed intervals. */
+  readonly boundaryMarks = new Map<number, Partial<Record<Symbol, number>>>();
+  hooks: ExchangeHooks = {};
+
+  constructor(readonly fundingIntervalMs: number) {
+    for (const s of SYMBOLS) {
+      this.books.set(s, new OrderBook());
+      this.marks.set(s, INSTRUMENTS[s].basePrice);
+    }
+    for (const id of SYSTEM_ACCOUNTS) this.account(id);
+  }
+
+  account(id: string): Account {
+    let a = this.accounts.get(id);
+    if (!a) {
+      a = { id, balances: { USDT: 0n, USDC: 0n }, positions: new Map(), openOrders: new Set() };
+      this.accounts.set(id, a);
+    }
+    return a;
+  }
+
+  book(symbol: Symbol): OrderBook {
+    return this.books.get(symbol) as OrderBook;
+  }
+
+  mark(symbol: Symbol): number {
+    return this.marks.get(symbol) as number;
+  }
+
+  // ---- margin arithmetic (pure reads) ----
+
+  /** Unified cross equity: both stablecoins at par plus the unrealized PnL of cross positions. */
+  crossEquity(a: Account): bigint {
+    let eq = a.balances.USDT + a.balances.USDC;
+    for (const [sym, p] of a.positions) if (p.mode === 'cross' && p.qty !== 0) eq += BigInt(p.qty) * BigInt(this.mark(sym)) - p.cost;
+    return eq;
+  }
+
+  crossMaintenance(a: Account): bigint {
+    let mm = 0n;
+    for (const [sym, p] of a.positions) {
+      if (p.mode === 'cross' && p.qty !== 0) mm += bpsOf(notional(this.mark(sym), Math.abs(p.qty)), INSTRUMENTS[sym].maintenanceMarginBps);
+    }
+    return mm;
+  }
+
+  /** Initial margin held by cross positions and by every open order. */
+  initialMarginUsed(a: Account): bigint {
+    let im = 0n;
+    for (const [sym, p] of a.positions) {
+      if (p.mode === 'cross' && p.qty !== 0) im += bpsOf(notional(this.mark(sym), Math.abs(p.qty)), INSTRUMENTS[sym].initialMarginBps);
+    }
+    for (const id of a.openOrders) {
+      const o = this.orders.get(id) as Order;
+      if (o.reduceOnly) continue;
+      im += bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps);
+    }
+    return im;
+  }
+
+  available(a: Account): bigint {
+    return this.crossEquity(a) - this.initialMarginUsed(a);
+  }
+
+  /** Is the account (cross) or one of its isolated positions below maintenance margin? */
+  belowMaintenance(accountId: string): { cross: boolean; isolated: Symbol[] } {
+    const a = this.accounts.get(accountId);
+    const out = { cross: false, isolated: [] as Symbol[] };
+    if (!a || accountId.startsWith('@')) return out;
+    const mm = this.crossMaintenance(a);
+    out.cross = mm > 0n && this.crossEquity(a) < mm;
+    for (const [sym, p] of a.positions) {
+      if (p.mode !== 'isolated' || p.qty === 0) continue;
+      const eq = p.isolatedMargin + BigInt(p.qty) * BigInt(this.mark(sym)) - p.cost;
+      if (eq < bpsOf(notional(this.mark(sym), Math.abs(p.qty)), INSTRUMENTS[sym].maintenanceMarginBps)) out.isolated.push(sym);
+    }
+    return out;
+  }
+
+  // ---- decisions (read state, return a command or a rejection) ----
+
+  decideOrder(req: OrderRequest, ts: number): { command: Command } | { reject: RejectReason; message: string } {
+    const inst = INSTRUMENTS[req.symbol];
+    const reject = (reason: RejectReason, message: string) => ({ reject: reason, message });
+    if (this.phase === 'halted') return reject('PHASE_HALTED', `trading is halted${this.reason ? `: ${this.reason}` : ''}`);
+    if (this.phase === 'cancel-only') return reject('PHASE_CANCEL_ONLY', 'only cancels are accepted');
+    if (this.phase === 'post-only' && !(req.type === 'limit' && req.postOnly)) return reject('PHASE_POST_ONLY', 'only post-only limit orders are accepted');
+    const a = this.accounts.get(req.account);
+    if (!a || req.account.startsWith('@')) return reject('UNKNOWN_ACCOUNT', `no account ${req.account}: deposit first`);
+    if (req.qty <= 0 || req.qty % inst.lotSize !== 0) return reject('INVALID', `qty must be a positive multiple of the lot size`);
+    if (req.type === 'limit') {
+      if (req.price === undefined || req.price <= 0 || req.price % inst.tickSize !== 0) return reject('INVALID', 'price must be a positive multiple of the tick size');
+    } else if (req.price !== undefined) {
+      return reject('INVALID', 'a market order has no price');
+    } else if (req.postOnly) {
+      return reject('INVALID', 'a market order cannot be post-only');
+    }
+    const pos = a.positions.get(req.symbol);
+    if (pos && pos.qty !== 0 && pos.mode !== req.marginMode) return reject('MARGIN_MODE_CONFLICT', `the ${req.symbol} position is ${pos.mode}`);
+    const signed = req.side === 'buy' ? req.qty : -req.qty;
+    if (req.reduceOnly) {
+      const q = pos?.qty ?? 0;
+      if (q === 0 || Math.sign(q) === Math.sign(signed) || Math.abs(signed) > Math.abs(q)) return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
+    }
+    const book = this.book(req.symbol);
+    if (req.postOnly && req.price !== undefined && book.crosses(req.side, req.price)) return reject('POST_ONLY_WOULD_TAKE', 'the order would trade immediately');
+    if (!req.reduceOnly) {
+      const price = req.price ?? this.mark(req.symbol);
+      const size = notional(price, req.qty);
+      const required = bpsOf(size, inst.initialMarginBps) + bpsOf(size, TAKER_FEE_BPS);
+      if (this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
+    }
+    const json: OrderRequestJson = { ...req, price: req.price ?? null };
+    return { command: { op: 'order', ts, num: this.nextOrderNum, req: json } };
+  }
+
+  // ---- the state machine ----
+
+  apply(c: Command): OrderResult | undefined {
+    this.lastTs = Math.max(this.lastTs, c.ts);
+    switch (c.op) {
+      case 'deposit': {
+        const amount = parseFixed(c.amount, MONEY_DECIMALS);
+        this.account(EXTERNAL).balances[c.asset] -= amount;
+        this.account(c.account).balances[c.asset] += amount;
+        this.hooks.accountTouched?.(c.account);
+        return undefined;
+      }
+      case 'order':
+        return this.applyOrder(c.num, c.req, c.ts);
+      case 'cancel': {
+        this.cancelOrder(c.id);
+        return undefined;
+      }
+      case 'marks': {
+        this.feedStep = c.step;
+        for (const s of SYMBOLS) {
+          const p = c.prices[s];
+          if (p !== undefined) this.marks.set(s, p);
+        }
+        const boundary = Math.floor(c.ts / this.fundingIntervalMs) * this.fundingIntervalMs;
+        if (!this.boundaryMarks.has(boundary)) this.boundaryMarks.set(boundary, Object.fromEntries(this.marks));
+        if (this.hooks.accountTouched) {
+          for (const a of this.accounts.values()) {
+            for (const [sym, p] of a.positions) if (p.qty !== 0 && c.prices[sym] !== undefined && !a.id.startsWith('@')) this.hooks.accountTouched(a.id);
+          }
+        }
+        return undefined;
+      }
+      case 'liquidate':
+        this.liquidate(c.account, c.symbol);
+        return undefined;
+      case 'funding':
+        this.settleFunding(c.symbol, c.intervalStart, parseFixed(c.rate, 8), c.markPrice);
+        return undefined;
+      case 'phase':
+        this.phase = c.phase;
+        this.reason = c.reason;
+        return undefined;
+      case 'admission':
+        this.admissionWeight = c.weight;
+        return undefined;
+      case 'module':
+        return undefined;
+    }
+  }
+
+  private applyOrder(num: number, req: OrderRequestJson, ts: number): OrderResult {
+    const id = orderIdOf(num);
+    this.nextOrderNum = Math.max(this.nextOrderNum, num + 1);
+    const order: Order = {
+      id,
+      num,
+      account: req.account,
+      symbol: req.symbol,
+      side: req.side,
+      type: req.type,
+      price: req.price ?? 0,
+      qty: req.qty,
+      filled: 0,
+      filledNotional: 0n,
+      status: 'open',
+      ts,
+      tif: req.tif,
+      postOnly: req.postOnly,
+      reduceOnly: req.reduceOnly,
+      marginMode: req.marginMode,
+      clientOrderId: req.clientOrderId,
+    };
+    this.orders.set(id, order);
+    const book = this.book(req.symbol);
+    const left = book.match(req.side, req.type === 'market' ? undefined : order.price, order.qty, (maker, qty, price) => {
+      this.fill(order, maker, qty, price);
+    });
+    if (left > 0 && req.type === 'limit' && req.tif === 'GTC') {
+      book.add({ id: num, account: order.account, side: order.side, price: order.price, remaining: left });
+      this.account(order.account).openOrders.add(id);
+      order.status = order.filled > 0 ? 'partially_filled' : 'open';
+    } else {
+      order.status = left === 0 ? 'filled' : 'canceled';
+    }
+    this.hooks.accountTouched?.(order.account);
+    return { id, status: order.status, filled: order.filled, avgPrice: avgPriceOf(order) };
+  }
+
+  private fill(taker: Order, maker: RestingOrder, qty: number, price: number): void {
+    const makerOrder = this.orders.get(orderIdOf(maker.id)) as Order;
+    const inst = INSTRUMENTS[taker.symbol];
+    const size = notional(price, qty);
+    for (const [o, feeBps] of [
+      [taker, TAKER_FEE_BPS],
+      [makerOrder, MAKER_FEE_BPS],
+    ] as const) {
+      o.filled += qty;
+      o.filledNotional += size;
+      const acct = this.account(o.account);
+      const fee = bpsOf(size, feeBps);
+      acct.balances[inst.settleAsset] -= fee;
+      this.account(FEES).balances[inst.settleAsset] += fee;
+      this.trade(acct, taker.symbol, o.side === 'buy' ? qty : -qty, price, o.marginMode);
+    }
+    if (maker.remaining === 0) {
+      makerOrder.status = 'filled';
+      this.account(makerOrder.account).openOrders.delete(makerOrder.id);
+    } else {
+      makerOrder.status = 'partially_filled';
+    }
+    this.hooks.accountTouched?.(makerOrder.account);
+    this.hooks.fill?.(taker.symbol, price, qty);
+  }
+
+  /** Move `q` (signed) at `price` into an account's position, realizing PnL on the part that closes. */
+  trade(acct: Account, symbol: Symbol, q: number, price: number, mode: MarginMode): void {
+    const inst = INSTRUMENTS[symbol];
+    let pos = acct.positions.get(symbol);
+    if (!pos) {
+      pos = { qty: 0, cost: 0n, mode, isolatedMargin: 0n };
+      acct.positions.set(symbol, pos);
+    }
+    if (pos.qty === 0) pos.mode = mode;
+    const settle = (amount: bigint): void => {
+      if (pos.mode === 'isolated') pos.isolatedMargin += amount;
+      else acct.balances[inst.settleAsset] += amount;
+    };
+    let open = q;
+    if (pos.qty !== 0 && Math.sign(pos.qty) !== Math.sign(q)) {
+      const closeQty = Math.abs(q) < Math.abs(pos.qty) ? q : -pos.qty;
+      // The closed share of the cost, exactly consistent with pos.cost so the ledger balances to the unit.
+      const removed = (pos.cost * BigInt(Math.abs(closeQty))) / BigInt(Math.abs(pos.qty));
+      const realized = -(BigInt(closeQty) * BigInt(price)) - removed;
+      pos.qty += closeQty;
+      pos.cost -= removed;
+      settle(realized);
+      open = q - closeQty;
+      if (pos.qty === 0 && pos.mode === 'isolated') {
+        acct.balances[inst.settleAsset] += pos.isolatedMargin;
+        pos.isolatedMargin = 0n;
+      }
+    }
+    if (open !== 0) {
+      if (pos.qty === 0) pos.mode = mode;
+      pos.qty += open;
+      pos.cost += BigInt(open) * BigInt(price);
+      if (pos.mode === 'isolated' && !acct.id.startsWith('@')) {
+        const im = bpsOf(notional(price, Math.abs(open)), inst.initialMarginBps);
+        acct.balances[inst.settleAsset] -= im;
+        pos.isolatedMargin += im;
+      }
+    }
+  }
+
+  cancelOrder(id: string): boolean {
+    const o = this.orders.get(id);
+    if (!o || (o.status !== 'open' && o.status !== 'partially_filled')) return false;
+    this.book(o.symbol).cancel(o.num);
+    o.status = 'canceled';
+    this.account(o.account).openOrders.delete(id);
+    return true;
+  }
+
+  /**
+   * Hand an account's cross positions (or one isolated position) to the insurance fund at the mark, after
+   * cancelling its open orders; the fund covers a negative balance so no account is left in debt.
+   */
+  private liquidate(accountId: string, symbol: Symbol | null): void {
+    const a = this.accounts.get(accountId);
+    if (!a) return;
+    const fund = this.account(INSURANCE);
+    for (const id of [...a.openOrders]) {
+      const o = this.orders.get(id) as Order;
+      if (symbol === null || o.symbol === symbol) this.cancelOrder(id);
+    }
+    for (const [sym, p] of a.positions) {
+      if (p.qty === 0) continue;
+      if (symbol === null ? p.mode !== 'cross' : sym !== symbol) continue;
+      const q = p.qty;
+      const mark = this.mark(sym);
+      this.trade(a, sym, -q, mark, p.mode);
+      this.trade(fund, sym, q, mark, 'cross');
+    }
+    for (const asset of ['USDT', 'USDC'] as Asset[]) {
+      // Unified margin: a deficit in one stablecoin is first met by the other, then by the fund.
+      const other: Asset = asset === 'USDT' ? 'USDC' : 'USDT';
+      if (a.balances[asset] < 0n && a.balances[other] > 0n) {
+        const move = a.balances[other] < -a.balances[asset] ? a.balances[other] : -a.balances[asset];
+        a.balances[other] -= move;
+        a.balances[asset] += move;
+      }
+      if (a.balances[asset] < 0n) {
+        fund.balances[asset] += a.balances[asset];
+        a.balances[asset] = 0n;
+      }
+    }
+    this.hooks.accountTouched?.(accountId);
+  }
+
+  /** Settle one funding interval for a symbol; payments net to exactly zero. */
+  private settleFunding(symbol: Symbol, intervalStart: number, rate: bigint, markPrice: number): void {
+    const key = fundingKey(symbol, intervalStart);
+    if (this.funding.has(key)) return;
+    const inst = INSTRUMENTS[symbol];
+    const payers: { a: Account; weight: bigint }[] = [];
+    const receivers: { a: Account; weight: bigint }[] = [];
+    for (const a of this.accounts.values()) {
+      const p = a.positions.get(symbol);
+      if (!p || p.qty === 0) continue;
+      const longPays = rate > 0n;
+      const isPayer = longPays ? p.qty > 0 : p.qty < 0;
+      (isPayer ? payers : receivers).push({ a, weight: BigInt(Math.abs(p.qty)) });
+    }
+    let paid = 0n;
+    let received = 0n;
+    if (rate !== 0n && payers.length > 0 && receivers.length > 0) {
+      const absRate = abs(rate);
+      for (const { a, weight } of payers) {
+        const amount = (notional(markPrice, Number(weight)) * absRate) / RATE_ONE;
+        a.balances[inst.settleAsset] -= amount;
+        paid += amount;
+      }
+      // Distribute exactly what was paid, pro rata by size, remainders to the largest fractions.
+      const total = receivers.reduce((s, r) => s + r.weight, 0n);
+      let given = 0n;
+      const shares = receivers.map((r) => {
+        const exact = paid * r.weight;
+        const base = exact / total;
+        given += base;
+        return { r, base, rem: exact % total };
+      });
+      shares.sort((x, y) => (x.rem === y.rem ? (x.r.a.id < y.r.a.id ? -1 : 1) : x.rem > y.rem ? -1 : 1));
+      let left = paid - given;
+      for (const s of shares) {
+        if (left === 0n) break;
+        s.base += 1n;
+        left -= 1n;
+      }
+      for (const s of shares) {
+        s.r.a.balances[inst.settleAsset] += s.base;
+        received += s.base;
+      }
+    }
+    this.funding.set(key, { symbol, intervalStart, rate, markPrice, paid, received });
+    this.boundaryMarks.delete(intervalStart + this.fundingIntervalMs);
+    for (const { a } of [...payers, ...receivers]) this.hooks.accountTouched?.(a.id);
+  }
+
+  /** Per asset: balances + isolated margins - position costs over every account; zero when nothing leaked. */
+  ledgerImbalance(): Record<Asset, bigint> {
+    const out: Record<Asset, bigint> = { USDT: 0n, USDC: 0n };
+    for (const a of this.accounts.values()) {
+      out.USDT += a.balances.USDT;
+      out.USDC += a.balances.USDC;
+      for (const [sym, p] of a.positions) out[INSTRUMENTS[sym].settleAsset] += p.isolatedMargin - p.cost;
+    }
+    return out;
+  }
+
+  openInterestImbalance(symbol: Symbol): number {
+    let q = 0;
+    for (const a of this.accounts.values()) q += a.positions.get(symbol)?.qty ?? 0;
+    return q;
+  }
+}
+
+export function fundingKey(symbol: Symbol, intervalStart: number): string {
+  return `${symbol}:${new Date(intervalStart).toISOString()}`;
+}
+
+export function avgPriceOf(o: Order): number | null {
+  if (o.filled === 0) return null;
+  return Number(o.filledNotional / BigInt(o.filled));
+}
+
+export type { Side };

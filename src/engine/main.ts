@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EngineRuntime } from './runtime.js';
+import { createControlServer } from './server.js';
+
+/** The futures engine process: `bin/futures-engine.js --data-dir DIR [--port 0] [--testnet] [--seed N]`. */
+
+function log(event: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), ...event })}\n`);
+}
+
+function die(message: string, code = 2): never {
+  log({ level: 'fatal', msg: message });
+  process.exit(code);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Only one engine per data dir: an O_EXCL lock file naming the pid; a dead holder's lock is stale. */
+function lockDataDir(dir: string): string {
+  const path = join(dir, 'engine.lock');
+  for (let i = 0; i < 2; i++) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return path;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) die(`data dir ${dir} is locked by engine pid ${pid}`);
+      unlinkSync(path);
+    }
+  }
+  return die(`could not lock ${dir}`);
+}
+
+function intOpt(v: string | undefined, name: string, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) die(`--${name} must be an integer >= ${min}`);
+  return n;
+}
+
+function durationOpt(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(v);
+  if (!m) return die(`--${name} must be a duration like 500ms, 30s, 8h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        'data-dir': { type: 'string' },
+        port: { type: 'string' },
+        testnet: { type: 'boolean' },
+        seed: { type: 'string' },
+        'feed-interval': { type: 'string' },
+        'funding-interval': { type: 'string' },
+        'queue-limit': { type: 'string' },
+        'snapshot-every': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    die((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(
+      'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--queue-limit 10000] [--snapshot-every 100000]\n',
+    );
+    return;
+  }
+  const dataDirArg = values['data-dir'];
+  if (typeof dataDirArg !== 'string' || dataDirArg === '') die('--data-dir DIR is required');
+  const dataDir = resolve(dataDirArg);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const port = intOpt(values.port as string | undefined, 'port', 0, 0);
+  if (port > 65535) die('--port must be 0..65535');
+  const lockPath = lockDataDir(dataDir);
+  const runtime = await EngineRuntime.open({
+    dataDir,
+    testnet: values.testnet === true,
+    seed: intOpt(values.seed as string | undefined, 'seed', 1, 0),
+    feedIntervalMs: durationOpt(values['feed-interval'] as string | undefined, 'feed-interval', 1000),
+    fundingIntervalMs: Math.max(1000, durationOpt(values['funding-interval'] as string | undefined, 'funding-interval', 8 * 3_600_000)),
+    queueLimit: intOpt(values['queue-limit'] as string | undefined, 'queue-limit', 10_000, 1),
+    drainIntervalMs: 5,
+    drainBudget: 2_000,
+    snapshotEvery: intOpt(values['snapshot-every'] as string | undefined, 'snapshot-every', 100_000, 0),
+    log,
+  });
+  const token = randomBytes(32).toString('hex');
+  const tokenPath = join(dataDir, 'control.token');
+  if (existsSync(tokenPath)) unlinkSync(tokenPath);
+  writeFileSync(tokenPath, `${token}\n`, { mode: 0o600 });
+  const server = createControlServer({
+    runtime,
+    token,
+    onCrash: () => {
+      log({ level: 'warn', msg: 'crash fault: exiting without flushing' });
+      process.kill(process.pid, 'SIGKILL');
+    },
+  });
+  runtime.onFatal((e) => {
+    log({ level: 'fatal', msg: 'WAL write failed', reason: e.message });
+    process.exit(70);
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, '127.0.0.1', () => res());
+  });
+  const address = server.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  runtime.start();
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log({ level: 'info', msg: 'stopping', signal });
+    server.close();
+    server.closeAllConnections();
+    void runtime
+      .close()
+      .then(() => {
+        try {
+          unlinkSync(lockPath);
+        } catch {
+          // already gone
+        }
+        process.exit(0);
+      })
+      .catch((e: Error) => die(`flush failed: ${e.message}`, 70));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  log({ level: 'info', msg: 'recovered', ...runtime.recovery, seq: runtime.seq });
+  process.stdout.write(`${JSON.stringify({ event: 'ready', url: `http://127.0.0.1:${boundPort}`, pid: process.pid, phase: runtime.ex.phase })}\n`);
+}

@@ -1,0 +1,279 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { avgPriceOf } from './exchange.js';
+import { DecimalError, fmtMoney, fmtPrice, fmtQty, MONEY_DECIMALS, parseFixed, parseUnits, PRICE_DECIMALS, QTY_DECIMALS } from './fixed.js';
+import { isAsset, isSymbol, INSTRUMENTS } from './instruments.js';
+import { EngineRefusal, type EngineRuntime } from './runtime.js';
+import { PHASES, type OrderRequest, type OrderResult, type Phase } from './types.js';
+
+const MAX_BODY = 1 << 20;
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+class BadRequest extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new BadRequest('request body over 1 MiB', 413);
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new BadRequest('body is not valid JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequest('body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+const ACCOUNT_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+function str(body: Record<string, unknown>, key: string, required = true): string | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) {
+    if (required) throw new BadRequest(`missing ${key}`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw new BadRequest(`${key} must be a string`);
+  return v;
+}
+
+function bool(body: Record<string, unknown>, key: string): boolean {
+  const v = body[key];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw new BadRequest(`${key} must be true or false`);
+  return v;
+}
+
+function decimal(text: string, decimals: number, key: string): number {
+  try {
+    return parseUnits(text, decimals);
+  } catch (e) {
+    throw new BadRequest(`${key}: ${e instanceof DecimalError ? e.message : 'not a decimal'}`);
+  }
+}
+
+export function parseOrderRequest(body: Record<string, unknown>): OrderRequest {
+  const account = str(body, 'account') as string;
+  if (!ACCOUNT_RE.test(account) || account.startsWith('@')) throw new BadRequest('account must be 1-64 of [A-Za-z0-9_.:-], not starting with @');
+  const symbol = str(body, 'symbol');
+  if (!isSymbol(symbol)) throw new BadRequest(`unknown symbol ${JSON.stringify(symbol)} (${Object.keys(INSTRUMENTS).join(', ')})`);
+  const side = str(body, 'side');
+  if (side !== 'buy' && side !== 'sell') throw new BadRequest('side must be buy or sell');
+  const type = str(body, 'type');
+  if (type !== 'limit' && type !== 'market') throw new BadRequest('type must be limit or market');
+  const priceText = str(body, 'price', false);
+  const price = priceText === undefined ? undefined : decimal(priceText, PRICE_DECIMALS, 'price');
+  const qty = decimal(str(body, 'qty') as string, QTY_DECIMALS, 'qty');
+  const tif = str(body, 'tif', false) ?? (type === 'market' ? 'IOC' : 'GTC');
+  if (tif !== 'GTC' && tif !== 'IOC') throw new BadRequest('tif must be GTC or IOC');
+  const marginMode = str(body, 'marginMode', false) ?? 'cross';
+  if (marginMode !== 'cross' && marginMode !== 'isolated') throw new BadRequest('marginMode must be cross or isolated');
+  const clientOrderId = str(body, 'clientOrderId', false) ?? null;
+  if (clientOrderId !== null && clientOrderId.length > 64) throw new BadRequest('clientOrderId is at most 64 characters');
+  return { account, symbol, side, type, price, qty, tif, postOnly: bool(body, 'postOnly'), reduceOnly: bool(body, 'reduceOnly'), marginMode, clientOrderId };
+}
+
+function orderAnswer(r: OrderResult): Record<string, unknown> {
+  return {
+    id: r.id,
+    status: r.status,
+    filled: fmtQty(r.filled),
+    avgPrice: r.avgPrice === null ? null : fmtPrice(r.avgPrice),
+    ...(r.reason ? { reason: r.reason } : {}),
+    ...(r.message ? { message: r.message } : {}),
+  };
+}
+
+function tokenMatches(header: string | undefined, token: Buffer): boolean {
+  if (!header?.startsWith('Bearer ')) return false;
+  const given = Buffer.from(header.slice(7));
+  // Constant time: compare equal-length buffers, and still spend the comparison on a wrong length.
+  if (given.length !== token.length) {
+    timingSafeEqual(token, token);
+    return false;
+  }
+  return timingSafeEqual(given, token);
+}
+
+export interface ServerOptions {
+  runtime: EngineRuntime;
+  token: string;
+  onCrash: () => void;
+}
+
+/** The control API (SPEC section 4): JSON over HTTP on loopback, every request with the bearer token. */
+export function createControlServer(o: ServerOptions): Server {
+  const rt = o.runtime;
+  const token = Buffer.from(o.token);
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((e: unknown) => {
+      if (e instanceof BadRequest) send(res, e.status, { error: e.message });
+      else if (e instanceof EngineRefusal) send(res, e.status, { error: e.message });
+      else {
+        rt.opts.log({ level: 'error', msg: 'request failed', url: req.url, reason: (e as Error).message });
+        if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      }
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) return send(res, 403, { error: 'loopback only' });
+    if (!tokenMatches(req.headers.authorization, token)) return send(res, 401, { error: 'missing or wrong bearer token' });
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const route = `${method} ${path}`;
+    if (route === 'GET /health') return send(res, 200, rt.health());
+    if (route === 'GET /metrics') {
+      const text = rt.metrics.render({
+        phase: rt.ex.phase,
+        queueDepth: rt.queueDepth,
+        admissionWeight: rt.ex.admissionWeight,
+        seq: rt.seq,
+        openOrders: rt.openOrderCount(),
+      });
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      return void res.end(text);
+    }
+    if (route === 'POST /orders') {
+      const req2 = parseOrderRequest(await readBody(req));
+      return send(res, 200, orderAnswer(await rt.placeOrder(req2)));
+    }
+    let m = /^\/orders\/([0-9]{1,20})$/.exec(path);
+    if (m) {
+      const id = (m[1] as string).padStart(12, '0');
+      if (method === 'DELETE') return send(res, 200, orderAnswer(await rt.cancel(id)));
+      if (method === 'GET') {
+        const ord = rt.ex.orders.get(id);
+        if (!ord) return send(res, 404, { error: `no order ${id}` });
+        return send(res, 200, { id: ord.id, account: ord.account, symbol: ord.symbol, side: ord.side, type: ord.type, price: ord.type === 'market' ? null : fmtPrice(ord.price), qty: fmtQty(ord.qty), filled: fmtQty(ord.filled), status: ord.status, avgPrice: avgPriceOf(ord) === null ? null : fmtPrice(avgPriceOf(ord) as number) });
+      }
+    }
+    m = /^\/accounts\/([^/]+)(\/deposit)?$/.exec(path);
+    if (m) {
+      const id = decodeURIComponent(m[1] as string);
+      if (!ACCOUNT_RE.test(id)) throw new BadRequest('bad account id');
+      if (m[2] && method === 'POST') {
+        if (id.startsWith('@')) throw new BadRequest('system accounts take no deposits');
+        const body = await readBody(req);
+        const asset = str(body, 'asset');
+        if (!isAsset(asset)) throw new BadRequest('asset must be USDT or USDC');
+        const amountText = str(body, 'amount') as string;
+        let amount: bigint;
+        try {
+          amount = parseFixed(amountText, MONEY_DECIMALS);
+        } catch (e) {
+          throw new BadRequest(`amount: ${(e as Error).message}`);
+        }
+        if (amount <= 0n || amount > 10n ** 20n) throw new BadRequest('amount must be positive and at most 1e12');
+        await rt.deposit(id, asset, amountText);
+        return send(res, 200, accountView(rt, id));
+      }
+      if (!m[2] && method === 'GET') {
+        if (!rt.ex.accounts.has(id)) return send(res, 404, { error: `no account ${id}` });
+        return send(res, 200, accountView(rt, id));
+      }
+    }
+    if (route === 'POST /phase') {
+      const body = await readBody(req);
+      const phase = str(body, 'phase') as Phase;
+      if (!PHASES.includes(phase)) throw new BadRequest(`phase must be one of ${PHASES.join(', ')}`);
+      await rt.setPhase(phase, str(body, 'reason', false) ?? null);
+      return send(res, 200, { phase: rt.ex.phase, reason: rt.ex.reason });
+    }
+    if (route === 'POST /admission') {
+      const body = await readBody(req);
+      const w = body.weight;
+      if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 100) throw new BadRequest('weight must be an integer 0..100');
+      await rt.setAdmission(w);
+      return send(res, 200, { admissionWeight: rt.ex.admissionWeight });
+    }
+    if (route === 'POST /modules/activate') {
+      const body = await readBody(req);
+      return send(res, 200, await rt.activate(str(body, 'component') as string, str(body, 'version') as string));
+    }
+    if (route === 'POST /modules/rollback') {
+      const body = await readBody(req);
+      return send(res, 200, await rt.rollback(str(body, 'component') as string));
+    }
+    if (route === 'POST /snapshot') return send(res, 200, await rt.snapshot());
+    if (route === 'GET /state') {
+      const lines = rt.stateLines();
+      const { createHash } = await import('node:crypto');
+      const hash = createHash('sha256');
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      for (let i = 0; i < lines.length; i += 1000) {
+        const chunk = `${lines.slice(i, i + 1000).join('\n')}\n`;
+        hash.update(chunk);
+        if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      }
+      return void res.end(`${JSON.stringify({ type: 'trailer', records: lines.length - 1, sha256: hash.digest('hex') })}\n`);
+    }
+    if (route === 'POST /funding/recompute') {
+      const body = await readBody(req);
+      const from = Date.parse(str(body, 'from') as string);
+      const to = Date.parse(str(body, 'to') as string);
+      if (Number.isNaN(from) || Number.isNaN(to) || to < from) throw new BadRequest('from and to must be ISO times, from <= to');
+      return send(res, 200, await rt.recomputeFunding(from, to));
+    }
+    if (route === 'POST /fault') {
+      const body = await readBody(req);
+      const kind = str(body, 'kind');
+      if (kind === 'margin-burst') {
+        const events = body.events === undefined ? rt.opts.queueLimit * 2 : body.events;
+        if (typeof events !== 'number' || !Number.isInteger(events) || events < 1 || events > 10_000_000) throw new BadRequest('events must be an integer 1..10000000');
+        return send(res, 200, rt.marginBurst(events));
+      }
+      if (kind === 'crash') {
+        send(res, 202, { crashing: true });
+        setTimeout(o.onCrash, 20);
+        return;
+      }
+      throw new BadRequest('kind must be margin-burst or crash');
+    }
+    send(res, 404, { error: `no route ${route}` });
+  }
+  return server;
+}
+
+function accountView(rt: EngineRuntime, id: string): Record<string, unknown> {
+  const a = rt.ex.account(id);
+  const positions = [...a.positions].filter(([, p]) => p.qty !== 0).map(([symbol, p]) => ({
+    symbol,
+    qty: fmtQty(p.qty),
+    cost: fmtMoney(p.cost),
+    marginMode: p.mode,
+    isolatedMargin: fmtMoney(p.isolatedMargin),
+  }));
+  const equity = rt.ex.crossEquity(a);
+  const mm = rt.ex.crossMaintenance(a);
+  return {
+    id,
+    balances: { USDT: fmtMoney(a.balances.USDT), USDC: fmtMoney(a.balances.USDC) },
+    positions,
+    openOrders: [...a.openOrders].sort(),
+    equity: fmtMoney(equity),
+    maintenanceMargin: fmtMoney(mm),
+    available: fmtMoney(rt.ex.available(a)),
+    marginRatio: mm === 0n ? null : Number((equity * 10_000n) / mm) / 10_000,
+  };
+}

@@ -1,0 +1,111 @@
+import type { Asset, Symbol } from './instruments.js';
+import type { Side } from './book.js';
+
+export type Phase = 'halted' | 'cancel-only' | 'post-only' | 'open';
+export const PHASES: readonly Phase[] = ['halted', 'cancel-only', 'post-only', 'open'];
+export type OrderStatus = 'open' | 'partially_filled' | 'filled' | 'canceled' | 'rejected';
+export type MarginMode = 'cross' | 'isolated';
+export type OrderType = 'limit' | 'market';
+export type TimeInForce = 'GTC' | 'IOC';
+
+export type RejectReason =
+  | 'INSUFFICIENT_MARGIN'
+  | 'PHASE_HALTED'
+  | 'PHASE_CANCEL_ONLY'
+  | 'PHASE_POST_ONLY'
+  | 'RETRY_LATER'
+  | 'POST_ONLY_WOULD_TAKE'
+  | 'REDUCE_ONLY_WOULD_INCREASE'
+  | 'MARGIN_MODE_CONFLICT'
+  | 'UNKNOWN_ACCOUNT'
+  | 'INVALID';
+
+/** An order as the engine keeps it (integers inside). */
+export interface Order {
+  id: string;
+  num: number;
+  account: string;
+  symbol: Symbol;
+  side: Side;
+  type: OrderType;
+  /** 0 for a market order. */
+  price: number;
+  qty: number;
+  filled: number;
+  /** Sum of fill price x fill qty, money units: the exact average price is filledNotional / filled. */
+  filledNotional: bigint;
+  status: OrderStatus;
+  ts: number;
+  tif: TimeInForce;
+  postOnly: boolean;
+  reduceOnly: boolean;
+  marginMode: MarginMode;
+  clientOrderId: string | null;
+}
+
+export interface Position {
+  /** Signed quantity units: long > 0. */
+  qty: number;
+  /** Signed money: sum of qty x price of the open quantity (long > 0). Entry price = cost / qty. */
+  cost: bigint;
+  mode: MarginMode;
+  isolatedMargin: bigint;
+}
+
+export interface Account {
+  id: string;
+  balances: Record<Asset, bigint>;
+  positions: Map<Symbol, Position>;
+  openOrders: Set<string>;
+}
+
+/** What an order request looks like once parsed from its JSON (integers, validated shapes). */
+export interface OrderRequest {
+  account: string;
+  symbol: Symbol;
+  side: Side;
+  type: OrderType;
+  price: number | undefined;
+  qty: number;
+  tif: TimeInForce;
+  postOnly: boolean;
+  reduceOnly: boolean;
+  marginMode: MarginMode;
+  clientOrderId: string | null;
+}
+
+/** The write-ahead log's records: every input and every decision, so replay is exact. */
+export type Command =
+  | { op: 'deposit'; ts: number; account: string; asset: Asset; amount: string }
+  | { op: 'order'; ts: number; num: number; req: OrderRequestJson }
+  | { op: 'cancel'; ts: number; id: string }
+  | { op: 'marks'; ts: number; step: number; prices: Partial<Record<Symbol, number>> }
+  | { op: 'liquidate'; ts: number; account: string; symbol: Symbol | null }
+  | { op: 'funding'; ts: number; symbol: Symbol; intervalStart: number; rate: string; markPrice: number }
+  | { op: 'phase'; ts: number; phase: Phase; reason: string | null }
+  | { op: 'admission'; ts: number; weight: number }
+  | { op: 'module'; ts: number; component: string; version: string; action: 'activate' | 'rollback' };
+
+/** An order request as stored in the WAL: plain JSON. */
+export interface OrderRequestJson {
+  account: string;
+  symbol: Symbol;
+  side: Side;
+  type: OrderType;
+  price: number | null;
+  qty: number;
+  tif: TimeInForce;
+  postOnly: boolean;
+  reduceOnly: boolean;
+  marginMode: MarginMode;
+  clientOrderId: string | null;
+}
+
+export interface OrderResult {
+  id: string | null;
+  status: OrderStatus;
+  filled: number;
+  avgPrice: number | null;
+  reason?: RejectReason;
+  message?: string;
+}

@@ -1,0 +1,201 @@
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+/**
+ * The write-ahead log: one JSON record a line, `{"seq":N,"crc":"8 hex","body":{...}}`, the CRC32 taken
+ * over the exact bytes of the body. Appends are group-committed: records that arrive while a write and
+ * fsync are in flight go out together in the next one, and each append resolves once it is durable.
+ */
+
+export interface WalRecord<T> {
+  seq: number;
+  body: T;
+}
+
+export interface WalDamage {
+  file: string;
+  line: number;
+  byteOffset: number;
+  reason: string;
+}
+
+export function segmentName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(20, '0')}.log`;
+}
+
+export function encodeRecord(seq: number, body: unknown): string {
+  const json = JSON.stringify(body);
+  const crc = crc32(json).toString(16).padStart(8, '0');
+  return `{"seq":${seq},"crc":"${crc}","body":${json}}\n`;
+}
+
+const prefixRe = /^\{"seq":(\d+),"crc":"([0-9a-f]{8})","body":/;
+
+/** Decode one line; undefined when it is torn or corrupt. */
+export function decodeRecord<T>(line: string): { seq: number; body: T } | { error: string } {
+  const m = prefixRe.exec(line);
+  if (!m || !line.endsWith('}')) return { error: 'malformed record' };
+  const json = line.slice(m[0].length, -1);
+  const crc = crc32(json).toString(16).padStart(8, '0');
+  if (crc !== m[2]) return { error: `CRC mismatch (stored ${m[2]}, computed ${crc})` };
+  try {
+    return { seq: Number(m[1]), body: JSON.parse(json) as T };
+  } catch {
+    return { error: 'body is not JSON' };
+  }
+}
+
+export interface WalScan<T> {
+  records: WalRecord<T>[];
+  lastSeq: number;
+  damage: WalDamage | undefined;
+}
+
+/**
+ * Read every segment in order, stopping at the first torn or corrupt record (or a gap in seq). With
+ * `repair`, the damaged segment is cut at the last good record and later segments are set aside.
+ */
+export function scanWal<T>(dir: string, afterSeq: number, repair: boolean): WalScan<T> {
+  mkdirSync(dir, { recursive: true });
+  const files = readdirSync(dir).filter((f) => /^\d{20}\.log$/.test(f)).sort();
+  const records: WalRecord<T>[] = [];
+  let lastSeq = 0;
+  let damage: WalDamage | undefined;
+  for (let fi = 0; fi < files.length; fi++) {
+    const file = join(dir, files[fi] as string);
+    const buf = readFileSync(file);
+    let offset = 0;
+    let lineNo = 0;
+    while (offset < buf.length) {
+      const nl = buf.indexOf(10, offset);
+      lineNo++;
+      if (nl < 0) {
+        damage = { file, line: lineNo, byteOffset: offset, reason: 'torn record (no newline)' };
+        break;
+      }
+      const decoded = decodeRecord<T>(buf.toString('utf8', offset, nl));
+      if ('error' in decoded) {
+        damage = { file, line: lineNo, byteOffset: offset, reason: decoded.error };
+        break;
+      }
+      if (lastSeq !== 0 && decoded.seq !== lastSeq + 1) {
+        damage = { file, line: lineNo, byteOffset: offset, reason: `seq ${decoded.seq} follows ${lastSeq}` };
+        break;
+      }
+      lastSeq = decoded.seq;
+      if (decoded.seq > afterSeq) records.push(decoded);
+      offset = nl + 1;
+    }
+    if (damage) {
+      if (repair) {
+        const fd = openSync(file, 'r+');
+        ftruncateSync(fd, damage.byteOffset);
+        fsyncSync(fd);
+        closeSync(fd);
+        // Records after the damage cannot be trusted to follow on; keep them for a human, out of the log.
+        for (const later of files.slice(fi + 1)) renameSync(join(dir, later), join(dir, `${later}.after-damage`));
+      }
+      break;
+    }
+  }
+  return { records, lastSeq, damage };
+}
+
+export class WalWriter {
+  private fh: FileHandle | undefined;
+  private buffer: string[] = [];
+  private waiters: (() => void)[] = [];
+  private failers: ((e: Error) => void)[] = [];
+  private flushing: Promise<void> | undefined;
+  private scheduled = false;
+  private failed: Error | undefined;
+  appended = 0;
+  syncs = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly file: string,
+  ) {}
+
+  /** Append to the newest segment, or start one at `nextSeq` when there is none. */
+  static async open(dir: string, nextSeq: number): Promise<WalWriter> {
+    mkdirSync(dir, { recursive: true });
+    const files = readdirSync(dir).filter((f) => /^\d{20}\.log$/.test(f)).sort();
+    const last = files[files.length - 1];
+    const file = join(dir, last ?? segmentName(nextSeq));
+    const w = new WalWriter(dir, file);
+    w.fh = await open(file, 'a', 0o644);
+    return w;
+  }
+
+  /** Queue a record; the promise resolves when it is on disk. */
+  append(seq: number, body: unknown): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    this.buffer.push(encodeRecord(seq, body));
+    this.appended++;
+    const done = new Promise<void>((resolve, reject) => {
+      this.waiters.push(resolve);
+      this.failers.push(reject);
+    });
+    this.schedule();
+    return done;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing || this.buffer.length === 0 || !this.fh) return;
+    const lines = this.buffer.join('');
+    const waiters = this.waiters;
+    const failers = this.failers;
+    this.buffer = [];
+    this.waiters = [];
+    this.failers = [];
+    this.flushing = (async () => {
+      try {
+        await (this.fh as FileHandle).write(lines);
+        await (this.fh as FileHandle).datasync();
+        this.syncs++;
+        for (const w of waiters) w();
+      } catch (e) {
+        this.failed = e as Error;
+        for (const f of failers) f(e as Error);
+      }
+    })();
+    await this.flushing;
+    this.flushing = undefined;
+    if (this.buffer.length > 0) this.schedule();
+  }
+
+  /** Wait until everything appended so far is durable. */
+  async drain(): Promise<void> {
+    while (this.flushing || this.buffer.length > 0 || this.scheduled) {
+      if (this.flushing) await this.flushing;
+      else await this.flush();
+    }
+  }
+
+  /** Start a new segment (after a snapshot): later records go there. */
+  async rotate(nextSeq: number): Promise<void> {
+    await this.drain();
+    await this.fh?.close();
+    const file = join(this.dir, segmentName(nextSeq));
+    (this as { file: string }).file = file;
+    this.fh = await open(file, 'a', 0o644);
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    await this.fh?.close();
+    this.fh = undefined;
+  }
+}
