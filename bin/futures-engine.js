@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-// The futures engine as a process (SPEC section 4). Thin shim into the compiled code.
-let engine;
-try {
-  engine = await import('../dist/engine/main.js');
-} catch (e) {
-  if (e && e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes('dist/engine/main.js')) {
-    process.stderr.write('futures-engine: not built yet; run `npm run build` first\n');
-    process.exit(3);
-  }
-  throw e;
+// Thin shim into the compiled code (npm run build writes dist/).
+import { existsSync } from 'node:fs';
+
+const entry = new URL('../dist/engine/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('futures-engine: not built yet; run `npm run build` first\n');
+  process.exit(3);
 }
-await engine.main(process.argv.slice(2));
+const { main } = await import(entry.href);
+await main(process.argv.slice(2));

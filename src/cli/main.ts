@@ -102,6 +102,32 @@ Examples:
     });
 
   program
+    .command('engine')
+    .description('start, stop and drive the futures engine of a data dir')
+    .argument('<action>', 'start | stop | status | halt | resume | snapshot | fault')
+    .argument('[kind]', 'for fault: margin-burst | crash')
+    .option('--data-dir <dir>', "the engine's data dir", 'var/engine')
+    .option('--port <n>', 'start: loopback port (0 picks one)')
+    .option('--testnet', 'start: mark the engine as a testnet')
+    .option('--seed <n>', 'start: price feed seed')
+    .option('--feed-interval <duration>', 'start: index feed step (default 1s)')
+    .option('--funding-interval <duration>', 'start: funding interval (default 8h)')
+    .option('--queue-limit <n>', 'start: margin queue limit (default 10000)')
+    .option('--reason <text>', 'halt: the reason recorded')
+    .option('--phases <list>', 'resume: phases to walk', 'cancel-only,post-only,open')
+    .option('--dwell <duration>', 'resume: time in each phase', '0s')
+    .option('--events <n>', 'fault margin-burst: how many margin events')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  recoverctl engine start --data-dir var/engine\n  recoverctl engine status --data-dir var/engine\n  recoverctl engine fault margin-burst --data-dir var/engine\n  recoverctl engine resume --dwell 30s --data-dir var/engine\n  recoverctl engine stop --data-dir var/engine',
+    )
+    .action(async (action: string, kind: string | undefined, opts: EngineFlagsIn) => {
+      const { engineCommand } = await import('./engine.js');
+      await engineCommand(action, kind, opts);
+    });
+
+  program
     .command('schema')
     .description('print the JSON Schema of the playbook format (for editors) on stdout')
     .addHelpText('after', '\nExample:\n  recoverctl schema > playbook.schema.json')
@@ -111,6 +137,11 @@ Examples:
     });
 
   return program;
+}
+
+interface EngineFlagsIn {
+  dataDir: string;
+  json?: boolean;
 }
 
 export interface RunFlags {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { InputError, Interrupted, RollbackFailed, StepFailed, UsageError } from '../errors.js';
+import { InputError, Interrupted, LockHeldError, RollbackFailed, StepFailed, UsageError } from '../errors.js';
 import { formatDuration } from '../playbook/duration.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import type { EventSink } from '../runner/events.js';
@@ -17,7 +17,16 @@ import { FanOut, JsonRenderer, OutputRenderer, PlainRenderer } from '../ui/rende
 import { chalkFor, useSpinner } from '../ui/style.js';
 import { summaryText } from '../ui/summary.js';
 import { systemClock } from '../util/clock.js';
+import type { EngineTarget } from '../steps/types.js';
 import type { RunFlags } from './main.js';
+
+/** The playbook's engine with its paths resolved against the playbook's folder. */
+export function engineTargetOf(pb: LoadedPlaybook): EngineTarget | undefined {
+  const e = pb.spec.engine;
+  if (!e) return undefined;
+  if ('dataDir' in e) return { dataDir: resolve(pb.dir, e.dataDir) };
+  return { url: e.url, tokenFile: resolve(pb.dir, e.tokenFile) };
+}
 
 export function newRunId(now: Date = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -95,12 +104,13 @@ function printPlan(plan: Plan, json: boolean): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+/** Write the JUnit file; a failure is reported but does not hide the run's own exit code. */
 function writeJunit(path: string, xml: string): void {
   try {
     mkdirSync(dirname(resolve(path)), { recursive: true });
     writeFileSync(path, xml);
   } catch (e) {
-    throw new InputError(`--junit ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    process.stderr.write(`warning: --junit ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})\n`);
   }
 }
 
@@ -112,22 +122,47 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     throw new UsageError(`--from-step ${flags.fromStep}: no such step in ${pb.file} (steps: ${pb.steps.map((s) => s.id).join(', ')})`);
   }
   const resume = findResume(pb, flags, stateDir);
-  // A resumed run keeps the --var values it started with, unless given again now.
-  const varOverrides = { ...(resume?.start.varOverrides ?? {}), ...overrides };
+  // A resumed run keeps the --var values it last ran with, unless given again now; secret ones were
+  // never journaled and must be given again.
+  const journaled = resume?.lastStart.varOverrides ?? {};
+  for (const [key, value] of Object.entries(journaled)) {
+    const decl = pb.spec.vars?.[key];
+    if (value === '***' && typeof decl === 'object' && decl.secret && overrides[key] === undefined) {
+      throw new UsageError(`--var ${key} is secret and was not journaled: give it again with --var ${key}=... to resume`);
+    }
+  }
+  const varOverrides = { ...journaled, ...overrides };
   const vars = resolveVars(pb, varOverrides, process.env);
   const redactor = buildRedactor(pb, vars);
   const timeScale = flags.timeScale ?? 1;
 
   if (flags.dryRun) {
-    printPlan(buildPlan(pb, { vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), flags.json ?? false);
+    printPlan(buildPlan(pb, { engine: engineTargetOf(pb), vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), flags.json ?? false);
     return;
   }
 
-  ensureStateDir(stateDir);
   const runId = resume?.runId ?? newRunId();
   const dir = runDir(stateDir, runId);
-  const lock = RunLock.acquire(lockPathFor(pb, stateDir), { pid: process.pid, runId, playbook: pb.path });
-  const journal = new JournalWriter(join(dir, JOURNAL_FILE));
+  let lock: RunLock;
+  let journal: JournalWriter;
+  try {
+    ensureStateDir(stateDir);
+    lock = RunLock.acquire(lockPathFor(pb, stateDir), { pid: process.pid, runId, playbook: pb.path });
+  } catch (e) {
+    if (e instanceof LockHeldError) throw e;
+    throw new InputError(`cannot use state dir ${stateDir} or lock ${lockPathFor(pb, stateDir)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    journal = new JournalWriter(join(dir, JOURNAL_FILE));
+  } catch (e) {
+    lock.release();
+    throw new InputError(`cannot write the journal in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  // A reader that goes away (| head) must not crash the run: results are lost, the journal is not.
+  const onStdoutError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+  };
+  process.stdout.on('error', onStdoutError);
   const recorder = new RunRecorder();
   const stderrChalk = chalkFor(process.stderr);
   const sinks: EventSink[] = [journal, recorder];
@@ -151,6 +186,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     signals++;
     if (signals > 1) {
       process.stderr.write(`\nsecond ${signal}: exiting now; the journal holds every finished step\n`);
+      journal.close();
+      lock.release();
       process.exit(130);
     }
     interrupt.abort(new RunInterrupted(signal));
@@ -176,6 +213,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
         ...(pauseUi ? { pauseUi } : {}),
         ...(resumeUi ? { resumeUi } : {}),
       }),
+      engine: engineTargetOf(pb),
       timeScale,
       sink,
       interrupt: interrupt.signal,
@@ -189,6 +227,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     await sink.close();
     lock.release();
   }
+  process.stdout.off('error', onStdoutError);
   if (flags.junit) writeJunit(flags.junit, junitXml([recorder]));
   if (!flags.json) process.stdout.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(process.stdout)));
   switch (result.outcome) {

@@ -49,6 +49,9 @@ export interface ExchangeHooks {
 export class Exchange {
   phase: Phase = 'halted';
   reason: string | null = null;
+  /** The WAL seq and time of the last change to `halted`: a pre-outage snapshot has a lower seq. */
+  haltedAtSeq: number | null = null;
+  haltedAt: number | null = null;
   admissionWeight = 100;
   readonly accounts = new Map<string, Account>();
   readonly orders = new Map<string, Order>();
@@ -176,7 +179,7 @@ export class Exchange {
 
   // ---- the state machine ----
 
-  apply(c: Command): OrderResult | undefined {
+  apply(c: Command, seq = 0): OrderResult | undefined {
     this.lastTs = Math.max(this.lastTs, c.ts);
     switch (c.op) {
       case 'deposit': {
@@ -214,6 +217,10 @@ export class Exchange {
         this.settleFunding(c.symbol, c.intervalStart, parseFixed(c.rate, 8), c.markPrice);
         return undefined;
       case 'phase':
+        if (c.phase === 'halted' && this.phase !== 'halted') {
+          this.haltedAtSeq = seq;
+          this.haltedAt = c.ts;
+        }
         this.phase = c.phase;
         this.reason = c.reason;
         return undefined;

@@ -127,7 +127,7 @@ export class EngineRuntime {
     rt.seq = from;
     for (const r of scan.records) {
       if (r.seq !== rt.seq + 1) break;
-      ex.apply(r.body);
+      ex.apply(r.body, r.seq);
       rt.seq = r.seq;
       recovery.replayed++;
     }
@@ -165,7 +165,7 @@ export class EngineRuntime {
 
   commit(cmd: Command): { result: OrderResult | undefined; durable: Promise<void> } {
     this.seq++;
-    const result = this.ex.apply(cmd);
+    const result = this.ex.apply(cmd, this.seq);
     const durable = this.wal.append(this.seq, cmd);
     durable.catch((e: Error) => this.fatal?.(e));
     this.sinceSnapshot++;
@@ -461,6 +461,8 @@ export class EngineRuntime {
     return {
       phase: this.ex.phase,
       reason: this.ex.reason,
+      haltedAtSeq: this.ex.haltedAtSeq,
+      haltedAt: this.ex.haltedAt === null ? null : new Date(this.ex.haltedAt).toISOString(),
       seq: this.seq,
       modules: this.modules(),
       queueDepth: this.queueDepth,

@@ -20,6 +20,8 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     takenAt: new Date(ex.lastTs).toISOString(),
     phase: ex.phase,
     reason: ex.reason,
+    haltedAtSeq: ex.haltedAtSeq,
+    haltedAt: ex.haltedAt === null ? null : new Date(ex.haltedAt).toISOString(),
     admissionWeight: ex.admissionWeight,
     marks,
     feedStep: ex.feedStep,
@@ -100,6 +102,8 @@ export class SnapshotLoader {
     const ex = this.ex;
     ex.phase = header.phase as Phase;
     ex.reason = typeof header.reason === 'string' ? header.reason : null;
+    ex.haltedAtSeq = typeof header.haltedAtSeq === 'number' ? header.haltedAtSeq : null;
+    ex.haltedAt = typeof header.haltedAt === 'string' ? Date.parse(header.haltedAt) : null;
     ex.admissionWeight = typeof header.admissionWeight === 'number' ? header.admissionWeight : 100;
     ex.feedStep = typeof header.feedStep === 'number' ? header.feedStep : 0;
     ex.nextOrderNum = typeof header.nextOrderNum === 'number' ? header.nextOrderNum : 1;

@@ -1,10 +1,14 @@
 import { z } from 'zod';
-import { DURATION_PATTERN } from './duration.js';
+import { DURATION_PATTERN, parseDuration } from './duration.js';
 
 /** A duration written literally: `500ms`, `30s`, `2m`, `1h`. */
+/** Timers in Node fire at once past 2^31-1 ms (24.8 days): durations stay well below. */
+export const MAX_DURATION_MS = 7 * 24 * 3_600_000;
+
 export const duration = z
   .string()
-  .regex(new RegExp(DURATION_PATTERN), { error: 'expected a duration like 500ms, 30s, 2m or 1h' })
+  .regex(new RegExp(DURATION_PATTERN), { error: 'expected a duration like 500ms, 30s, 2m or 1h', abort: true })
+  .refine((v) => (parseDuration(v) ?? Infinity) <= MAX_DURATION_MS, { error: 'a duration may be at most 168h' })
   .meta({ examples: ['500ms', '30s', '2m'] });
 
 /** A duration, or an expression that gives one at run time. */
@@ -12,7 +16,9 @@ export const durationOrExpr = z
   .string()
   .regex(/^([0-9]+(ms|s|m|h)|\s*\$\{\{.*\}\}\s*)$/, {
     error: 'expected a duration like 500ms, 30s, 2m or 1h (or a ${{ }} expression)',
-  });
+    abort: true,
+  })
+  .refine((v) => v.includes('${{') || (parseDuration(v) ?? Infinity) <= MAX_DURATION_MS, { error: 'a duration may be at most 168h' });
 
 export const identifier = z
   .string()

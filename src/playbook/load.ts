@@ -314,11 +314,17 @@ function semanticChecks(spec: PlaybookSpec, file: string, locator: Locator): Dia
     }
   });
   (spec.rollback ?? []).forEach((s, i) => {
-    if (s.id === undefined) return;
-    if (firstSeen.has(s.id)) {
-      out.push({ file, ...locator.at(['rollback', i, 'id']), message: `duplicate step id '${s.id}' (also a step or rollback step)` });
+    // Unnamed rollback steps are rollback-N: those ids are taken too.
+    const id = s.id ?? `rollback-${i + 1}`;
+    if (firstSeen.has(id)) {
+      const where = s.id === undefined ? locator.at(['rollback', i]) : locator.at(['rollback', i, 'id']);
+      out.push({
+        file,
+        ...where,
+        message: `duplicate step id '${id}'${s.id === undefined ? ' (the default id of this rollback step)' : ''} (also a step or rollback step)`,
+      });
     }
-    firstSeen.set(s.id, -1);
+    firstSeen.set(id, -1);
   });
 
   type Scope = { where: 'vars' } | { where: 'step'; index: number } | { where: 'rollback' };

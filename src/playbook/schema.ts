@@ -1,4 +1,12 @@
 import { z } from 'zod';
+import {
+  engineHaltWith,
+  engineResumeWith,
+  engineStartWith,
+  engineStopStep,
+  snapshotTakeStep,
+  snapshotVerifyWith,
+} from '../steps/engine-steps.js';
 import { execWith } from '../steps/exec.js';
 import { gateApproveWith } from '../steps/gate-approve.js';
 import { httpWith } from '../steps/http.js';
@@ -43,6 +51,12 @@ const kinds = {
   wait: waitWith,
   notify: notifyWith,
   'gate.approve': gateApproveWith,
+  'engine.start': engineStartWith,
+  'engine.halt': engineHaltWith,
+  'engine.resume': engineResumeWith,
+  'engine.stop': engineStopStep.with,
+  'snapshot.take': snapshotTakeStep.with,
+  'snapshot.verify': snapshotVerifyWith,
 } as const;
 
 export const stepSchema = z.discriminatedUnion('uses', [
@@ -51,6 +65,12 @@ export const stepSchema = z.discriminatedUnion('uses', [
   stepOf('wait', kinds.wait),
   stepOf('notify', kinds.notify),
   stepOf('gate.approve', kinds['gate.approve']),
+  stepOf('engine.start', kinds['engine.start']),
+  stepOf('engine.halt', kinds['engine.halt']),
+  stepOf('engine.resume', kinds['engine.resume']),
+  stepOf('engine.stop', kinds['engine.stop']),
+  stepOf('snapshot.take', kinds['snapshot.take']),
+  stepOf('snapshot.verify', kinds['snapshot.verify']),
 ]);
 
 export const rollbackStepSchema = z.discriminatedUnion('uses', [
@@ -59,6 +79,12 @@ export const rollbackStepSchema = z.discriminatedUnion('uses', [
   rollbackStepOf('wait', kinds.wait),
   rollbackStepOf('notify', kinds.notify),
   rollbackStepOf('gate.approve', kinds['gate.approve']),
+  rollbackStepOf('engine.start', kinds['engine.start']),
+  rollbackStepOf('engine.halt', kinds['engine.halt']),
+  rollbackStepOf('engine.resume', kinds['engine.resume']),
+  rollbackStepOf('engine.stop', kinds['engine.stop']),
+  rollbackStepOf('snapshot.take', kinds['snapshot.take']),
+  rollbackStepOf('snapshot.verify', kinds['snapshot.verify']),
 ]);
 
 export const STEP_KINDS = Object.keys(kinds) as (keyof typeof kinds)[];

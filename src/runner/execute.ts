@@ -1,8 +1,8 @@
-import { ExpressionSyntaxError, shouldRun } from '../playbook/expressions.js';
+import { evaluate, ExpressionSyntaxError, shouldRun, truthy, type Reference } from '../playbook/expressions.js';
 import { formatDuration } from '../playbook/duration.js';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { stepKind } from '../steps/registry.js';
-import { errorMessage, type Approver, type OutputValue, type StepContext, type StepResult } from '../steps/types.js';
+import { errorMessage, type Approver, type EngineTarget, type OutputValue, type StepContext, type StepResult } from '../steps/types.js';
 import type { Clock } from '../util/clock.js';
 import type { Redactor } from '../util/redact.js';
 import type { EventSink, Phase, RunEvent, RunEventBody, RunOutcome, StepOutcome } from './events.js';
@@ -31,6 +31,8 @@ export interface RunOptions {
   redactor: Redactor;
   clock: Clock;
   approver: Approver;
+  /** The playbook's engine, resolved (rehearsals replace it with a scratch engine). */
+  engine: EngineTarget | undefined;
   timeScale: number;
   sink: EventSink;
   /** Aborted (with a RunInterrupted reason) by SIGINT/SIGTERM. */
@@ -110,8 +112,10 @@ export class Runner {
     if (resume) {
       this.failed = resume.failed;
       if (resume.failed) {
-        for (const [id, rec] of resume.finished) {
-          if (rec.outcome === 'failure') failedStep ??= id;
+        const failure = resume.events.find((e) => e.event === 'fail' && e.phase === 'main' && !e.continued);
+        if (failure?.event === 'fail') {
+          failedStep = failure.step;
+          failError = failure.error;
         }
       }
     }
@@ -216,15 +220,17 @@ export class Runner {
     const record = (state: StepState): void => {
       if (phase === 'main') this.steps.set(step.id, state);
     };
-    if (this.o.interrupt.aborted) return 'interrupted';
+    if (this.o.interrupt.aborted) {
+      this.emit({ event: 'interrupted', step: null, signal: this.interruptSignalName() });
+      return 'interrupted';
+    }
 
-    // Rollback steps run by default: the run has failed by the time they do.
+    // Rollback steps run by default, as if always(): the run has failed by the time they do.
     let run: boolean;
     try {
-      run =
-        phase === 'rollback' && step.condition === undefined
-          ? true
-          : shouldRun(step.condition, { failed: phase === 'rollback' ? true : this.failed, resolve: (r) => this.refs.lenient(r) });
+      const scope = { failed: phase === 'rollback' ? true : this.failed, resolve: (r: Reference) => this.refs.lenient(r) };
+      if (phase === 'rollback') run = step.condition === undefined || truthy(evaluate(step.condition, scope));
+      else run = shouldRun(step.condition, scope);
     } catch (e) {
       if (!(e instanceof ExpressionSyntaxError)) throw e;
       run = false;
@@ -255,25 +261,27 @@ export class Runner {
         const issue = parsed.error.issues[0];
         const at = pb.locate([...step.yamlPath, 'with', ...(issue?.path.filter((p) => typeof p !== 'symbol') ?? [])]);
         throw new UnresolvedReference(
-          `${pb.file}:${at.line}:${at.col}: with${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'} (after interpolation)`,
+          `with${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'} (after interpolation)`,
+          at,
         );
       }
       withValue = parsed.data;
-      description = this.o.redactor.text(kind.describe(withValue, { playbookDir: pb.dir, timeScale: this.o.timeScale }));
+      description = this.o.redactor.text(kind.describe(withValue, { playbookDir: pb.dir, timeScale: this.o.timeScale, engine: this.o.engine }));
     } catch (e) {
       if (!(e instanceof UnresolvedReference)) throw e;
-      const at = pb.locate([...step.yamlPath, 'with']);
-      const error = e.message.startsWith(pb.file) ? e.message : `${pb.file}:${at.line}:${at.col}: ${e.message}`;
+      const at = e.at ?? pb.locate([...step.yamlPath, 'with']);
+      const error = `${pb.file}:${at.line}:${at.col}: ${e.message}`;
       this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt: 1, description: step.uses });
       record({ outcome: 'failure', outputs: {} });
       this.emit({ event: 'fail', step: step.id, phase, uses: step.uses, durationMs: 0, attempts: 1, error, continued: step.continueOnError });
       return { outcome: 'failure', error };
     }
 
+    const name = step.name === undefined ? null : this.displayName(step.name);
     const attempts = step.retries + 1;
     let last: StepResult = { ok: false, error: 'not run' };
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt, description });
+      this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name, attempt, description });
       const result = await this.attempt(step, phase, kind.run.bind(kind), withValue, attempt);
       if ('interrupted' in result) {
         this.emit({ event: 'interrupted', step: step.id, signal: this.interruptSignalName() });
@@ -322,6 +330,15 @@ export class Runner {
     return { outcome: 'failure', error: failure.error };
   }
 
+  /** A step's name with its references filled in where they have values. */
+  private displayName(name: string): string {
+    try {
+      return String(interpolateDeep(name, (r) => this.refs.lenient(r) ?? `<${r.kind}>`));
+    } catch {
+      return name;
+    }
+  }
+
   private conditionSource(step: RuntimeStep): string {
     const [section, index] = step.yamlPath as ['steps' | 'rollback', number];
     const src = section === 'steps' ? this.o.playbook.spec.steps[index]?.if : this.o.playbook.spec.rollback?.[index]?.if;
@@ -362,6 +379,7 @@ export class Runner {
       playbookDir: this.o.playbook.dir,
       runDir: this.o.runDir,
       approver: this.o.approver,
+      engine: this.o.engine,
       progress: (message, data) => this.emit({ event: 'progress', step: step.id, phase, message, ...(data ? { data } : {}) }),
       emitResult: (text) => this.emit({ event: 'output', step: step.id, phase, text }),
     };
@@ -378,7 +396,8 @@ export class Runner {
     try {
       const settled = await Promise.race([run(withValue, ctx).then((r) => ({ r })), abandoned]);
       const reason: unknown = controller.signal.reason;
-      if (this.o.interrupt.aborted) return { interrupted: true };
+      // A step that completed despite the interrupt is journaled as done, so a resume does not repeat it.
+      if (this.o.interrupt.aborted) return settled !== 'abandoned' && settled.r.ok ? settled.r : { interrupted: true };
       if (reason instanceof StepTimeout) {
         return { ok: false, error: settled === 'abandoned' ? `${reason.message} (and did not stop within ${ABORT_GRACE_MS / 1000}s)` : reason.message };
       }

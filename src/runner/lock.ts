@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { LockHeldError } from '../errors.js';
@@ -37,6 +37,28 @@ function readHolder(path: string): LockHolder | undefined {
   }
 }
 
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** A short synchronous pause (the lock is taken before anything else runs). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** A takeover marker left by a process that died mid-takeover is cleared after a while. */
+function removeIfOlder(path: string, ms: number): void {
+  try {
+    if (Date.now() - statSync(path).mtimeMs > ms) unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
+
 /**
  * An exclusive lock file (O_EXCL) naming its holder. A lock whose holder pid is dead on this host
  * is stale and taken over; a live holder is named in the error.
@@ -52,7 +74,7 @@ export class RunLock {
   static acquire(path: string, holder: Omit<LockHolder, 'host' | 'since'>): RunLock {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const me: LockHolder = { ...holder, host: hostname(), since: new Date().toISOString() };
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 50; attempt++) {
       try {
         const fd = openSync(path, 'wx', 0o600);
         writeSync(fd, `${JSON.stringify(me)}\n`);
@@ -74,13 +96,32 @@ export class RunLock {
           `${path}: locked by run ${other.runId} on host ${other.host} (pid ${other.pid}); remove the file only if that run is gone`,
         );
       }
-      // Stale (dead pid, or unreadable half-written file): move it aside atomically, then retry O_EXCL.
-      const aside = `${path}.stale-${process.pid}`;
+      if (!other && ageMs(path) < 1_000) {
+        // Probably being written by its creator this very moment: look again shortly.
+        pause(20);
+        continue;
+      }
+      // Stale (dead pid, or an unreadable file left by a crash). Takeovers are serialised by a second O_EXCL
+      // file, so two processes cannot both remove the stale lock and each create their own.
+      const takeover = `${path}.takeover`;
+      let fd: number;
       try {
-        renameSync(path, aside);
-        unlinkSync(aside);
+        fd = openSync(takeover, 'wx', 0o600);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        removeIfOlder(takeover, 10_000);
+        pause(20);
+        continue;
+      }
+      try {
+        const again = readHolder(path);
+        const same = again?.pid === other?.pid && again?.runId === other?.runId;
+        if (same) unlinkSync(path);
       } catch {
-        // another process took it over first; the next O_EXCL attempt decides
+        // gone already
+      } finally {
+        closeSync(fd);
+        unlinkSync(takeover);
       }
     }
     throw new LockHeldError(`${path}: could not take the lock (contended)`);

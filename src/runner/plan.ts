@@ -1,6 +1,7 @@
 import { type Reference, type Value } from '../playbook/expressions.js';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { stepKind } from '../steps/registry.js';
+import type { EngineTarget } from '../steps/types.js';
 import type { Redactor } from '../util/redact.js';
 import type { RunState } from './journal.js';
 import { interpolateDeep, type ResolvedVars } from './scope.js';
@@ -34,6 +35,7 @@ export interface Plan {
 }
 
 export interface PlanOptions {
+  engine?: EngineTarget | undefined;
   vars: ResolvedVars;
   env: NodeJS.ProcessEnv;
   redactor: Redactor;
@@ -59,7 +61,7 @@ export function describeStep(step: RuntimeStep, opts: PlanOptions, playbookDir: 
   };
   const filled = interpolateDeep(step.with, placeholder);
   const parsed = kind.with.safeParse(filled);
-  const ctx = { playbookDir, timeScale: opts.timeScale };
+  const ctx = { playbookDir, timeScale: opts.timeScale, engine: opts.engine };
   return opts.redactor.text(kind.describe(parsed.success ? parsed.data : step.with, ctx));
 }
 

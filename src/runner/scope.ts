@@ -11,7 +11,15 @@ export interface ResolvedVars {
 }
 
 /** A reference that has no value at run time (an unset env var, an output a step did not give). */
-export class UnresolvedReference extends Error {}
+export class UnresolvedReference extends Error {
+  constructor(
+    message: string,
+    /** Where in the playbook, when known more precisely than the step's `with`. */
+    readonly at?: { line: number; col: number },
+  ) {
+    super(message);
+  }
+}
 
 /** Parse `--var KEY=VALUE` flags. */
 export function parseVarFlags(flags: readonly string[]): Record<string, string> {
@@ -44,7 +52,13 @@ export function resolveVars(
   for (const [name, decl] of Object.entries(declared)) {
     const isObject = typeof decl === 'object';
     if (isObject && decl.secret) secretNames.add(name);
-    const raw = overrides[name] ?? (isObject ? decl.value : decl);
+    const override = overrides[name];
+    if (override !== undefined) {
+      // What the operator types is taken literally: no ${{ }} in --var values.
+      values[name] = override;
+      continue;
+    }
+    const raw = isObject ? decl.value : decl;
     if (raw === undefined) {
       const at = pb.locate(['vars', name]);
       throw new PlaybookError([

@@ -1,5 +1,13 @@
 import type { z } from 'zod';
 import type { PlaybookStep } from '../playbook/schema.js';
+import {
+  engineHaltStep,
+  engineResumeStep,
+  engineStartStep,
+  engineStopStep,
+  snapshotTakeStep,
+  snapshotVerifyStep,
+} from './engine-steps.js';
 import { execStep } from './exec.js';
 import { gateApproveStep } from './gate-approve.js';
 import { httpStep } from './http.js';
@@ -18,6 +26,12 @@ export const registry = {
   wait: waitStep,
   notify: notifyStep,
   'gate.approve': gateApproveStep,
+  'engine.start': engineStartStep,
+  'engine.halt': engineHaltStep,
+  'engine.resume': engineResumeStep,
+  'engine.stop': engineStopStep,
+  'snapshot.take': snapshotTakeStep,
+  'snapshot.verify': snapshotVerifyStep,
 } satisfies Registry;
 
 /** A step kind with its `with` type erased, for code that handles every kind alike. */

@@ -29,6 +29,9 @@ export interface Approver {
   approve(message: string, signal: AbortSignal): Promise<ApprovalAnswer>;
 }
 
+/** The engine a playbook drives: a local data dir (started and found through engine.json) or a URL. */
+export type EngineTarget = { dataDir: string } | { url: string; tokenFile: string };
+
 /** What a running step may touch: every side effect goes through here or the step's own `with`. */
 export interface StepContext {
   runId: string;
@@ -43,6 +46,8 @@ export interface StepContext {
   playbookDir: string;
   runDir: string;
   approver: Approver;
+  /** The playbook's engine, resolved against its folder; undefined when it has none. */
+  engine: EngineTarget | undefined;
   /** A progress update for the renderers and the journal. */
   progress(message: string, data?: Record<string, OutputValue>): void;
   /** A result line for stdout (e.g. `notify` on the stdout channel). */
@@ -52,6 +57,16 @@ export interface StepContext {
 export interface DescribeContext {
   playbookDir: string;
   timeScale: number;
+  engine?: EngineTarget | undefined;
+}
+
+export function engineLabel(target: EngineTarget | undefined): string {
+  if (!target) return '(no engine: the playbook has no engine section)';
+  return 'dataDir' in target ? target.dataDir : target.url;
+}
+
+export function noEngine(kind: string): StepResult {
+  return { ok: false, error: `${kind} needs an engine: add engine.dataDir (or engine.url and engine.tokenFile) to the playbook` };
 }
 
 /** A step kind: its `with` schema, its dry-run description and its action. */

@@ -29,6 +29,8 @@ export function promptApprover(o: PromptApproverOptions): Approver {
       const { createInterface } = await import('node:readline/promises');
       o.pauseUi?.();
       const rl = createInterface({ input: o.input, output: o.output, terminal: true });
+      // The prompt puts the terminal in raw mode, so Ctrl-C arrives here: make it the run's interrupt.
+      rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
       try {
         const answer = await rl.question(`? ${message} [y/N] `, { signal });
         const approved = /^(y|yes)$/i.test(answer.trim());

@@ -24,7 +24,7 @@ export const lineFormat: LineFormat = {
   fail: (e, c) =>
     `${c.red('✗')} ${e.step} ${c.dim(`(${formatDuration(e.durationMs)})`)}: ${e.error}${e.continued ? c.yellow(' (continueOnError)') : ''}`,
   skip: (e, c) => `${c.dim('-')} ${e.step} skipped: ${e.detail}`,
-  restored: (e, c) => `${c.green('✓')} ${e.step} ${c.dim(`(${e.outcome} in an earlier attempt)`)}`,
+  restored: (e, c) => `${e.outcome === 'failure' ? c.red('✗') : c.green('✓')} ${e.step} ${c.dim(`(${e.outcome} in an earlier attempt)`)}`,
   rollback: (e, c) => `${c.magenta('↩')} rollback: ${e.reason}`,
   'rollback-end': (e, c) =>
     e.ok ? `${c.magenta('↩')} rollback done` : `${c.red('↩')} rollback FAILED at ${e.failedSteps.join(', ')}`,

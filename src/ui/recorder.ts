@@ -67,10 +67,11 @@ export class RunRecorder implements EventSink {
           id: e.step,
           phase: e.phase,
           uses: '',
-          outcome: 'restored',
+          // A failure from before the interruption is still a failure in the report.
+          outcome: e.outcome === 'failure' ? 'failure' : 'restored',
           durationMs: 0,
           attempts: 0,
-          error: undefined,
+          error: e.outcome === 'failure' ? 'failed in an earlier attempt of this run' : undefined,
           detail: `${e.outcome} in an earlier attempt`,
           checks: [],
         });

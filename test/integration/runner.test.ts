@@ -46,6 +46,7 @@ ${steps}`;
     redactor: buildRedactor(pb, vars),
     clock: systemClock,
     approver: yes,
+    engine: undefined,
     timeScale: 1,
     sink,
     interrupt: interrupt.signal,
@@ -183,6 +184,44 @@ ${rollback}`,
       'rollback-end',
       'run-end',
     ]);
+  });
+
+  it('runs a rollback step whose if: has no status function when it holds', async () => {
+    const { sink, options } = setup(`  - id: deploy
+    uses: wait
+    with: { duration: 1ms }
+  - id: broken
+    uses: exec
+    with: { command: ${node('process.exit(1)')} }
+rollback:
+  - id: undo-deploy
+    uses: notify
+    if: \${{ steps.deploy.outcome == 'success' }}
+    with: { channel: stdout, message: undo }
+  - id: not-needed
+    uses: notify
+    if: \${{ steps.deploy.outcome == 'failure' }}
+    with: { channel: stdout, message: never }
+`);
+    const result = await new Runner(options()).run();
+    expect(result.outcome).toBe('failed');
+    expect(sink.kinds()).toContain('ok:undo-deploy');
+    expect(sink.kinds()).toContain('skip:not-needed');
+  });
+
+  it('takes --var values literally, without interpolating them', async () => {
+    const { sink, options } = setup(
+      `  - id: say
+    uses: notify
+    with: { channel: stdout, message: "\${{ vars.msg }}" }
+`,
+      'vars:\n  msg: default\n',
+      { msg: '${{ env.HOME }} and ${{ broken' },
+      { HOME: '/root' },
+    );
+    const result = await new Runner(options()).run();
+    expect(result.outcome).toBe('success');
+    expect(sink.events.find((e) => e.event === 'output')).toMatchObject({ text: '${{ env.HOME }} and ${{ broken' });
   });
 
   it('skips a step whose if: is false', async () => {

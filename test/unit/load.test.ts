@@ -75,6 +75,20 @@ describe('playbook loader', () => {
     }
   });
 
+  it('refuses a rollback id that collides with the default id of an unnamed rollback step', () => {
+    const text = good(`  - id: a
+    uses: wait
+    with: { duration: 1ms }
+rollback:
+  - uses: wait
+    with: { duration: 1ms }
+  - id: rollback-1
+    uses: wait
+    with: { duration: 1ms }
+`);
+    expect(() => parsePlaybook(Buffer.from(text), 'p.yaml', '/tmp/p.yaml')).toThrow(/p\.yaml:12:9: duplicate step id 'rollback-1'/);
+  });
+
   it('loads a valid playbook into runtime steps', () => {
     const pb = parsePlaybook(
       Buffer.from(

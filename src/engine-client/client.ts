@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+
+/** The engine answered with an error status: carries the status and the engine's message. */
+export class EngineHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The engine could not be reached at all (not running, wrong port, timed out). */
+export class EngineUnreachable extends Error {}
+
+export interface EngineHealth {
+  phase: 'halted' | 'cancel-only' | 'post-only' | 'open';
+  reason: string | null;
+  seq: number;
+  modules: Record<string, { active: string; previous: string | null }>;
+  queueDepth: number;
+  queueLimit: number;
+  admissionWeight: number;
+  testnet: boolean;
+  pid: number;
+  haltedAtSeq: number | null;
+  recovery: { snapshotSeq: number | null; replayed: number; walDamage: { file: string; line: number; reason: string } | null };
+  ledger: Record<string, string>;
+}
+
+export interface OrderAnswer {
+  id: string | null;
+  status: 'open' | 'partially_filled' | 'filled' | 'canceled' | 'rejected';
+  filled: string;
+  avgPrice: string | null;
+  reason?: string;
+  message?: string;
+}
+
+export interface OrderBody {
+  account: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  type: 'limit' | 'market';
+  price?: string;
+  qty: string;
+  tif?: 'GTC' | 'IOC';
+  postOnly?: boolean;
+  reduceOnly?: boolean;
+  marginMode?: 'cross' | 'isolated';
+  clientOrderId?: string;
+}
+
+/** A typed client of the engine's control API (SPEC section 4). */
+export class EngineClient {
+  constructor(
+    readonly url: string,
+    private readonly token: string,
+    private readonly timeoutMs = 15_000,
+  ) {}
+
+  static fromTokenFile(url: string, tokenFile: string): EngineClient {
+    return new EngineClient(url, readFileSync(tokenFile, 'utf8').trim());
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.raw(method, path, body, signal);
+    const text = await res.text();
+    if (!res.ok) {
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { error?: string }).error ?? text;
+      } catch {
+        // not JSON: keep the text
+      }
+      throw new EngineHttpError(res.status, `${method} ${path}: ${res.status} ${message}`);
+    }
+    const type = res.headers.get('content-type') ?? '';
+    return (type.includes('application/json') ? JSON.parse(text) : text) as T;
+  }
+
+  async raw(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    try {
+      return await fetch(`${this.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      throw new EngineUnreachable(`engine at ${this.url} did not answer ${method} ${path}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`);
+    }
+  }
+
+  health(signal?: AbortSignal): Promise<EngineHealth> {
+    return this.request('GET', '/health', undefined, signal);
+  }
+  metrics(signal?: AbortSignal): Promise<string> {
+    return this.request('GET', '/metrics', undefined, signal);
+  }
+  setPhase(phase: EngineHealth['phase'], reason?: string): Promise<{ phase: string; reason: string | null }> {
+    return this.request('POST', '/phase', reason === undefined ? { phase } : { phase, reason });
+  }
+  setAdmission(weight: number): Promise<{ admissionWeight: number }> {
+    return this.request('POST', '/admission', { weight });
+  }
+  activate(component: string, version: string): Promise<{ changed: boolean; active: string; previous: string | null }> {
+    return this.request('POST', '/modules/activate', { component, version });
+  }
+  rollbackModule(component: string): Promise<{ active: string; previous: string | null }> {
+    return this.request('POST', '/modules/rollback', { component });
+  }
+  snapshot(): Promise<{ path: string; seq: number; sha256: string; records: number }> {
+    return this.request('POST', '/snapshot');
+  }
+  fault(kind: 'margin-burst' | 'crash', events?: number): Promise<Record<string, unknown>> {
+    return this.request('POST', '/fault', events === undefined ? { kind } : { kind, events });
+  }
+  recomputeFunding(from: string, to: string): Promise<{
+    intervals: { symbol: string; intervalStart: string; rate: string; markPrice: number }[];
+    missingMarks: string[];
+    totals: Record<string, { paid: string; received: string; net: string }>;
+  }> {
+    return this.request('POST', '/funding/recompute', { from, to });
+  }
+  placeOrder(order: OrderBody, signal?: AbortSignal): Promise<OrderAnswer> {
+    return this.request('POST', '/orders', order, signal);
+  }
+  cancel(id: string): Promise<OrderAnswer> {
+    return this.request('DELETE', `/orders/${id}`);
+  }
+  deposit(account: string, asset: 'USDT' | 'USDC', amount: string): Promise<Record<string, unknown>> {
+    return this.request('POST', `/accounts/${encodeURIComponent(account)}/deposit`, { asset, amount });
+  }
+  account(id: string): Promise<Record<string, unknown>> {
+    return this.request('GET', `/accounts/${encodeURIComponent(id)}`);
+  }
+  /** The state in snapshot format, as text. */
+  state(): Promise<string> {
+    return this.request('GET', '/state');
+  }
+}
