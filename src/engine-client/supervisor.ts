@@ -82,7 +82,11 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   const dir = resolve(dataDir);
   const running = await attach(dir);
   if (running) return { ...running, started: false };
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new EngineStartFailed(`cannot create the data dir ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   const args = [engineBin(), '--data-dir', dir, '--port', String(o.port ?? 0)];
   if (o.testnet) args.push('--testnet');
   if (o.seed !== undefined) args.push('--seed', String(o.seed));
@@ -92,7 +96,12 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   if (o.snapshotEvery !== undefined) args.push('--snapshot-every', String(o.snapshotEvery));
   const logFile = join(dir, 'engine.log');
   // The engine writes its log straight to the file: nothing of it passes through this process.
-  const logFd = openSync(logFile, 'a', 0o600);
+  let logFd: number;
+  try {
+    logFd = openSync(logFile, 'a', 0o600);
+  } catch (e) {
+    throw new EngineStartFailed(`cannot write ${logFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   const { execa } = await import('execa');
   const child = execa(process.execPath, args, {
     detached: true,

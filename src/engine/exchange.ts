@@ -366,11 +366,14 @@ export class Exchange {
       this.trade(fund, sym, q, mark, 'cross');
     }
     for (const asset of ['USDT', 'USDC'] as Asset[]) {
-      // Unified margin: a deficit in one stablecoin is first met by the other, then by the fund.
+      // Unified margin: a deficit in one stablecoin is first met by the other, swapped at par with the
+      // fund (so each asset's ledger still balances), then covered by the fund.
       const other: Asset = asset === 'USDT' ? 'USDC' : 'USDT';
       if (a.balances[asset] < 0n && a.balances[other] > 0n) {
         const move = a.balances[other] < -a.balances[asset] ? a.balances[other] : -a.balances[asset];
         a.balances[other] -= move;
+        fund.balances[other] += move;
+        fund.balances[asset] -= move;
         a.balances[asset] += move;
       }
       if (a.balances[asset] < 0n) {

@@ -60,6 +60,15 @@ function durationOpt(v: string | undefined, name: string, dflt: number): number 
 }
 
 export async function main(argv: string[]): Promise<void> {
+  try {
+    await run(argv);
+  } catch (e) {
+    // One line in the log, not a stack: the supervisor shows the log's tail to the operator.
+    die(`cannot start: ${(e as Error).message}`, 1);
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({

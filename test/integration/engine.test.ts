@@ -1,0 +1,175 @@
+import { execa } from 'execa';
+import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EngineClient } from '../../src/engine-client/client.js';
+import { engineBin, readEngineInfo } from '../../src/engine-client/supervisor.js';
+import { tempDir } from '../support/cli.js';
+import { installModule, startTestEngine } from '../support/engine.js';
+
+async function fund(client: EngineClient, accounts: string[], amount = '100000'): Promise<void> {
+  for (const a of accounts) await client.deposit(a, 'USDT', amount);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('engine process', () => {
+  it('binds loopback, needs the token (0600), and answers bad requests with 4xx JSON', async () => {
+    const { dir, client } = await startTestEngine();
+    expect(client.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(statSync(join(dir, 'control.token')).mode & 0o777).toBe(0o600);
+    expect((await fetch(`${client.url}/health`)).status).toBe(401);
+    expect((await fetch(`${client.url}/health`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    const bad = await client.raw('POST', '/orders', { account: 'x', symbol: 'DOGEUSDT', side: 'buy', type: 'limit', price: '1', qty: '1' });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: expect.stringMatching(/unknown symbol/) });
+    const junk = await fetch(`${client.url}/orders`, { method: 'POST', headers: { authorization: `Bearer ${readFileSync(join(dir, 'control.token'), 'utf8').trim()}` }, body: '{not json' });
+    expect(junk.status).toBe(400);
+    expect((await client.raw('GET', '/nope')).status).toBe(404);
+    expect((await client.health()).phase).toBe('halted');
+  });
+
+  it('fills crossing orders and rejects one that breaches initial margin', async () => {
+    const { client } = await startTestEngine();
+    await fund(client, ['maker', 'taker']);
+    await client.deposit('small', 'USDT', '100');
+    await client.setPhase('open');
+    const ask = await client.placeOrder({ account: 'maker', symbol: 'ETHUSDT', side: 'sell', type: 'limit', price: '3000', qty: '2' });
+    expect(ask).toMatchObject({ status: 'open' });
+    const bid = await client.placeOrder({ account: 'taker', symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: '3001', qty: '1.5' });
+    expect(bid).toMatchObject({ status: 'filled', filled: '1.5', avgPrice: '3000' });
+    expect(await client.account('taker')).toMatchObject({ positions: [{ symbol: 'ETHUSDT', qty: '1.5' }] });
+    const tooBig = await client.placeOrder({ account: 'small', symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: '60000', qty: '1' });
+    expect(tooBig).toMatchObject({ status: 'rejected', reason: 'INSUFFICIENT_MARGIN' });
+    const metrics = await client.metrics();
+    expect(metrics).toMatch(/engine_orders_accepted_total 2/);
+    expect(metrics).toMatch(/engine_orders_rejected_total\{reason="INSUFFICIENT_MARGIN"\} 1/);
+    expect(metrics).toMatch(/engine_match_latency_seconds_count 3/);
+  });
+
+  it('margin-burst halts the engine on 1.4.2 with EXCESS_QUEUE_DEPTH; on 1.4.3 the queue stays below the limit', async () => {
+    const { client } = await startTestEngine();
+    await fund(client, ['a', 'b', 'c']);
+    await client.setPhase('open');
+    const burst = await client.fault('margin-burst');
+    expect(burst).toMatchObject({ phase: 'halted' });
+    const h = await client.health();
+    expect(h.phase).toBe('halted');
+    expect(h.reason).toMatch(/^EXCESS_QUEUE_DEPTH in margin 1\.4\.2/);
+    expect(h.haltedAtSeq).toBeGreaterThan(0);
+
+    const second = await startTestEngine();
+    installModule(second.dir, '1.4.3');
+    await fund(second.client, ['a', 'b', 'c']);
+    expect(await second.client.activate('margin', '1.4.3')).toMatchObject({ changed: true, active: '1.4.3', previous: '1.4.2' });
+    await second.client.setPhase('open');
+    const ok = await second.client.fault('margin-burst');
+    expect(ok).toMatchObject({ events: 20_000, phase: 'open' });
+    expect(ok.queueDepth as number).toBeLessThanOrEqual(3);
+    expect((await second.client.health()).phase).toBe('open');
+    // Instant rollback to the previous module.
+    expect(await second.client.rollbackModule('margin')).toMatchObject({ active: '1.4.2', previous: '1.4.3' });
+    expect(JSON.parse(readFileSync(join(second.dir, 'active.json'), 'utf8'))).toEqual({ margin: { active: '1.4.2', previous: '1.4.3' } });
+  });
+
+  it('refuses a module that fails its self-test and keeps the active one', async () => {
+    const { dir, client } = await startTestEngine();
+    installModule(dir, '1.4.3');
+    const file = join(dir, 'modules', 'margin', '1.4.3.mjs');
+    writeFileSync(file, readFileSync(file, 'utf8').replace("seen.join() !== 'b,a'", "seen.join() !== 'nope'"));
+    const r = await client.raw('POST', '/modules/activate', { component: 'margin', version: '1.4.3' });
+    expect(r.status).toBe(422);
+    expect(await r.json()).toMatchObject({ error: expect.stringMatching(/failed its self-test/) });
+    expect((await client.health()).modules.margin?.active).toBe('1.4.2');
+  });
+
+  it('after kill -9, a restart has exactly the acknowledged state: snapshot bytes identical', async () => {
+    const { dir, client, pid } = await startTestEngine();
+    await fund(client, ['a', 'b']);
+    await client.setPhase('open');
+    for (let i = 0; i < 20; i++) {
+      await client.placeOrder({ account: i % 2 ? 'a' : 'b', symbol: 'BTCUSDT', side: i % 2 ? 'buy' : 'sell', type: 'limit', price: String(60000 + (i % 5) * 10), qty: '0.01' });
+    }
+    const snap = await client.snapshot();
+    // More acknowledged work after the snapshot lives only in the WAL.
+    for (let i = 0; i < 10; i++) await client.placeOrder({ account: 'a', symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: String(2990 + i), qty: '0.1' });
+    const cancelled = await client.placeOrder({ account: 'b', symbol: 'ETHUSDT', side: 'sell', type: 'limit', price: '3100', qty: '0.2' });
+    await client.cancel(cancelled.id as string);
+    const before = await client.state();
+    process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(isAlive(pid)).toBe(false);
+    const again = await startTestEngine({ dataDir: dir });
+    expect(again.pid).not.toBe(pid);
+    const h = await again.client.health();
+    expect(h.recovery).toMatchObject({ snapshotSeq: snap.seq, walDamage: null });
+    expect(h.recovery.replayed).toBe(12);
+    expect(await again.client.state()).toBe(before);
+    // The snapshot written before the kill is the same bytes as the state at its seq.
+    const snapText = readFileSync(snap.path, 'utf8');
+    expect(snapText.split('\n')[0]).toContain(`"seq":${snap.seq}`);
+  });
+
+  it('a WAL whose last record is corrupt recovers up to it and says so', async () => {
+    const { dir, client } = await startTestEngine();
+    await fund(client, ['a', 'b', 'c']);
+    await client.setPhase('open');
+    const seqBefore = (await client.health()).seq;
+    const info = readEngineInfo(dir);
+    process.kill(info?.pid as number, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    const walDir = join(dir, 'wal');
+    const seg = join(walDir, readdirSync(walDir).sort().at(-1) as string);
+    const text = readFileSync(seg, 'utf8');
+    const lines = text.trimEnd().split('\n');
+    const last = lines.at(-1) as string;
+    writeFileSync(seg, `${lines.slice(0, -1).join('\n')}\n${last.replace('"phase":"open"', '"phase":"opan"')}\n`);
+    appendFileSync(seg, '{"seq":99,"crc":"00000000","bo');
+    const again = await startTestEngine({ dataDir: dir });
+    const h = await again.client.health();
+    expect(h.seq).toBe(seqBefore - 1);
+    expect(h.phase).toBe('halted');
+    expect(h.recovery.walDamage).toMatchObject({ line: lines.length, reason: expect.stringMatching(/CRC mismatch/) });
+    expect(readFileSync(join(dir, 'engine.log'), 'utf8')).toMatch(/WAL damaged: recovered up to the last good record/);
+    // The log was cut at the last good record: new records follow on cleanly.
+    await again.client.setPhase('open');
+    expect((await again.client.health()).seq).toBe(seqBefore);
+  });
+
+  it('SIGTERM flushes and exits 0; a second engine on the same data dir is refused', async () => {
+    const { dir, pid } = await startTestEngine();
+    const second = await execa('node', [engineBin(), '--data-dir', dir, '--port', '0'], { reject: false, timeout: 10_000 });
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`locked by engine pid ${pid}`));
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 5000;
+    while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(isAlive(pid)).toBe(false);
+    expect(readFileSync(join(dir, 'engine.log'), 'utf8')).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
+  });
+
+  it('recomputes missed funding intervals from the recorded marks; payments net to zero', async () => {
+    const { client } = await startTestEngine({ feedInterval: '100ms', fundingInterval: '1s' });
+    await fund(client, ['long', 'short']);
+    await client.setPhase('open');
+    await client.placeOrder({ account: 'short', symbol: 'BTCUSDT', side: 'sell', type: 'limit', price: '60000', qty: '0.5' });
+    await client.placeOrder({ account: 'long', symbol: 'BTCUSDT', side: 'buy', type: 'market', qty: '0.5' });
+    await client.setPhase('halted', 'test outage');
+    const haltedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 3_300));
+    const r = await client.recomputeFunding(new Date(haltedAt - 1000).toISOString(), new Date().toISOString());
+    expect(r.intervals.filter((i) => i.symbol === 'BTCUSDT').length).toBeGreaterThanOrEqual(2);
+    expect(r.totals.BTCUSDT?.net).toBe('0');
+    expect(r.totals.BTCUSDT?.paid).not.toBe('0');
+    const again = await client.recomputeFunding(new Date(haltedAt - 1000).toISOString(), new Date().toISOString());
+    expect(again.intervals.filter((i) => new Date(i.intervalStart).getTime() < haltedAt)).toEqual([]);
+    expect((await client.health()).ledger).toEqual({ USDT: '0', USDC: '0' });
+  });
+});
