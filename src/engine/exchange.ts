@@ -76,7 +76,7 @@ export class Exchange {
   account(id: string): Account {
     let a = this.accounts.get(id);
     if (!a) {
-      a = { id, balances: { USDT: 0n, USDC: 0n }, positions: new Map(), openOrders: new Set() };
+      a = { id, balances: { USDT: 0n, USDC: 0n }, positions: new Map(), openOrders: new Set(), orderMargin: 0n };
       this.accounts.set(id, a);
     }
     return a;
@@ -113,12 +113,7 @@ export class Exchange {
     for (const [sym, p] of a.positions) {
       if (p.mode === 'cross' && p.qty !== 0) im += bpsOf(notional(this.mark(sym), Math.abs(p.qty)), INSTRUMENTS[sym].initialMarginBps);
     }
-    for (const id of a.openOrders) {
-      const o = this.orders.get(id) as Order;
-      if (o.reduceOnly) continue;
-      im += bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps);
-    }
-    return im;
+    return im + a.orderMargin;
   }
 
   available(a: Account): bigint {
@@ -253,6 +248,7 @@ export class Exchange {
       reduceOnly: req.reduceOnly,
       marginMode: req.marginMode,
       clientOrderId: req.clientOrderId,
+      reservedMargin: 0n,
     };
     this.orders.set(id, order);
     const book = this.book(req.symbol);
@@ -263,6 +259,7 @@ export class Exchange {
       book.add({ id: num, account: order.account, side: order.side, price: order.price, remaining: left });
       this.account(order.account).openOrders.add(id);
       order.status = order.filled > 0 ? 'partially_filled' : 'open';
+      this.reserveOrderMargin(order);
     } else {
       order.status = left === 0 ? 'filled' : 'canceled';
     }
@@ -292,6 +289,7 @@ export class Exchange {
     } else {
       makerOrder.status = 'partially_filled';
     }
+    this.reserveOrderMargin(makerOrder);
     this.hooks.accountTouched?.(makerOrder.account);
     this.hooks.fill?.(taker.symbol, price, qty);
   }
@@ -342,7 +340,16 @@ export class Exchange {
     this.book(o.symbol).cancel(o.num);
     o.status = 'canceled';
     this.account(o.account).openOrders.delete(id);
+    this.reserveOrderMargin(o);
     return true;
+  }
+
+  /** Set an order's reserved initial margin to what its resting remainder needs (none once it is done). */
+  reserveOrderMargin(o: Order): void {
+    const resting = o.status === 'open' || o.status === 'partially_filled';
+    const next = resting && !o.reduceOnly ? bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps) : 0n;
+    this.account(o.account).orderMargin += next - o.reservedMargin;
+    o.reservedMargin = next;
   }
 
   /**

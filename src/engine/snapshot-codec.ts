@@ -161,6 +161,7 @@ export class SnapshotLoader {
           reduceOnly: r.reduceOnly === true,
           marginMode: (r.marginMode ?? 'cross') as MarginMode,
           clientOrderId: typeof r.clientOrderId === 'string' ? r.clientOrderId : null,
+          reservedMargin: 0n,
         };
         ex.orders.set(o.id, o);
         if (o.status === 'open' || o.status === 'partially_filled') this.resting.push(o);
@@ -187,6 +188,7 @@ export class SnapshotLoader {
     for (const o of this.resting.sort((a, b) => a.num - b.num)) {
       this.ex.book(o.symbol).add({ id: o.num, account: o.account, side: o.side, price: o.price, remaining: o.qty - o.filled });
       this.ex.account(o.account).openOrders.add(o.id);
+      this.ex.reserveOrderMargin(o);
     }
     return this.ex;
   }

@@ -41,6 +41,8 @@ export interface Order {
   reduceOnly: boolean;
   marginMode: MarginMode;
   clientOrderId: string | null;
+  /** Initial margin this order holds while it rests (kept in step with Account.orderMargin). */
+  reservedMargin: bigint;
 }
 
 export interface Position {
@@ -57,6 +59,8 @@ export interface Account {
   balances: Record<Asset, bigint>;
   positions: Map<Symbol, Position>;
   openOrders: Set<string>;
+  /** Sum of the open orders' reserved initial margin, so a margin check does not walk every order. */
+  orderMargin: bigint;
 }
 
 /** What an order request looks like once parsed from its JSON (integers, validated shapes). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Exchange, FEES, INSURANCE } from '../../src/engine/exchange.js';
 import { fundingRate, nextPrice, rng } from '../../src/engine/feed.js';
-import { fmtMoney, fmtRate, formatFixed, parseFixed } from '../../src/engine/fixed.js';
+import { bpsOf, fmtMoney, fmtRate, formatFixed, notional, parseFixed } from '../../src/engine/fixed.js';
 import { INSTRUMENTS, SYMBOLS, type Symbol } from '../../src/engine/instruments.js';
 import { snapshotHeader, SnapshotLoader, snapshotRecords } from '../../src/engine/snapshot-codec.js';
 import type { Command, OrderRequest } from '../../src/engine/types.js';
@@ -161,6 +161,15 @@ describe('exchange', () => {
       for (const s of SYMBOLS) expect(ex.openInterestImbalance(s)).toBe(0);
       expect(ex.funding.size).toBeGreaterThan(0);
       for (const f of ex.funding.values()) expect(f.received).toBe(f.paid);
+      // The incremental reserved margin of open orders equals a recount from scratch.
+      for (const a of accounts) {
+        let recount = 0n;
+        for (const id of ex.account(a).openOrders) {
+          const o = ex.orders.get(id);
+          if (o && !o.reduceOnly) recount += bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps);
+        }
+        expect(ex.account(a).orderMargin).toBe(recount);
+      }
       for (const a of accounts) {
         const below = ex.belowMaintenance(a);
         expect(below.cross, a).toBe(false);
