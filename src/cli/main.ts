@@ -127,6 +127,26 @@ Examples:
       await engineCommand(action, kind, opts);
     });
 
+  const integrity = program.command('integrity').description('prove that no order was lost and positions are as before the outage');
+  integrity
+    .command('check')
+    .description('compare a pre-outage snapshot with the state now: missing, unexpected, mismatch, duplicate, conservation, corrupt')
+    .requiredOption('--snapshot <pre.ndjson>', 'the pre-outage snapshot')
+    .option('--against <post.ndjson>', 'the state now, as a snapshot file')
+    .option('--engine <url>', "the state now, from a running engine's GET /state")
+    .option('--token-file <file>', "with --engine: the engine's control.token")
+    .option('--wal <dir>', "the engine's WAL: changes after the snapshot's seq that it explains are not findings")
+    .option('--limit <n>', 'stop after n findings (a cheap "anything wrong?")')
+    .option('--json', 'print {clean, counts, findings} as JSON')
+    .addHelpText(
+      'after',
+      '\nExit: 0 clean, 1 findings, 2 an input cannot be read or fails verification.\n\nExamples:\n  recoverctl integrity check --snapshot var/engine/snapshots/1200.ndjson --against post.ndjson\n  recoverctl integrity check --snapshot pre.ndjson --engine http://127.0.0.1:7070 --token-file var/engine/control.token --wal var/engine/wal',
+    )
+    .action(async (opts: { snapshot: string }) => {
+      const { integrityCommand } = await import('./integrity.js');
+      await integrityCommand(opts);
+    });
+
   program
     .command('schema')
     .description('print the JSON Schema of the playbook format (for editors) on stdout')

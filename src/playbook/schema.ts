@@ -9,6 +9,7 @@ import {
 } from '../steps/engine-steps.js';
 import { execWith } from '../steps/exec.js';
 import { gateApproveWith } from '../steps/gate-approve.js';
+import { integrityCheckWith } from '../steps/integrity-check.js';
 import { httpWith } from '../steps/http.js';
 import { notifyWith } from '../steps/notify.js';
 import { waitWith } from '../steps/wait.js';
@@ -57,6 +58,7 @@ const kinds = {
   'engine.stop': engineStopStep.with,
   'snapshot.take': snapshotTakeStep.with,
   'snapshot.verify': snapshotVerifyWith,
+  'integrity.check': integrityCheckWith,
 } as const;
 
 export const stepSchema = z.discriminatedUnion('uses', [
@@ -71,6 +73,7 @@ export const stepSchema = z.discriminatedUnion('uses', [
   stepOf('engine.stop', kinds['engine.stop']),
   stepOf('snapshot.take', kinds['snapshot.take']),
   stepOf('snapshot.verify', kinds['snapshot.verify']),
+  stepOf('integrity.check', kinds['integrity.check']),
 ]);
 
 export const rollbackStepSchema = z.discriminatedUnion('uses', [
@@ -85,6 +88,7 @@ export const rollbackStepSchema = z.discriminatedUnion('uses', [
   rollbackStepOf('engine.stop', kinds['engine.stop']),
   rollbackStepOf('snapshot.take', kinds['snapshot.take']),
   rollbackStepOf('snapshot.verify', kinds['snapshot.verify']),
+  rollbackStepOf('integrity.check', kinds['integrity.check']),
 ]);
 
 export const STEP_KINDS = Object.keys(kinds) as (keyof typeof kinds)[];

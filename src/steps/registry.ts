@@ -11,6 +11,7 @@ import {
 import { execStep } from './exec.js';
 import { gateApproveStep } from './gate-approve.js';
 import { httpStep } from './http.js';
+import { integrityCheckStep } from './integrity-check.js';
 import { notifyStep } from './notify.js';
 import type { DescribeContext, StepContext, StepKind, StepResult } from './types.js';
 import { waitStep } from './wait.js';
@@ -32,6 +33,7 @@ export const registry = {
   'engine.stop': engineStopStep,
   'snapshot.take': snapshotTakeStep,
   'snapshot.verify': snapshotVerifyStep,
+  'integrity.check': integrityCheckStep,
 } satisfies Registry;
 
 /** A step kind with its `with` type erased, for code that handles every kind alike. */

@@ -63,7 +63,7 @@ describe('recoverctl engine', () => {
     expect(hasStackTrace(dies.stderr)).toBe(false);
   });
 
-  it('a playbook drives the engine: start, halt, snapshot, verify, resume, stop', async () => {
+  it('a playbook drives the engine: start, snapshot, halt, verify, integrity, resume, stop', async () => {
     const dir = tempDir();
     trackEngineDir(join(dir, 'engine'));
     writeFileSync(
@@ -86,6 +86,9 @@ steps:
   - id: verify
     uses: snapshot.verify
     with: { path: "\${{ steps.pre-outage.outputs.path }}" }
+  - id: integrity
+    uses: integrity.check
+    with: { snapshot: "\${{ steps.pre-outage.outputs.path }}" }
   - id: resume
     uses: engine.resume
     with: { phases: [cancel-only, post-only, open], dwell: 100ms }
@@ -101,6 +104,7 @@ steps:
     const ok = (id: string) => events.find((e) => e.event === 'ok' && e.step === id)?.outputs;
     expect(ok('start')).toMatchObject({ started: true, phase: 'open', margin: '1.4.2' });
     expect(ok('verify')).toMatchObject({ precedesHalt: true });
+    expect(ok('integrity')).toMatchObject({ clean: true, missing: 0, explainedByWal: 1 });
     expect(ok('resume')).toMatchObject({ phase: 'open' });
     expect(ok('stop')).toMatchObject({ wasRunning: true });
     expect(readFileSync(join(dir, 'engine', 'engine.log'), 'utf8')).toMatch(/stopping/);

@@ -1,0 +1,64 @@
+import { InputError, RecoverctlError } from '../errors.js';
+import type { Finding, IntegrityReport } from '../integrity/findings.js';
+import { runIntegrity, type IntegrityFlags } from '../integrity/run.js';
+
+
+/** Findings were reported (exit 1); the output already says what. */
+class FindingsReported extends RecoverctlError {
+  readonly exitCode = 1 as const;
+}
+/** An input failed verification (exit 2): the corrupt finding names the file and line. */
+class InputCorrupt extends RecoverctlError {
+  readonly exitCode = 2 as const;
+}
+
+function describe(f: Finding): string {
+  const where = f.line !== undefined ? ` (${f.file ? `${f.file}:` : 'line '}${f.line})` : '';
+  switch (f.category) {
+    case 'mismatch':
+      return `mismatch ${f.type} ${f.id} ${f.field}: expected ${JSON.stringify(f.expected)}, actual ${JSON.stringify(f.actual)}${where}`;
+    case 'conservation':
+      return `conservation ${f.type} ${f.id} ${f.field}: expected ${JSON.stringify(f.expected)}, actual ${JSON.stringify(f.actual)}`;
+    case 'corrupt':
+      return `corrupt ${f.id}:${f.line ?? 0}: ${f.field ?? ''}`;
+    default:
+      return `${f.category} ${f.type} ${f.id}${where}`;
+  }
+}
+
+export function printReport(r: IntegrityReport, json: boolean, out: NodeJS.WritableStream = process.stdout): void {
+  if (json) {
+    out.write(`${JSON.stringify(r)}\n`);
+    return;
+  }
+  const lines = [
+    `integrity: ${r.pre.file} (seq ${r.pre.seq}, ${r.pre.records.toLocaleString('en-US')} records) vs ${r.post ? `${r.post.file} (seq ${r.post.seq}, ${r.post.records.toLocaleString('en-US')} records)` : '?'}`,
+  ];
+  if (r.explainedByWal !== null) lines.push(`  ${r.explainedByWal} WAL records applied to the pre-outage snapshot before comparing`);
+  lines.push(`  ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (r.findings.length) {
+    lines.push('  first findings:');
+    for (const f of r.findings.slice(0, 20)) lines.push(`    ${describe(f)}`);
+    if (r.findings.length > 20) lines.push(`    … ${r.findings.length - 20} more (--json lists every one)`);
+  }
+  const total = Object.values(r.counts).reduce((a, b) => a + b, 0);
+  lines.push(r.clean ? `  clean (${r.durationMs} ms)` : `  ${total} finding${total === 1 ? '' : 's'}${r.truncated ? ' (stopped at --limit)' : ''} (${r.durationMs} ms)`);
+  out.write(`${lines.join('\n')}\n`);
+}
+
+export async function integrityCommand(flags: IntegrityFlags & { json?: boolean }): Promise<void> {
+  const { EngineUnreachable, EngineHttpError } = await import('../engine-client/client.js');
+  let report: IntegrityReport;
+  try {
+    report = await runIntegrity(flags);
+  } catch (e) {
+    if (e instanceof EngineUnreachable || e instanceof EngineHttpError) throw new InputError(e.message);
+    throw e;
+  }
+  printReport(report, flags.json ?? false);
+  if (report.counts.corrupt > 0) {
+    const c = report.findings.find((f) => f.category === 'corrupt');
+    throw new InputCorrupt(`${c?.id ?? '?'}:${c?.line ?? 0}: ${c?.field ?? 'fails verification'}`);
+  }
+  if (!report.clean) throw new FindingsReported(`integrity: ${Object.values(report.counts).reduce((a, b) => a + b, 0)} findings`);
+}

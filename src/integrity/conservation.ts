@@ -1,0 +1,89 @@
+import type { Finding } from './findings.js';
+
+const SETTLE: Record<string, string> = { USDT: 'USDT', USDC: 'USDC' };
+
+/** Parse a decimal string into units of 1e-8 (the engine's money unit); undefined when it is not one. */
+export function money(v: unknown): bigint | undefined {
+  if (typeof v !== 'string') return undefined;
+  const m = /^(-)?(\d+)(?:\.(\d{1,8}))?$/.exec(v);
+  if (!m) return undefined;
+  const n = BigInt(`${m[2]}${(m[3] ?? '').padEnd(8, '0')}`);
+  return m[1] ? -n : n;
+}
+
+function fmt(v: bigint): string {
+  const neg = v < 0n;
+  const s = (neg ? -v : v).toString().padStart(9, '0');
+  const frac = s.slice(-8).replace(/0+$/, '');
+  return `${neg ? '-' : ''}${s.slice(0, -8)}${frac ? `.${frac}` : ''}`;
+}
+
+/** The settlement asset of a symbol: its quote currency (BTCUSDT settles in USDT). */
+function settleAssetOf(symbol: string): string | undefined {
+  for (const asset of Object.keys(SETTLE)) if (symbol.endsWith(asset)) return asset;
+  return undefined;
+}
+
+/**
+ * The ledger and funding invariants over a state: per asset, balances (system accounts included) plus
+ * isolated margins minus position costs sum to zero; per symbol, open interest nets to zero and every
+ * funding interval's payments equal its receipts.
+ */
+export class Conservation {
+  private readonly assets = new Map<string, bigint>();
+  private readonly openInterest = new Map<string, bigint>();
+  private readonly fundingPaid = new Map<string, bigint>();
+  private readonly fundingReceived = new Map<string, bigint>();
+  private readonly malformed: Finding[] = [];
+
+  add(type: string, rec: Record<string, unknown>): void {
+    const id = String(rec.id);
+    if (type === 'account') {
+      const balances = (rec.balances ?? {}) as Record<string, unknown>;
+      for (const [asset, v] of Object.entries(balances)) {
+        const m = money(v);
+        if (m === undefined) this.malformed.push({ category: 'conservation', type: 'account', id, field: `balances.${asset}`, actual: v });
+        else this.assets.set(asset, (this.assets.get(asset) ?? 0n) + m);
+      }
+    } else if (type === 'position') {
+      const symbol = id.slice(id.lastIndexOf(':') + 1);
+      const asset = settleAssetOf(symbol);
+      const qty = money(rec.qty);
+      const isolated = money(rec.isolatedMargin ?? '0');
+      // `cost` is exact; without it, qty x entryPrice is the best the record says.
+      let cost = money(rec.cost);
+      if (cost === undefined && qty !== undefined) {
+        const entry = money(rec.entryPrice);
+        if (entry !== undefined) cost = (qty * entry) / 100_000_000n;
+      }
+      if (!asset || qty === undefined || cost === undefined || isolated === undefined) {
+        this.malformed.push({ category: 'conservation', type: 'position', id, field: 'qty/cost', actual: { qty: rec.qty, cost: rec.cost } });
+        return;
+      }
+      this.assets.set(asset, (this.assets.get(asset) ?? 0n) + isolated - cost);
+      this.openInterest.set(symbol, (this.openInterest.get(symbol) ?? 0n) + qty);
+    } else if (type === 'funding') {
+      const symbol = id.slice(0, id.indexOf(':'));
+      const paid = money(rec.paid);
+      const received = money(rec.received);
+      if (paid === undefined || received === undefined) return;
+      this.fundingPaid.set(symbol, (this.fundingPaid.get(symbol) ?? 0n) + paid);
+      this.fundingReceived.set(symbol, (this.fundingReceived.get(symbol) ?? 0n) + received);
+    }
+  }
+
+  findings(): Finding[] {
+    const out = [...this.malformed];
+    for (const [asset, sum] of [...this.assets].sort()) {
+      if (sum !== 0n) out.push({ category: 'conservation', type: 'asset', id: asset, field: 'ledger', expected: '0', actual: fmt(sum) });
+    }
+    for (const [symbol, q] of [...this.openInterest].sort()) {
+      if (q !== 0n) out.push({ category: 'conservation', type: 'symbol', id: symbol, field: 'openInterest', expected: '0', actual: fmt(q) });
+    }
+    for (const [symbol, paid] of [...this.fundingPaid].sort()) {
+      const received = this.fundingReceived.get(symbol) ?? 0n;
+      if (paid !== received) out.push({ category: 'conservation', type: 'symbol', id: symbol, field: 'funding', expected: fmt(paid), actual: fmt(received) });
+    }
+    return out;
+  }
+}

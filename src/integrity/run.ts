@@ -1,0 +1,78 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { InputError, UsageError } from '../errors.js';
+import type { EngineClient } from '../engine-client/client.js';
+import type { IntegrityReport } from './findings.js';
+
+export interface IntegrityFlags {
+  snapshot: string;
+  against?: string | undefined;
+  engine?: string | undefined;
+  tokenFile?: string | undefined;
+  wal?: string | undefined;
+  limit?: string | undefined;
+}
+
+/** Run the check; the state now comes from a file, or from a live engine's GET /state. */
+export async function runIntegrity(flags: IntegrityFlags): Promise<IntegrityReport> {
+  const { checkSnapshots } = await import('../integrity/check.js');
+  if ((flags.against === undefined) === (flags.engine === undefined)) throw new UsageError('integrity check: give exactly one of --against <post.ndjson> or --engine <url>');
+  let limit: number | undefined;
+  if (flags.limit !== undefined) {
+    limit = Number(flags.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a whole number >= 1, got '${flags.limit}'`);
+  }
+  const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-integrity-'));
+  try {
+    let post = flags.against ? resolve(flags.against) : '';
+    let postLabel = flags.against ?? '';
+    if (flags.engine) {
+      const { EngineClient } = await import('../engine-client/client.js');
+      if (!flags.tokenFile) throw new UsageError('--engine needs --token-file <DIR/control.token>');
+      let token: string;
+      try {
+        token = readFileSync(flags.tokenFile, 'utf8').trim();
+      } catch (e) {
+        throw new InputError(`--token-file ${flags.tokenFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? ''})`);
+      }
+      const client = new EngineClient(flags.engine.replace(/\/$/, ''), token, 600_000);
+      post = join(scratch, 'state.ndjson');
+      postLabel = `${flags.engine}/state`;
+      await downloadState(client, post);
+    }
+    let pre = resolve(flags.snapshot);
+    let explained: number | null = null;
+    if (flags.wal) {
+      const { replayExpected, WalGap } = await import('../integrity/replay.js');
+      const { SnapshotCursor } = await import('../snapshot/cursor.js');
+      const { SnapshotError } = await import('../snapshot/format.js');
+      try {
+        const nowSeq = new SnapshotCursor(post).header.seq;
+        const expectedFile = join(scratch, 'expected.ndjson');
+        explained = (await replayExpected(pre, resolve(flags.wal), nowSeq, expectedFile)).applied;
+        pre = expectedFile;
+      } catch (e) {
+        if (e instanceof WalGap) throw new InputError(`--wal ${flags.wal}: ${e.message}`);
+        if (e instanceof SnapshotError) throw new InputError(e.message);
+        throw e;
+      }
+    }
+    const report = checkSnapshots(pre, post, { ...(limit !== undefined ? { limit } : {}), postLabel, explainedByWal: explained });
+    if (flags.wal) report.pre.file = `${flags.snapshot} + ${flags.wal}`;
+    else report.pre.file = flags.snapshot;
+    return report;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+async function downloadState(client: EngineClient, file: string): Promise<void> {
+  const { createWriteStream } = await import('node:fs');
+  const { pipeline } = await import('node:stream/promises');
+  const { Readable } = await import('node:stream');
+  const res = await client.raw('GET', '/state');
+  if (!res.ok || !res.body) throw new InputError(`GET ${client.url}/state answered ${res.status}`);
+  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(file));
+}
+

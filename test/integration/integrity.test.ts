@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkSnapshots } from '../../src/integrity/check.js';
+import type { Finding } from '../../src/integrity/findings.js';
+import { hasStackTrace, runCli, tempDir } from '../support/cli.js';
+import { startTestEngine } from '../support/engine.js';
+// @ts-expect-error plain JavaScript shared with bench/integrity
+import { breakSnapshot, writeCorpus } from '../support/snapshot-corpus.mjs';
+
+type Expected = { category: string; type: string; id: string; field?: string };
+const key = (f: Expected | Finding): string => [f.category, f.type, f.id, f.field ?? ''].join(' ');
+
+describe('integrity check over generated snapshot pairs', () => {
+  const sizes = [300, 5_000, 60_000];
+  it.each(sizes.flatMap((n) => [1, 2].map((seed) => [n, seed] as const)))('finds exactly the planted discrepancies (%i records, seed %i)', (records, seed) => {
+    const dir = tempDir();
+    const pre = join(dir, 'pre.ndjson');
+    const post = join(dir, 'post.ndjson');
+    const k = Math.max(1, Math.floor(records / 100));
+    const { expected } = writeCorpus({ pre, post, records, seed, discrepancies: { missing: k, unexpected: k, mismatch: k, duplicate: k, conservation: 2 } }) as { expected: Expected[] };
+    const report = checkSnapshots(pre, post);
+    expect(report.findings.map(key).sort()).toEqual(expected.map(key).sort());
+    expect(report.counts).toEqual({ missing: k, unexpected: k, mismatch: k, duplicate: k, conservation: 2, corrupt: 0 });
+    const mismatch = report.findings.find((f) => f.category === 'mismatch');
+    expect(mismatch).toMatchObject({ field: 'status', expected: expect.any(String), actual: expect.any(String), line: expect.any(Number) });
+  });
+
+  it('reports nothing for identical snapshots', () => {
+    const dir = tempDir();
+    const pre = join(dir, 'pre.ndjson');
+    writeCorpus({ pre, post: join(dir, 'post.ndjson'), records: 20_000, seed: 9 });
+    const report = checkSnapshots(pre, join(dir, 'post.ndjson'));
+    expect(report.clean).toBe(true);
+    expect(report.findings).toEqual([]);
+  });
+
+  it('stops after --limit findings', () => {
+    const dir = tempDir();
+    writeCorpus({ pre: join(dir, 'a'), post: join(dir, 'b'), records: 5_000, seed: 3, discrepancies: { missing: 30 } });
+    const report = checkSnapshots(join(dir, 'a'), join(dir, 'b'), { limit: 5 });
+    expect(report.findings).toHaveLength(5);
+    expect(report.truncated).toBe(true);
+  });
+
+  it.each(['truncated', 'no-trailer', 'reordered', 'checksum', 'corrupt-line'])('names the line of a %s snapshot', (how) => {
+    const dir = tempDir();
+    const pre = join(dir, 'pre.ndjson');
+    writeCorpus({ pre, post: join(dir, 'post.ndjson'), records: 2_000, seed: 4 });
+    const broken = join(dir, 'broken.ndjson');
+    const want = breakSnapshot(join(dir, 'post.ndjson'), broken, how) as { line: number; problem: RegExp };
+    const report = checkSnapshots(pre, broken);
+    const corrupt = report.findings.find((f) => f.category === 'corrupt');
+    expect(corrupt).toMatchObject({ id: broken, line: want.line });
+    expect(corrupt?.field).toMatch(want.problem);
+  });
+});
+
+describe('recoverctl integrity check', () => {
+  it('exit 0 clean, 1 findings (human and --json), 2 unreadable, never a stack trace', async () => {
+    const dir = tempDir();
+    writeCorpus({ pre: join(dir, 'pre.ndjson'), post: join(dir, 'same.ndjson'), records: 3_000, seed: 5 });
+    writeCorpus({ pre: join(dir, 'pre2.ndjson'), post: join(dir, 'post.ndjson'), records: 3_000, seed: 5, discrepancies: { missing: 2, mismatch: 1 } });
+    const clean = await runCli(['integrity', 'check', '--snapshot', 'pre.ndjson', '--against', 'same.ndjson'], { cwd: dir });
+    expect(clean.exitCode).toBe(0);
+    expect(clean.stdout).toMatch(/missing 0, unexpected 0, mismatch 0, duplicate 0, conservation 0, corrupt 0\n {2}clean/);
+    const found = await runCli(['integrity', 'check', '--snapshot', 'pre.ndjson', '--against', 'post.ndjson', '--json'], { cwd: dir });
+    expect(found.exitCode).toBe(1);
+    const json = JSON.parse(found.stdout) as { clean: boolean; counts: Record<string, number>; findings: Finding[] };
+    expect(json.clean).toBe(false);
+    expect(json.counts).toMatchObject({ missing: 2, mismatch: 1 });
+    expect(json.findings.every((f) => typeof f.type === 'string' && typeof f.id === 'string')).toBe(true);
+    const missingFile = await runCli(['integrity', 'check', '--snapshot', 'nope.ndjson', '--against', 'post.ndjson'], { cwd: dir });
+    expect(missingFile.exitCode).toBe(2);
+    expect(missingFile.stderr).toMatch(/nope\.ndjson:0: cannot read \(ENOENT\)/);
+    breakSnapshot(join(dir, 'post.ndjson'), join(dir, 'torn.ndjson'), 'truncated');
+    const torn = await runCli(['integrity', 'check', '--snapshot', 'pre.ndjson', '--against', 'torn.ndjson'], { cwd: dir });
+    expect(torn.exitCode).toBe(2);
+    expect(torn.stderr).toMatch(/torn\.ndjson:\d+: truncated/);
+    for (const r of [clean, found, missingFile, torn]) expect(hasStackTrace(r.stderr)).toBe(false);
+    const usage = await runCli(['integrity', 'check', '--snapshot', 'pre.ndjson'], { cwd: dir });
+    expect(usage.exitCode).toBe(2);
+  });
+
+  it('against a live engine: the WAL explains what changed after the snapshot; what it does not explain is found', async () => {
+    const { dir, client } = await startTestEngine();
+    for (const a of ['a', 'b', 'c']) await client.deposit(a, 'USDT', '100000');
+    await client.setPhase('open');
+    for (let i = 0; i < 10; i++) await client.placeOrder({ account: i % 2 ? 'a' : 'b', symbol: 'BTCUSDT', side: i % 2 ? 'buy' : 'sell', type: 'limit', price: String(60000 + (i % 3) * 10), qty: '0.01' });
+    const snap = await client.snapshot();
+    // Work after the snapshot: new orders, fills and a cancel, all in the WAL.
+    const o = await client.placeOrder({ account: 'c', symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: '3000', qty: '1' });
+    await client.placeOrder({ account: 'a', symbol: 'BTCUSDT', side: 'sell', type: 'market', qty: '0.02' });
+    await client.cancel(o.id as string);
+    await client.setPhase('halted', 'drill');
+    const token = join(dir, 'control.token');
+    const base = ['integrity', 'check', '--snapshot', snap.path, '--engine', client.url, '--token-file', token];
+    const explained = await runCli([...base, '--wal', join(dir, 'wal')]);
+    expect(explained.stdout).toMatch(/WAL records applied/);
+    expect(explained.exitCode, explained.stdout).toBe(0);
+    const unexplained = await runCli([...base, '--json']);
+    expect(unexplained.exitCode).toBe(1);
+    expect((JSON.parse(unexplained.stdout) as { counts: Record<string, number> }).counts.unexpected).toBeGreaterThan(0);
+    // An order that vanished: the state now without one of the orders the WAL says exists.
+    const state = await client.state();
+    const lines = state.trimEnd().split('\n');
+    const body = lines.slice(1, -1).filter((l) => !l.includes(`"id":"${o.id as string}"`));
+    const text = `${[lines[0], ...body].join('\n')}\n`;
+    const post = join(dir, 'tampered.ndjson');
+    writeFileSync(post, `${text}${JSON.stringify({ type: 'trailer', records: body.length, sha256: createHash('sha256').update(text).digest('hex') })}\n`);
+    const lost = await runCli(['integrity', 'check', '--snapshot', snap.path, '--against', post, '--wal', join(dir, 'wal'), '--json']);
+    expect(lost.exitCode).toBe(1);
+    const report = JSON.parse(lost.stdout) as { findings: Finding[] };
+    expect(report.findings).toContainEqual(expect.objectContaining({ category: 'missing', type: 'order', id: o.id }));
+    expect(readFileSync(snap.path, 'utf8').length).toBeGreaterThan(0);
+  });
+});
