@@ -148,14 +148,30 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   return { info, client: EngineClient.fromTokenFile(info.url, join(dir, 'control.token')), started: true };
 }
 
-/** Stop the engine of a data dir: SIGTERM (it flushes its WAL), SIGKILL after the timeout. */
+/** The pid in the engine's own lock file, when that process is alive. */
+function lockHolder(dir: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(join(dir, 'engine.lock'), 'utf8'), 10);
+    return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Stop the engine of a data dir: SIGTERM (it flushes its WAL), SIGKILL after the timeout. Only a pid
+ * that is provably the engine is signalled: it answers /health, or holds the data dir's engine.lock
+ * (which also finds an engine whose engine.json was lost).
+ */
 export async function stopEngine(dataDir: string, timeoutMs = 10_000): Promise<{ wasRunning: boolean; forced: boolean; pid: number | null }> {
   const dir = resolve(dataDir);
-  const info = readEngineInfo(dir);
-  if (!info || !isAlive(info.pid)) {
+  const attached = await attach(dir);
+  const pid = attached?.info.pid ?? lockHolder(dir);
+  if (pid === undefined) {
     if (existsSync(join(dir, 'engine.json'))) unlinkSync(join(dir, 'engine.json'));
-    return { wasRunning: false, forced: false, pid: info?.pid ?? null };
+    return { wasRunning: false, forced: false, pid: null };
   }
+  const info = { pid };
   process.kill(info.pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
   let forced = false;

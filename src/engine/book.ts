@@ -137,6 +137,25 @@ export class OrderBook {
     return left;
   }
 
+  /**
+   * What an incoming order would fill without changing the book: the quantity and the notional (price x
+   * qty, as a bigint) it would take from the opposite side up to `limit` (undefined: any price).
+   */
+  sweep(side: Side, limit: number | undefined, qty: number): { qty: number; notional: bigint } {
+    const opposite = side === 'buy' ? this.asks : this.bids;
+    let left = qty;
+    let notional = 0n;
+    for (const price of opposite.prices) {
+      if (left === 0) break;
+      if (limit !== undefined && (side === 'buy' ? price > limit : price < limit)) break;
+      const level = opposite.levels.get(price) as Level;
+      const q = level.qty < left ? level.qty : left;
+      notional += BigInt(price) * BigInt(q);
+      left -= q;
+    }
+    return { qty: qty - left, notional };
+  }
+
   /** Remove a resting order; returns it (with what was left) or undefined when it is not resting. */
   cancel(id: number): RestingOrder | undefined {
     const order = this.byId.get(id);

@@ -20,6 +20,9 @@ export const FEES = '@fees';
 export const INSURANCE = '@insurance';
 export const SYSTEM_ACCOUNTS = [EXTERNAL, FEES, INSURANCE] as const;
 
+/** Limit prices further than this from the mark are refused (a fat-finger band), basis points. */
+export const PRICE_BAND_BPS = 2_000;
+
 export function orderIdOf(num: number): string {
   return String(num).padStart(12, '0');
 }
@@ -60,6 +63,8 @@ export class Exchange {
   feedStep = 0;
   nextOrderNum = 1;
   lastTs = 0;
+  /** Time of the last marks record: funding boundaries are crossed between two of them. */
+  lastMarksTs = 0;
   readonly funding = new Map<string, FundingRecord>();
   /** Mark prices recorded at each funding boundary not yet settled, for recomputing missed intervals. */
   readonly boundaryMarks = new Map<number, Partial<Record<Symbol, number>>>();
@@ -156,16 +161,31 @@ export class Exchange {
     const pos = a.positions.get(req.symbol);
     if (pos && pos.qty !== 0 && pos.mode !== req.marginMode) return reject('MARGIN_MODE_CONFLICT', `the ${req.symbol} position is ${pos.mode}`);
     const signed = req.side === 'buy' ? req.qty : -req.qty;
+    const mark = this.mark(req.symbol);
+    if (req.price !== undefined && Math.abs(req.price - mark) * 10_000 > mark * PRICE_BAND_BPS) {
+      return reject('INVALID', `price is more than ${PRICE_BAND_BPS / 100}% from the mark`);
+    }
     if (req.reduceOnly) {
       const q = pos?.qty ?? 0;
-      if (q === 0 || Math.sign(q) === Math.sign(signed) || Math.abs(signed) > Math.abs(q)) return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
+      // Resting reduce-only orders on the same side count too: together they may only close the position.
+      let resting = 0;
+      for (const id of a.openOrders) {
+        const o = this.orders.get(id) as Order;
+        if (o.reduceOnly && o.symbol === req.symbol && o.side === req.side) resting += o.qty - o.filled;
+      }
+      if (q === 0 || Math.sign(q) === Math.sign(signed) || Math.abs(signed) + resting > Math.abs(q)) return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
     }
     const book = this.book(req.symbol);
     if (req.postOnly && req.price !== undefined && book.crosses(req.side, req.price)) return reject('POST_ONLY_WOULD_TAKE', 'the order would trade immediately');
     if (!req.reduceOnly) {
-      const price = req.price ?? this.mark(req.symbol);
-      const size = notional(price, req.qty);
-      const required = bpsOf(size, inst.initialMarginBps) + bpsOf(size, TAKER_FEE_BPS);
+      // Margin at the prices the order would really trade at, plus the loss against the mark it would
+      // take on at once, plus what it leaves resting at its limit.
+      const taken = book.sweep(req.side, req.price, req.qty);
+      const markValue = notional(mark, taken.qty);
+      const immediateLoss = req.side === 'buy' ? taken.notional - markValue : markValue - taken.notional;
+      const restingQty = req.type === 'limit' && req.tif === 'GTC' ? req.qty - taken.qty : 0;
+      const size = taken.notional + notional(req.price ?? mark, restingQty);
+      const required = bpsOf(size, inst.initialMarginBps) + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
       if (this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
     }
     const json: OrderRequestJson = { ...req, price: req.price ?? null };
@@ -192,6 +212,7 @@ export class Exchange {
       }
       case 'marks': {
         this.feedStep = c.step;
+        this.lastMarksTs = c.ts;
         for (const s of SYMBOLS) {
           const p = c.prices[s];
           if (p !== undefined) this.marks.set(s, p);
@@ -252,9 +273,12 @@ export class Exchange {
     };
     this.orders.set(id, order);
     const book = this.book(req.symbol);
+    const touched = new Set<string>();
     const left = book.match(req.side, req.type === 'market' ? undefined : order.price, order.qty, (maker, qty, price) => {
       this.fill(order, maker, qty, price);
+      touched.add(maker.account);
     });
+    touched.add(order.account);
     if (left > 0 && req.type === 'limit' && req.tif === 'GTC') {
       book.add({ id: num, account: order.account, side: order.side, price: order.price, remaining: left });
       this.account(order.account).openOrders.add(id);
@@ -263,6 +287,7 @@ export class Exchange {
     } else {
       order.status = left === 0 ? 'filled' : 'canceled';
     }
+    for (const acct of touched) this.trimReduceOnly(acct, order.symbol);
     this.hooks.accountTouched?.(order.account);
     return { id, status: order.status, filled: order.filled, avgPrice: avgPriceOf(order) };
   }
@@ -318,7 +343,9 @@ export class Exchange {
       settle(realized);
       open = q - closeQty;
       if (pos.qty === 0 && pos.mode === 'isolated') {
-        acct.balances[inst.settleAsset] += pos.isolatedMargin;
+        // An isolated position's losses stop at its margin: a shortfall is the insurance fund's.
+        if (pos.isolatedMargin >= 0n || acct.id.startsWith('@')) acct.balances[inst.settleAsset] += pos.isolatedMargin;
+        else this.account(INSURANCE).balances[inst.settleAsset] += pos.isolatedMargin;
         pos.isolatedMargin = 0n;
       }
     }
@@ -331,6 +358,27 @@ export class Exchange {
         acct.balances[inst.settleAsset] -= im;
         pos.isolatedMargin += im;
       }
+    }
+  }
+
+  /**
+   * Resting reduce-only orders may only close the position: after a trade shrinks it, those that would
+   * now open or flip it are cancelled (newest first), as exchanges do.
+   */
+  private trimReduceOnly(accountId: string, symbol: Symbol): void {
+    const a = this.accounts.get(accountId);
+    if (!a || a.openOrders.size === 0) return;
+    const pos = a.positions.get(symbol)?.qty ?? 0;
+    const closing = pos > 0 ? 'sell' : 'buy';
+    const orders = [...a.openOrders]
+      .map((id) => this.orders.get(id) as Order)
+      .filter((o) => o.reduceOnly && o.symbol === symbol)
+      .sort((x, y) => x.num - y.num);
+    let room = Math.abs(pos);
+    for (const o of orders) {
+      const remaining = o.qty - o.filled;
+      if (pos === 0 || o.side !== closing || remaining > room) this.cancelOrder(o.id);
+      else room -= remaining;
     }
   }
 

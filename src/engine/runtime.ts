@@ -14,6 +14,9 @@ import { snapshotHeader, snapshotRecords, SnapshotLoader } from './snapshot-code
 import type { Command, OrderRequest, OrderResult, Phase } from './types.js';
 import { scanWal, WalWriter, type WalDamage } from './wal.js';
 
+/** The most funding intervals one recompute request may cover (over 9 years at 8h). */
+export const MAX_RECOMPUTE_INTERVALS = 10_000;
+
 export interface EngineOptions {
   dataDir: string;
   testnet: boolean;
@@ -121,8 +124,8 @@ export class EngineRuntime {
     }
     const first = scan.records[0];
     if (first && first.seq !== from + 1) {
-      recovery.walDamage = { file: walDir, line: 0, byteOffset: 0, reason: `WAL starts at seq ${first.seq}, snapshot is at ${from}` };
-      opts.log({ level: 'error', msg: 'WAL does not follow the snapshot', first: first.seq, snapshot: from });
+      // Records are missing between the snapshot and the WAL: starting would silently lose them.
+      throw new Error(`WAL in ${walDir} starts at seq ${first.seq} but the newest valid snapshot is at seq ${from}: records in between are missing; restore them or move the WAL aside to start from the snapshot`);
     }
     rt.seq = from;
     for (const r of scan.records) {
@@ -249,10 +252,11 @@ export class EngineRuntime {
     const prices: Partial<Record<Symbol, number>> = {};
     for (const s of SYMBOLS) prices[s] = nextPrice(this.opts.seed, s, step, this.ex.mark(s));
     const interval = this.ex.fundingIntervalMs;
-    const before = Math.floor(this.ex.lastTs / interval);
+    // Boundaries are judged between price ticks, whatever else was recorded in between.
+    const before = Math.floor(this.ex.lastMarksTs / interval);
     this.commit({ op: 'marks', ts, step, prices });
     const boundary = Math.floor(ts / interval) * interval;
-    if (Math.floor(ts / interval) > before && before > 0 && this.ex.phase !== 'halted') {
+    if (Math.floor(ts / interval) > before && this.ex.lastMarksTs > 0 && this.ex.phase !== 'halted') {
       this.settleInterval(boundary - interval);
     }
     this.flushPendingHalt();
@@ -409,6 +413,12 @@ export class EngineRuntime {
     const interval = this.ex.fundingIntervalMs;
     const intervals: { symbol: Symbol; intervalStart: string; rate: string; markPrice: number }[] = [];
     const missingMarks: string[] = [];
+    // Nothing to settle before the first recorded mark: start there, and refuse absurd ranges.
+    const earliest = Math.min(...this.ex.boundaryMarks.keys(), ...[...this.ex.funding.values()].map((f) => f.intervalStart), this.now());
+    from = Math.max(from, earliest - interval);
+    if ((to - from) / interval > MAX_RECOMPUTE_INTERVALS) {
+      throw new EngineRefusal(400, `range covers more than ${MAX_RECOMPUTE_INTERVALS} funding intervals; recompute it in parts`);
+    }
     const first = Math.ceil(from / interval) * interval;
     for (let start = first; start + interval <= to; start += interval) {
       if (start + interval > this.now()) break;
@@ -442,7 +452,7 @@ export class EngineRuntime {
     for (const r of snapshotRecords(this.ex)) writer.record(r);
     const { sha256, records } = writer.finish();
     this.sinceSnapshot = 0;
-    await this.wal.rotate(seq + 1);
+    await this.wal.rotate();
     return { path, seq, sha256, records };
   }
 

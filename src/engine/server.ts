@@ -170,7 +170,12 @@ export function createControlServer(o: ServerOptions): Server {
     }
     m = /^\/accounts\/([^/]+)(\/deposit)?$/.exec(path);
     if (m) {
-      const id = decodeURIComponent(m[1] as string);
+      let id: string;
+      try {
+        id = decodeURIComponent(m[1] as string);
+      } catch {
+        throw new BadRequest('bad percent-encoding in the account id');
+      }
       if (!ACCOUNT_RE.test(id)) throw new BadRequest('bad account id');
       if (m[2] && method === 'POST') {
         if (id.startsWith('@')) throw new BadRequest('system accounts take no deposits');

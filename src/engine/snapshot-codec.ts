@@ -25,6 +25,7 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     admissionWeight: ex.admissionWeight,
     marks,
     feedStep: ex.feedStep,
+    lastMarksAt: new Date(ex.lastMarksTs).toISOString(),
     nextOrderNum: ex.nextOrderNum,
     fundingIntervalMs: ex.fundingIntervalMs,
     boundaryMarks,
@@ -106,6 +107,7 @@ export class SnapshotLoader {
     ex.haltedAt = typeof header.haltedAt === 'string' ? Date.parse(header.haltedAt) : null;
     ex.admissionWeight = typeof header.admissionWeight === 'number' ? header.admissionWeight : 100;
     ex.feedStep = typeof header.feedStep === 'number' ? header.feedStep : 0;
+    ex.lastMarksTs = typeof header.lastMarksAt === 'string' ? Date.parse(header.lastMarksAt) : 0;
     ex.nextOrderNum = typeof header.nextOrderNum === 'number' ? header.nextOrderNum : 1;
     ex.lastTs = Date.parse(header.takenAt);
     const marks = (header.marks ?? {}) as Record<string, string>;

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -64,6 +64,9 @@ export function scanWal<T>(dir: string, afterSeq: number, repair: boolean): WalS
   let lastSeq = 0;
   let damage: WalDamage | undefined;
   for (let fi = 0; fi < files.length; fi++) {
+    // A segment whose successor starts at or before afterSeq + 1 is wholly covered by the snapshot.
+    const next = files[fi + 1];
+    if (next !== undefined && Number.parseInt(next, 10) <= afterSeq + 1) continue;
     const file = join(dir, files[fi] as string);
     const buf = readFileSync(file);
     let offset = 0;
@@ -71,25 +74,28 @@ export function scanWal<T>(dir: string, afterSeq: number, repair: boolean): WalS
     while (offset < buf.length) {
       const nl = buf.indexOf(10, offset);
       lineNo++;
-      if (nl < 0) {
-        damage = { file, line: lineNo, byteOffset: offset, reason: 'torn record (no newline)' };
-        break;
-      }
-      const decoded = decodeRecord<T>(buf.toString('utf8', offset, nl));
+      const decoded = nl < 0 ? { error: 'torn record (no newline)' } : decodeRecord<T>(buf.toString('utf8', offset, nl));
       if ('error' in decoded) {
+        // Damage in what the snapshot already covers does not matter: look for the records after it.
+        if (lastSeq < afterSeq && nl >= 0) {
+          offset = nl + 1;
+          continue;
+        }
         damage = { file, line: lineNo, byteOffset: offset, reason: decoded.error };
         break;
       }
-      if (lastSeq !== 0 && decoded.seq !== lastSeq + 1) {
+      if (decoded.seq > afterSeq && lastSeq >= afterSeq && lastSeq !== 0 && decoded.seq !== lastSeq + 1) {
         damage = { file, line: lineNo, byteOffset: offset, reason: `seq ${decoded.seq} follows ${lastSeq}` };
         break;
       }
       lastSeq = decoded.seq;
       if (decoded.seq > afterSeq) records.push(decoded);
-      offset = nl + 1;
+      offset = (nl as number) + 1;
     }
     if (damage) {
       if (repair) {
+        // Cut the log at the last good record, keeping what was cut off beside it for a human.
+        writeFileSync(`${file}.damaged-tail`, buf.subarray(damage.byteOffset));
         const fd = openSync(file, 'r+');
         ftruncateSync(fd, damage.byteOffset);
         fsyncSync(fd);
@@ -110,7 +116,12 @@ export class WalWriter {
   private failers: ((e: Error) => void)[] = [];
   private flushing: Promise<void> | undefined;
   private scheduled = false;
+  private rotating = false;
+  private rotation: Promise<void> | undefined;
   private failed: Error | undefined;
+  /** Seq of the last record appended, and of the last one handed to a write on the current segment. */
+  private appendedSeq = 0;
+  private writtenSeq = 0;
   appended = 0;
   syncs = 0;
 
@@ -119,13 +130,13 @@ export class WalWriter {
     readonly file: string,
   ) {}
 
-  /** Append to the newest segment, or start one at `nextSeq` when there is none. */
+  /** Start a segment named after `nextSeq`: new records never follow a cut or foreign tail. */
   static async open(dir: string, nextSeq: number): Promise<WalWriter> {
     mkdirSync(dir, { recursive: true });
-    const files = readdirSync(dir).filter((f) => /^\d{20}\.log$/.test(f)).sort();
-    const last = files[files.length - 1];
-    const file = join(dir, last ?? segmentName(nextSeq));
+    const file = join(dir, segmentName(nextSeq));
     const w = new WalWriter(dir, file);
+    w.appendedSeq = nextSeq - 1;
+    w.writtenSeq = nextSeq - 1;
     w.fh = await open(file, 'a', 0o644);
     return w;
   }
@@ -134,6 +145,7 @@ export class WalWriter {
   append(seq: number, body: unknown): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     this.buffer.push(encodeRecord(seq, body));
+    this.appendedSeq = seq;
     this.appended++;
     const done = new Promise<void>((resolve, reject) => {
       this.waiters.push(resolve);
@@ -153,17 +165,19 @@ export class WalWriter {
   }
 
   private async flush(): Promise<void> {
-    if (this.flushing || this.buffer.length === 0 || !this.fh) return;
+    if (this.flushing || this.rotating || this.buffer.length === 0 || !this.fh) return;
     const lines = this.buffer.join('');
+    this.writtenSeq = this.appendedSeq;
     const waiters = this.waiters;
     const failers = this.failers;
     this.buffer = [];
     this.waiters = [];
     this.failers = [];
+    const fh = this.fh;
     this.flushing = (async () => {
       try {
-        await (this.fh as FileHandle).write(lines);
-        await (this.fh as FileHandle).datasync();
+        await fh.write(lines);
+        await fh.datasync();
         this.syncs++;
         for (const w of waiters) w();
       } catch (e) {
@@ -178,19 +192,36 @@ export class WalWriter {
 
   /** Wait until everything appended so far is durable. */
   async drain(): Promise<void> {
-    while (this.flushing || this.buffer.length > 0 || this.scheduled) {
-      if (this.flushing) await this.flushing;
-      else await this.flush();
+    for (;;) {
+      if (this.rotation) await this.rotation;
+      else if (this.flushing) await this.flushing;
+      else if (this.buffer.length > 0) await this.flush();
+      else return;
     }
   }
 
   /** Start a new segment (after a snapshot): later records go there. */
-  async rotate(nextSeq: number): Promise<void> {
+  async rotate(): Promise<void> {
+    while (this.rotation) await this.rotation;
     await this.drain();
-    await this.fh?.close();
-    const file = join(this.dir, segmentName(nextSeq));
-    (this as { file: string }).file = file;
-    this.fh = await open(file, 'a', 0o644);
+    // Hold writes while the segments change, so the new segment's name is exactly its first seq.
+    this.rotating = true;
+    this.rotation = (async () => {
+      try {
+        if (this.flushing) await this.flushing;
+        const file = join(this.dir, segmentName(this.writtenSeq + 1));
+        const next = await open(file, 'a', 0o644);
+        const old = this.fh;
+        this.fh = next;
+        (this as { file: string }).file = file;
+        await old?.close();
+      } finally {
+        this.rotating = false;
+        this.rotation = undefined;
+        if (this.buffer.length > 0) this.schedule();
+      }
+    })();
+    await this.rotation;
   }
 
   async close(): Promise<void> {

@@ -172,4 +172,95 @@ describe('engine process', () => {
     expect(again.intervals.filter((i) => new Date(i.intervalStart).getTime() < haltedAt)).toEqual([]);
     expect((await client.health()).ledger).toEqual({ USDT: '0', USDC: '0' });
   });
+
+  it('snapshots under concurrent order flow keep the engine up, and a restart then has the same state', async () => {
+    const { dir, client, pid } = await startTestEngine();
+    await fund(client, ['a', 'b', 'c', 'd']);
+    await client.setPhase('open');
+    let stop = false;
+    const sender = async (account: string, side: 'buy' | 'sell') => {
+      let i = 0;
+      while (!stop) await client.placeOrder({ account, symbol: 'BTCUSDT', side, type: 'limit', price: String(60000 + ((i++ % 7) - 3) * 10), qty: '0.001' });
+    };
+    const senders = [sender('a', 'buy'), sender('b', 'sell'), sender('c', 'buy'), sender('d', 'sell')];
+    for (let i = 0; i < 15; i++) {
+      await client.snapshot();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    stop = true;
+    await Promise.all(senders);
+    expect((await client.health()).pid).toBe(pid);
+    const before = await client.state();
+    process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await startTestEngine({ dataDir: dir });
+    expect(await again.client.state()).toBe(before);
+  });
+
+  it('damage in WAL records the snapshot already covers loses nothing acknowledged after it', async () => {
+    const { dir, client, pid } = await startTestEngine();
+    await fund(client, ['a', 'b']);
+    await client.setPhase('open');
+    await client.snapshot();
+    await client.deposit('late', 'USDT', '555');
+    await client.placeOrder({ account: 'a', symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: '3000', qty: '0.1' });
+    const before = await client.state();
+    process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    const walDir = join(dir, 'wal');
+    const first = join(walDir, readdirSync(walDir).sort()[0] as string);
+    const lines = readFileSync(first, 'utf8').split('\n');
+    lines[1] = (lines[1] as string).replace('"amount":"100000"', '"amount":"999999"');
+    writeFileSync(first, lines.join('\n'));
+    const again = await startTestEngine({ dataDir: dir });
+    expect(await again.client.state()).toBe(before);
+    // And it keeps going: later records land in a fresh segment and survive the next restart too.
+    await again.client.deposit('later', 'USDT', '1');
+    const after = await again.client.state();
+    process.kill(again.pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    const third = await startTestEngine({ dataDir: dir });
+    expect(await third.client.state()).toBe(after);
+  });
+
+  it('refuses to start when the WAL does not follow on from the newest valid snapshot', async () => {
+    const { dir, client, pid } = await startTestEngine();
+    await fund(client, ['a']);
+    const snap = await client.snapshot();
+    await client.deposit('b', 'USDT', '5');
+    await client.deposit('c', 'USDT', '5');
+    process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    // The snapshot is lost and the WAL segment it started no longer reaches back to seq 1.
+    writeFileSync(snap.path, 'not a snapshot\n');
+    const walDir = join(dir, 'wal');
+    const segs = readdirSync(walDir).filter((f) => f.endsWith('.log')).sort();
+    writeFileSync(join(walDir, segs[0] as string), '');
+    const r = await execa('node', [engineBin(), '--data-dir', dir, '--port', '0'], { reject: false, timeout: 10_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/cannot start: WAL .* starts at seq \d+ but the newest valid snapshot is at seq 0/);
+  });
+
+  it('answers 400 to a bad percent-escape and to an unbounded funding recompute', async () => {
+    const { client } = await startTestEngine();
+    expect((await client.raw('GET', '/accounts/%E0%A4%A')).status).toBe(400);
+    const r = await client.raw('POST', '/funding/recompute', { from: '2000-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' });
+    expect(r.status).toBe(400);
+    expect((await client.health()).phase).toBe('halted');
+  });
+
+  it('engine stop signals only a process that is provably the engine', async () => {
+    const dir = join(tempDir(), 'data');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(dir, { recursive: true });
+    const sleeper = execa('node', ['-e', 'setTimeout(() => {}, 30000)'], { reject: false });
+    try {
+      writeFileSync(join(dir, 'engine.json'), JSON.stringify({ pid: sleeper.pid, url: 'http://127.0.0.1:9', startedAt: '', version: '0', dataDir: dir, testnet: false }));
+      const { stopEngine } = await import('../../src/engine-client/supervisor.js');
+      expect(await stopEngine(dir, 1000)).toMatchObject({ wasRunning: false });
+      expect(isAlive(sleeper.pid as number)).toBe(true);
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+  });
 });

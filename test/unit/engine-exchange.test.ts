@@ -87,6 +87,57 @@ describe('exchange', () => {
     expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
   });
 
+  it('checks margin at the prices an order really trades at, not at its limit', () => {
+    const ex = new Exchange(8 * HOUR);
+    open(ex);
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'small', asset: 'USDT', amount: '1000' });
+    expect(order(ex, { account: 'small', side: 'sell', price: 10, qty: 1_000_000 }, 2).rejected).toBe('INVALID');
+    order(ex, { account: 'mm', side: 'buy', price: 6_000_000, qty: 1_000_000 }, 3);
+    // A sell limited at 50000 would fill at the 60000 bid: 1 BTC needs 3000 of margin, not 2500.
+    ex.apply({ op: 'deposit', ts: 4, account: 'edge', asset: 'USDT', amount: '2700' });
+    expect(order(ex, { account: 'edge', side: 'sell', price: 5_000_000, qty: 1_000_000 }, 5).rejected).toBe('INSUFFICIENT_MARGIN');
+    // A market buy sweeping asks far above the mark pays for the loss it takes on at once.
+    order(ex, { account: 'mm', side: 'sell', price: 7_100_000, qty: 1_000_000 }, 6);
+    ex.apply({ op: 'deposit', ts: 7, account: 'm', asset: 'USDT', amount: '5000' });
+    expect(order(ex, { account: 'm', side: 'buy', type: 'market', price: undefined, qty: 1_000_000 }, 8).rejected).toBe('INSUFFICIENT_MARGIN');
+  });
+
+  it('lets reduce-only orders only close the position, and cancels those a trade leaves oversized', () => {
+    const ex = new Exchange(8 * HOUR);
+    open(ex);
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'r', asset: 'USDT', amount: '1000' });
+    order(ex, { account: 'mm', side: 'sell', qty: 100_000 }, 2);
+    order(ex, { account: 'r', side: 'buy', qty: 100_000 }, 3);
+    expect(order(ex, { account: 'r', side: 'sell', price: 6_100_000, qty: 100_000, reduceOnly: true }, 4).result).toMatchObject({ status: 'open' });
+    expect(order(ex, { account: 'r', side: 'sell', price: 6_100_000, qty: 100_000, reduceOnly: true }, 5).rejected).toBe('REDUCE_ONLY_WOULD_INCREASE');
+    const resting = [...ex.account('r').openOrders];
+    // The position is closed by another order: the resting reduce-only sell must go.
+    order(ex, { account: 'mm', side: 'buy', price: 6_000_000, qty: 100_000 }, 6);
+    order(ex, { account: 'r', side: 'sell', type: 'market', price: undefined, qty: 100_000 }, 7);
+    expect(ex.account('r').positions.get('BTCUSDT')?.qty).toBe(0);
+    expect(ex.orders.get(resting[0] as string)?.status).toBe('canceled');
+    expect(ex.account('r').openOrders.size).toBe(0);
+  });
+
+  it('stops an isolated position\'s losses at its margin; the fund takes the rest', () => {
+    const ex = new Exchange(8 * HOUR);
+    open(ex);
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'i', asset: 'USDT', amount: '10000' });
+    order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
+    order(ex, { account: 'i', side: 'buy', qty: 1_000_000, marginMode: 'isolated' }, 3);
+    const margin = ex.account('i').positions.get('BTCUSDT')?.isolatedMargin ?? 0n;
+    const balanceAfterOpen = ex.account('i').balances.USDT;
+    expect(margin).toBe(300_000_000_000n);
+    ex.apply({ op: 'marks', ts: 4, step: 1, prices: { BTCUSDT: 5_000_000 } });
+    expect(ex.belowMaintenance('i').isolated).toEqual(['BTCUSDT']);
+    ex.apply({ op: 'liquidate', ts: 5, account: 'i', symbol: 'BTCUSDT' });
+    expect(ex.account('i').balances.USDT).toBe(balanceAfterOpen);
+    expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+  });
+
   describe.each([11, 22, 33, 44])('seeded random flow (seed %i)', (seed) => {
     it('conserves collateral + fees + insurance to the unit, nets funding, keeps open interest flat, leaves nobody below maintenance', () => {
       const r = rng(seed);

@@ -1,0 +1,68 @@
+// bench/integrity: the integrity check on 1,000,000 and 5,000,000-record snapshots, identical and with
+// 1,000 scattered discrepancies, against two baselines on the same files (jq -c -S + diff, and a naive
+// JSON.parse-into-maps check), and against sha256sum (the speed of just reading the files).
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = join(here, '..', 'bin', 'recoverctl.js');
+const sizes = (process.env.BENCH_SIZES ?? '1000000,5000000').split(',').map(Number);
+const skipBaselines = process.env.BENCH_BASELINES === '0';
+const hasJq = spawnSync('jq', ['--version']).status === 0;
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+
+/** Run a command under GNU time: wall seconds and peak RSS (MB) of it and its children. */
+function measure(cmd, args, opts = {}) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
+  const last = r.stderr.trim().split('\n').pop() ?? '';
+  const [secs, kb] = last.split(' ').map(Number);
+  return { seconds: secs, rssMb: kb / 1024, status: r.status, stdout: r.stdout };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bench-integrity-'));
+try {
+  for (const size of sizes) {
+    const pre = join(dir, `pre-${size}.ndjson`);
+    const same = join(dir, `same-${size}.ndjson`);
+    const post = join(dir, `post-${size}.ndjson`);
+    const unused = join(dir, `unused-${size}.ndjson`);
+    spawnSync(process.execPath, [join(here, 'lib', 'gen-corpus.mjs'), pre, unused, String(size), '0'], { stdio: 'inherit' });
+    copyFileSync(pre, same);
+    spawnSync(process.execPath, [join(here, 'lib', 'gen-corpus.mjs'), unused, post, String(size), '1000'], { stdio: 'inherit' });
+    const mb = (statSync(pre).size + statSync(post).size) / 2 / 1e6;
+    console.log(`\n${fmt(size)} records per snapshot (${mb.toFixed(0)} MB each)`);
+    const sha = measure('sha256sum', [pre, post]);
+    const shaRate = (2 * size) / sha.seconds;
+    console.log(`  sha256sum of both files          ${sha.seconds.toFixed(2)} s  ${fmt(shaRate)} records/s`);
+    for (const [label, other] of [
+      ['identical', same],
+      ['1,000 discrepancies', post],
+    ]) {
+      const r = measure(process.execPath, [bin, 'integrity', 'check', '--snapshot', pre, '--against', other, '--json']);
+      const rate = (2 * size) / r.seconds;
+      const findings = r.stdout ? Object.values(JSON.parse(r.stdout).counts).reduce((a, b) => a + b, 0) : '?';
+      console.log(
+        `  recoverctl integrity, ${label.padEnd(20)} ${r.seconds.toFixed(2)} s  ${fmt(rate)} records/s  peak RSS ${r.rssMb.toFixed(0)} MB  ${findings} findings  ${(rate / shaRate).toFixed(2)}x sha256sum`,
+      );
+      if (skipBaselines) continue;
+      const naive = measure(process.execPath, ['--max-old-space-size=16384', join(here, 'lib', 'naive-check.mjs'), pre, other]);
+      console.log(`    baseline JSON.parse into maps      ${naive.seconds.toFixed(2)} s  ${fmt((2 * size) / naive.seconds)} records/s  peak RSS ${naive.rssMb.toFixed(0)} MB  ${naive.stdout.trim()} differences  (recoverctl ${(naive.seconds / r.seconds).toFixed(1)}x faster)`);
+      if (hasJq) {
+        const a = join(dir, 'a.jq');
+        const b = join(dir, 'b.jq');
+        const jq = measure('bash', ['-c', `jq -c -S . "$0" > "${a}" && jq -c -S . "$1" > "${b}"; diff "${a}" "${b}" | grep -c '^[<>]'`, pre, other]);
+        console.log(`    baseline jq -c -S + diff           ${jq.seconds.toFixed(2)} s  ${fmt((2 * size) / jq.seconds)} records/s  peak RSS ${jq.rssMb.toFixed(0)} MB  ${jq.stdout.trim()} differing lines  (recoverctl ${(jq.seconds / r.seconds).toFixed(1)}x faster)`);
+        rmSync(a, { force: true });
+        rmSync(b, { force: true });
+      } else {
+        console.log('    baseline jq -c -S + diff           skipped: jq is not installed');
+      }
+    }
+    for (const f of [pre, same, post, unused]) rmSync(f, { force: true });
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
