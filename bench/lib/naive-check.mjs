@@ -1,10 +1,11 @@
 // Baseline: parse every line of both snapshots into maps, then compare. What a first version would do.
-import { readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 
 const [pre, post] = process.argv.slice(2);
-const load = (file) => {
+const load = async (file) => {
   const map = new Map();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
     if (!line) continue;
     const r = JSON.parse(line);
     if (r.type === 'header' || r.type === 'trailer') continue;
@@ -13,8 +14,8 @@ const load = (file) => {
   }
   return map;
 };
-const a = load(pre);
-const b = load(post);
+const a = await load(pre);
+const b = await load(post);
 let findings = 0;
 for (const [k, v] of a) {
   const w = b.get(k);
