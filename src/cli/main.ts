@@ -78,6 +78,24 @@ Examples:
       await runCommand(file, opts);
     });
 
+  program
+    .command('rehearse')
+    .description('a scratch engine with the fault injected until it halts itself, then the playbook for real against it')
+    .argument('<playbook>', 'playbook file')
+    .option('--seed <n>', 'seed of accounts, prices and traffic', '2026')
+    .option('--accounts <n>', 'seeded accounts', '40')
+    .option('--time-scale <factor>', "multiply waits and bakes (default: the playbook's rehearsal.timeScale)")
+    .option('--no-auto-approve', 'ask at approval gates instead of answering yes')
+    .option('--keep', 'keep the scratch folder for inspection')
+    .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
+    .option('--json', 'print one JSON event per line on stdout')
+    .option('--junit <file>', 'write a JUnit XML report')
+    .addHelpText('after', '\nExample:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml')
+    .action(async (file: string, opts: { stateDir: string }) => {
+      const { rehearseCommand } = await import('./rehearse.js');
+      await rehearseCommand(file, opts);
+    });
+
   const runs = program.command('runs').description('list and inspect journaled runs');
   runs
     .command('list')

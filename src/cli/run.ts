@@ -5,11 +5,11 @@ import { InputError, Interrupted, LockHeldError, RollbackFailed, StepFailed, Usa
 import { formatDuration } from '../playbook/duration.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import type { EventSink } from '../runner/events.js';
-import { RunInterrupted, Runner } from '../runner/execute.js';
+import { RunInterrupted, Runner, type RunResult } from '../runner/execute.js';
 import { ensureStateDir, isResumable, JOURNAL_FILE, JournalWriter, listRuns, loadRun, runDir, type RunState } from '../runner/journal.js';
 import { RunLock } from '../runner/lock.js';
 import { buildPlan, type Plan } from '../runner/plan.js';
-import { buildRedactor, parseVarFlags, resolveVars } from '../runner/scope.js';
+import { buildRedactor, parseVarFlags, resolveVars, type ResolvedVars } from '../runner/scope.js';
 import { promptApprover } from '../ui/approver.js';
 import { junitXml } from '../ui/junit.js';
 import { RunRecorder } from '../ui/recorder.js';
@@ -17,7 +17,8 @@ import { FanOut, JsonRenderer, OutputRenderer, PlainRenderer } from '../ui/rende
 import { chalkFor, useSpinner } from '../ui/style.js';
 import { summaryText } from '../ui/summary.js';
 import { systemClock } from '../util/clock.js';
-import type { EngineTarget } from '../steps/types.js';
+import type { Approver, EngineTarget } from '../steps/types.js';
+import type { Redactor } from '../util/redact.js';
 import type { RunFlags } from './main.js';
 
 /** The playbook's engine with its paths resolved against the playbook's folder. */
@@ -34,9 +35,8 @@ export function newRunId(now: Date = new Date()): string {
 }
 
 /** The lock file: in the engine's data dir when there is one, so two state dirs still exclude each other. */
-export function lockPathFor(pb: LoadedPlaybook, stateDir: string): string {
-  const engine = pb.spec.engine;
-  if (engine && 'dataDir' in engine) return join(resolve(pb.dir, engine.dataDir), 'recoverctl.lock');
+export function lockPathFor(pb: LoadedPlaybook, stateDir: string, engine: EngineTarget | undefined = engineTargetOf(pb)): string {
+  if (engine && 'dataDir' in engine) return join(engine.dataDir, 'recoverctl.lock');
   const key = engine && 'url' in engine ? `engine-${engine.url}` : `playbook-${pb.path}`;
   return join(stateDir, 'locks', `${createHash('sha256').update(key).digest('hex').slice(0, 16)}.lock`);
 }
@@ -114,6 +114,123 @@ function writeJunit(path: string, xml: string): void {
   }
 }
 
+export interface ExecuteOptions {
+  pb: LoadedPlaybook;
+  stateDir: string;
+  vars: ResolvedVars;
+  varOverrides: Record<string, string>;
+  redactor: Redactor;
+  timeScale: number;
+  engine: EngineTarget | undefined;
+  resume?: RunState | undefined;
+  fromStep?: string | undefined;
+  yes: boolean;
+  json: boolean;
+  junit?: string | undefined;
+  /** Answer gates without asking (rehearsals). */
+  approver?: Approver;
+  /** Extra JUnit cases after the run's own (rehearsal outcome checks). */
+  afterRun?: (result: RunResult, recorder: RunRecorder, runDir: string) => Promise<void>;
+}
+
+/** A run with its journal, lock, renderers and signal handling: shared by `run` and `rehearse`. */
+export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult; runId: string; runDir: string; recorder: RunRecorder }> {
+  const { pb, stateDir } = o;
+  const runId = o.resume?.runId ?? newRunId();
+  const dir = runDir(stateDir, runId);
+  let lock: RunLock;
+  let journal: JournalWriter;
+  try {
+    ensureStateDir(stateDir);
+    lock = RunLock.acquire(lockPathFor(pb, stateDir, o.engine), { pid: process.pid, runId, playbook: pb.path });
+  } catch (e) {
+    if (e instanceof LockHeldError) throw e;
+    throw new InputError(`cannot use state dir ${stateDir} or lock ${lockPathFor(pb, stateDir, o.engine)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    journal = new JournalWriter(join(dir, JOURNAL_FILE));
+  } catch (e) {
+    lock.release();
+    throw new InputError(`cannot write the journal in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  // A reader that goes away (| head) must not crash the run: results are lost, the journal is not.
+  const onStdoutError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+  };
+  process.stdout.on('error', onStdoutError);
+  const recorder = new RunRecorder();
+  const stderrChalk = chalkFor(process.stderr);
+  const sinks: EventSink[] = [journal, recorder];
+  let pauseUi: (() => void) | undefined;
+  let resumeUi: (() => void) | undefined;
+  if (useSpinner(process.stderr)) {
+    const { SpinnerRenderer } = await import('../ui/spinner.js');
+    const spinner = await SpinnerRenderer.create(process.stderr, stderrChalk);
+    pauseUi = () => spinner.pause();
+    resumeUi = () => spinner.resume();
+    sinks.push(spinner);
+  } else {
+    sinks.push(new PlainRenderer(process.stderr, stderrChalk));
+  }
+  sinks.push(o.json ? new JsonRenderer(process.stdout) : new OutputRenderer(process.stdout));
+  const sink = new FanOut(sinks);
+
+  const interrupt = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`\nsecond ${signal}: exiting now; the journal holds every finished step\n`);
+      journal.close();
+      lock.release();
+      process.exit(130);
+    }
+    interrupt.abort(new RunInterrupted(signal));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let result: RunResult;
+  try {
+    const runner = new Runner({
+      playbook: pb,
+      runId,
+      runDir: dir,
+      vars: o.vars,
+      varOverrides: o.varOverrides,
+      env: process.env,
+      redactor: o.redactor,
+      clock: systemClock,
+      approver:
+        o.approver ??
+        promptApprover({
+          yes: o.yes,
+          input: process.stdin,
+          output: process.stderr,
+          ...(pauseUi ? { pauseUi } : {}),
+          ...(resumeUi ? { resumeUi } : {}),
+        }),
+      engine: o.engine,
+      timeScale: o.timeScale,
+      sink,
+      interrupt: interrupt.signal,
+      resume: o.resume,
+      fromStep: o.fromStep,
+    });
+    result = await runner.run();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await sink.close();
+    lock.release();
+  }
+  process.stdout.off('error', onStdoutError);
+  await o.afterRun?.(result, recorder, dir);
+  if (o.junit) writeJunit(o.junit, junitXml([recorder]));
+  if (!o.json) process.stdout.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(process.stdout)));
+  return { result, runId, runDir: dir, recorder };
+}
+
 export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const pb = await loadPlaybook(file);
   const stateDir = resolve(flags.stateDir);
@@ -141,95 +258,20 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     return;
   }
 
-  const runId = resume?.runId ?? newRunId();
-  const dir = runDir(stateDir, runId);
-  let lock: RunLock;
-  let journal: JournalWriter;
-  try {
-    ensureStateDir(stateDir);
-    lock = RunLock.acquire(lockPathFor(pb, stateDir), { pid: process.pid, runId, playbook: pb.path });
-  } catch (e) {
-    if (e instanceof LockHeldError) throw e;
-    throw new InputError(`cannot use state dir ${stateDir} or lock ${lockPathFor(pb, stateDir)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    journal = new JournalWriter(join(dir, JOURNAL_FILE));
-  } catch (e) {
-    lock.release();
-    throw new InputError(`cannot write the journal in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  // A reader that goes away (| head) must not crash the run: results are lost, the journal is not.
-  const onStdoutError = (e: NodeJS.ErrnoException): void => {
-    if (e.code !== 'EPIPE') throw e;
-  };
-  process.stdout.on('error', onStdoutError);
-  const recorder = new RunRecorder();
-  const stderrChalk = chalkFor(process.stderr);
-  const sinks: EventSink[] = [journal, recorder];
-  let pauseUi: (() => void) | undefined;
-  let resumeUi: (() => void) | undefined;
-  if (useSpinner(process.stderr)) {
-    const { SpinnerRenderer } = await import('../ui/spinner.js');
-    const spinner = await SpinnerRenderer.create(process.stderr, stderrChalk);
-    pauseUi = () => spinner.pause();
-    resumeUi = () => spinner.resume();
-    sinks.push(spinner);
-  } else {
-    sinks.push(new PlainRenderer(process.stderr, stderrChalk));
-  }
-  sinks.push(flags.json ? new JsonRenderer(process.stdout) : new OutputRenderer(process.stdout));
-  const sink = new FanOut(sinks);
-
-  const interrupt = new AbortController();
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      process.stderr.write(`\nsecond ${signal}: exiting now; the journal holds every finished step\n`);
-      journal.close();
-      lock.release();
-      process.exit(130);
-    }
-    interrupt.abort(new RunInterrupted(signal));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
-  let result;
-  try {
-    const runner = new Runner({
-      playbook: pb,
-      runId,
-      runDir: dir,
-      vars,
-      varOverrides,
-      env: process.env,
-      redactor,
-      clock: systemClock,
-      approver: promptApprover({
-        yes: flags.yes ?? false,
-        input: process.stdin,
-        output: process.stderr,
-        ...(pauseUi ? { pauseUi } : {}),
-        ...(resumeUi ? { resumeUi } : {}),
-      }),
-      engine: engineTargetOf(pb),
-      timeScale,
-      sink,
-      interrupt: interrupt.signal,
-      resume,
-      fromStep: flags.fromStep,
-    });
-    result = await runner.run();
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await sink.close();
-    lock.release();
-  }
-  process.stdout.off('error', onStdoutError);
-  if (flags.junit) writeJunit(flags.junit, junitXml([recorder]));
-  if (!flags.json) process.stdout.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(process.stdout)));
+  const { result, runId } = await executeRun({
+    pb,
+    stateDir,
+    vars,
+    varOverrides,
+    redactor,
+    timeScale,
+    engine: engineTargetOf(pb),
+    resume,
+    fromStep: flags.fromStep,
+    yes: flags.yes ?? false,
+    json: flags.json ?? false,
+    junit: flags.junit,
+  });
   switch (result.outcome) {
     case 'success':
       return;

@@ -24,6 +24,8 @@ export interface EngineHealth {
   testnet: boolean;
   pid: number;
   haltedAtSeq: number | null;
+  haltedAt: string | null;
+  marks: Record<string, string>;
   recovery: { snapshotSeq: number | null; replayed: number; walDamage: { file: string; line: number; reason: string } | null };
   ledger: Record<string, string>;
 }

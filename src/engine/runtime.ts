@@ -5,7 +5,7 @@ import { readSnapshot } from '../snapshot/reader.js';
 import { SnapshotWriter } from '../snapshot/writer.js';
 import { Exchange, fundingKey, avgPriceOf } from './exchange.js';
 import { fundingRate, nextPrice } from './feed.js';
-import { fmtMoney, fmtRate } from './fixed.js';
+import { fmtMoney, fmtPrice, fmtRate } from './fixed.js';
 import { SYMBOLS, type Symbol } from './instruments.js';
 import { EngineMetrics } from './metrics.js';
 import { ensureBaseline, loadMarginModule, ModuleRefused, readActive, writeActive, type ActiveModules } from './module-store.js';
@@ -478,6 +478,7 @@ export class EngineRuntime {
       queueDepth: this.queueDepth,
       queueLimit: this.opts.queueLimit,
       admissionWeight: this.ex.admissionWeight,
+      marks: Object.fromEntries([...this.ex.marks].map(([s, p]) => [s, fmtPrice(p)])),
       testnet: this.opts.testnet,
       pid: process.pid,
       recovery: this.recovery,

@@ -176,7 +176,8 @@ export function createControlServer(o: ServerOptions): Server {
       } catch {
         throw new BadRequest('bad percent-encoding in the account id');
       }
-      if (!ACCOUNT_RE.test(id)) throw new BadRequest('bad account id');
+      // System accounts (@external, @fees, @insurance) can be read, not credited.
+      if (!ACCOUNT_RE.test(id.startsWith('@') ? id.slice(1) : id)) throw new BadRequest('bad account id');
       if (m[2] && method === 'POST') {
         if (id.startsWith('@')) throw new BadRequest('system accounts take no deposits');
         const body = await readBody(req);

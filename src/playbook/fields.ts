@@ -28,3 +28,9 @@ export const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
 /** A string map such as headers or environment variables. */
 export const stringMap = z.record(z.string(), z.string());
+
+/** A string matching `re`, or a `${{ }}` expression checked against `re` once it has a value. */
+export function patternOrExpr(re: RegExp, error: string): z.ZodString {
+  const expr = /^\s*\$\{\{.*\}\}\s*$/;
+  return z.string().refine((v) => re.test(v) || expr.test(v), { error }) as unknown as z.ZodString;
+}

@@ -9,7 +9,11 @@ import {
 } from '../steps/engine-steps.js';
 import { execWith } from '../steps/exec.js';
 import { gateApproveWith } from '../steps/gate-approve.js';
+import { fundingRecomputeWith, hotfixDeployWith, hotfixRollbackWith } from '../steps/hotfix.js';
 import { integrityCheckWith } from '../steps/integrity-check.js';
+import { reportIncidentWith, reportUsersWith } from '../steps/reports.js';
+import { smokeTestnetWith } from '../steps/smoke-testnet.js';
+import { trafficShiftWith } from '../steps/traffic-shift.js';
 import { httpWith } from '../steps/http.js';
 import { notifyWith } from '../steps/notify.js';
 import { waitWith } from '../steps/wait.js';
@@ -59,6 +63,13 @@ const kinds = {
   'snapshot.take': snapshotTakeStep.with,
   'snapshot.verify': snapshotVerifyWith,
   'integrity.check': integrityCheckWith,
+  'hotfix.deploy': hotfixDeployWith,
+  'hotfix.rollback': hotfixRollbackWith,
+  'smoke.testnet': smokeTestnetWith,
+  'traffic.shift': trafficShiftWith,
+  'funding.recompute': fundingRecomputeWith,
+  'report.users': reportUsersWith,
+  'report.incident': reportIncidentWith,
 } as const;
 
 export const stepSchema = z.discriminatedUnion('uses', [
@@ -74,6 +85,13 @@ export const stepSchema = z.discriminatedUnion('uses', [
   stepOf('snapshot.take', kinds['snapshot.take']),
   stepOf('snapshot.verify', kinds['snapshot.verify']),
   stepOf('integrity.check', kinds['integrity.check']),
+  stepOf('hotfix.deploy', kinds['hotfix.deploy']),
+  stepOf('hotfix.rollback', kinds['hotfix.rollback']),
+  stepOf('smoke.testnet', kinds['smoke.testnet']),
+  stepOf('traffic.shift', kinds['traffic.shift']),
+  stepOf('funding.recompute', kinds['funding.recompute']),
+  stepOf('report.users', kinds['report.users']),
+  stepOf('report.incident', kinds['report.incident']),
 ]);
 
 export const rollbackStepSchema = z.discriminatedUnion('uses', [
@@ -89,6 +107,13 @@ export const rollbackStepSchema = z.discriminatedUnion('uses', [
   rollbackStepOf('snapshot.take', kinds['snapshot.take']),
   rollbackStepOf('snapshot.verify', kinds['snapshot.verify']),
   rollbackStepOf('integrity.check', kinds['integrity.check']),
+  rollbackStepOf('hotfix.deploy', kinds['hotfix.deploy']),
+  rollbackStepOf('hotfix.rollback', kinds['hotfix.rollback']),
+  rollbackStepOf('smoke.testnet', kinds['smoke.testnet']),
+  rollbackStepOf('traffic.shift', kinds['traffic.shift']),
+  rollbackStepOf('funding.recompute', kinds['funding.recompute']),
+  rollbackStepOf('report.users', kinds['report.users']),
+  rollbackStepOf('report.incident', kinds['report.incident']),
 ]);
 
 export const STEP_KINDS = Object.keys(kinds) as (keyof typeof kinds)[];

@@ -80,6 +80,7 @@ export const engineResumeWith = z
   .strictObject({
     phases: z.array(phase).min(1).default(['cancel-only', 'post-only', 'open']).describe('walked in order'),
     dwell: durationOrExpr.default('30s').describe('time in each phase before the next (scaled in rehearsal)'),
+    admission: z.number().int().min(0).max(100).optional().describe('set this admission weight before the first phase (0 lets traffic.shift ramp it up)'),
   })
   .prefault({});
 
@@ -96,6 +97,7 @@ export const engineResumeStep = defineStep({
       const at = w.phases.indexOf(health.phase);
       const start = at >= 0 ? at : 0;
       if (at === w.phases.length - 1) return { ok: true, outputs: { phase: health.phase, alreadyThere: true } };
+      if (w.admission !== undefined && at < 0) await c.setAdmission(w.admission);
       for (let i = start; i < w.phases.length; i++) {
         const p = w.phases[i] as (typeof w.phases)[number];
         if (i !== at) await c.setPhase(p);

@@ -11,7 +11,11 @@ import {
 import { execStep } from './exec.js';
 import { gateApproveStep } from './gate-approve.js';
 import { httpStep } from './http.js';
+import { fundingRecomputeStep, hotfixDeployStep, hotfixRollbackStep } from './hotfix.js';
 import { integrityCheckStep } from './integrity-check.js';
+import { reportIncidentStep, reportUsersStep } from './reports.js';
+import { smokeTestnetStep } from './smoke-testnet.js';
+import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
 import type { DescribeContext, StepContext, StepKind, StepResult } from './types.js';
 import { waitStep } from './wait.js';
@@ -34,6 +38,13 @@ export const registry = {
   'snapshot.take': snapshotTakeStep,
   'snapshot.verify': snapshotVerifyStep,
   'integrity.check': integrityCheckStep,
+  'hotfix.deploy': hotfixDeployStep,
+  'hotfix.rollback': hotfixRollbackStep,
+  'smoke.testnet': smokeTestnetStep,
+  'traffic.shift': trafficShiftStep,
+  'funding.recompute': fundingRecomputeStep,
+  'report.users': reportUsersStep,
+  'report.incident': reportIncidentStep,
 } satisfies Registry;
 
 /** A step kind with its `with` type erased, for code that handles every kind alike. */

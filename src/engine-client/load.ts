@@ -1,0 +1,226 @@
+import { Agent, request } from 'node:http';
+import type { OrderBody } from './client.js';
+
+export interface LoadStats {
+  sent: number;
+  accepted: number;
+  retryLater: number;
+  rejected: number;
+  /** Transport failures, 5xx answers, and orders refused because the engine halted. */
+  errors: number;
+  lastError: string | null;
+}
+
+export interface LoadOptions {
+  url: string;
+  token: string;
+  /** Orders per second to offer (the engine's admission weight decides how many it takes). */
+  rate: number;
+  accounts: string[];
+  seed: number;
+  symbols?: string[];
+  /** A recorded order flow to replay instead of the synthetic one (cycled). */
+  replay?: OrderBody[];
+  maxInFlight?: number;
+}
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+const TICK: Record<string, number> = { BTCUSDT: 0.1, BTCUSDC: 0.1, ETHUSDT: 0.01, ETHUSDC: 0.01 };
+const LOT: Record<string, string> = { BTCUSDT: '0.001', BTCUSDC: '0.001', ETHUSDT: '0.01', ETHUSDC: '0.01' };
+
+/**
+ * The built-in load generator: seeded synthetic makers (post-only limits near the mark), takers (IOC
+ * orders through the mark) and cancels, at a target rate over keep-alive HTTP; or a recorded flow.
+ * Bounded: at most `maxInFlight` requests at once, and it stops when told to.
+ */
+export class LoadGenerator {
+  private readonly agent: Agent;
+  private readonly r: () => number;
+  private readonly stats_: LoadStats = { sent: 0, accepted: 0, retryLater: 0, rejected: 0, errors: 0, lastError: null };
+  private timer: NodeJS.Timeout | undefined;
+  private markTimer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  private started = 0;
+  private offered = 0;
+  private marks: Record<string, number> = {};
+  private readonly open: string[] = [];
+  private readonly pending = new Set<Promise<void>>();
+  private readonly u: URL;
+
+  constructor(private readonly o: LoadOptions) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: o.maxInFlight ?? 64 });
+    this.r = rng(o.seed);
+    this.u = new URL(o.url);
+  }
+
+  stats(): LoadStats {
+    return { ...this.stats_ };
+  }
+
+  private call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    return new Promise((resolve, reject) => {
+      const text = body === undefined ? '' : JSON.stringify(body);
+      const req = request(
+        {
+          host: this.u.hostname,
+          port: this.u.port,
+          path,
+          method,
+          agent: this.agent,
+          headers: { authorization: `Bearer ${this.o.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+        },
+        (res) => {
+          let out = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (out += c));
+          res.on('end', () => {
+            try {
+              resolve({ status: res.statusCode ?? 0, json: out ? (JSON.parse(out) as Record<string, unknown>) : {} });
+            } catch {
+              resolve({ status: res.statusCode ?? 0, json: {} });
+            }
+          });
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+      req.end(text);
+    });
+  }
+
+  private async refreshMarks(): Promise<void> {
+    try {
+      const h = await this.call('GET', '/health');
+      const marks = h.json.marks as Record<string, string> | undefined;
+      if (marks) this.marks = Object.fromEntries(Object.entries(marks).map(([s, p]) => [s, Number(p)]));
+    } catch {
+      // the next refresh tries again; order errors are counted where they happen
+    }
+  }
+
+  private nextOrder(): { method: 'POST'; body: OrderBody } | { method: 'DELETE'; id: string } {
+    const n = this.stats_.sent;
+    if (this.o.replay?.length) return { method: 'POST', body: this.o.replay[n % this.o.replay.length] as OrderBody };
+    const x = this.r();
+    if (x < 0.1 && this.open.length > 0) {
+      const i = Math.floor(this.r() * this.open.length);
+      const id = this.open[i] as string;
+      this.open[i] = this.open[this.open.length - 1] as string;
+      this.open.pop();
+      return { method: 'DELETE', id };
+    }
+    const symbols = this.o.symbols ?? ['BTCUSDT', 'ETHUSDT', 'BTCUSDC', 'ETHUSDC'];
+    const symbol = symbols[Math.floor(this.r() * symbols.length)] as string;
+    const tick = TICK[symbol] ?? 0.01;
+    const mark = this.marks[symbol] ?? (symbol.startsWith('BTC') ? 60_000 : 3_000);
+    const account = this.o.accounts[Math.floor(this.r() * this.o.accounts.length)] as string;
+    const side = this.r() < 0.5 ? 'buy' : 'sell';
+    const decimals = tick < 0.1 ? 2 : 1;
+    if (x < 0.7) {
+      const away = (1 + Math.floor(this.r() * 20)) * tick;
+      const price = side === 'buy' ? mark - away : mark + away;
+      return { method: 'POST', body: { account, symbol, side, type: 'limit', price: price.toFixed(decimals), qty: LOT[symbol] ?? '0.01', postOnly: true } };
+    }
+    const through = 5 * tick;
+    const price = side === 'buy' ? mark + through : mark - through;
+    return { method: 'POST', body: { account, symbol, side, type: 'limit', tif: 'IOC', price: price.toFixed(decimals), qty: LOT[symbol] ?? '0.01' } };
+  }
+
+  private fire(): void {
+    const op = this.nextOrder();
+    this.stats_.sent++;
+    this.inFlight++;
+    const p = (op.method === 'POST' ? this.call('POST', '/orders', op.body) : this.call('DELETE', `/orders/${op.id}`))
+      .then(({ status, json }) => {
+        if (status >= 500) {
+          this.stats_.errors++;
+          this.stats_.lastError = `HTTP ${status}`;
+        } else if (op.method === 'DELETE') {
+          this.stats_.accepted++;
+        } else if (json.status === 'rejected') {
+          if (json.reason === 'RETRY_LATER') this.stats_.retryLater++;
+          else if (json.reason === 'PHASE_HALTED') {
+            this.stats_.errors++;
+            this.stats_.lastError = `PHASE_HALTED: ${String(json.message ?? '')}`;
+          } else this.stats_.rejected++;
+        } else {
+          this.stats_.accepted++;
+          if (json.status === 'open' && typeof json.id === 'string' && this.open.length < 10_000) this.open.push(json.id);
+        }
+      })
+      .catch((e: Error) => {
+        this.stats_.errors++;
+        this.stats_.lastError = e.message;
+      })
+      .finally(() => {
+        this.inFlight--;
+        this.pending.delete(p);
+      });
+    this.pending.add(p);
+  }
+
+  start(): void {
+    this.started = performance.now();
+    void this.refreshMarks();
+    this.markTimer = setInterval(() => void this.refreshMarks(), 1_000);
+    this.timer = setInterval(() => {
+      const due = Math.floor(((performance.now() - this.started) / 1000) * this.o.rate);
+      const max = this.o.maxInFlight ?? 64;
+      while (this.offered < due && this.inFlight < max) {
+        this.offered++;
+        this.fire();
+      }
+      // Offers the engine could not take in time are dropped, not queued: the rate is an upper bound.
+      if (this.offered < due) this.offered = due;
+    }, 10);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.markTimer) clearInterval(this.markTimer);
+    this.timer = undefined;
+    this.markTimer = undefined;
+    await Promise.allSettled([...this.pending]);
+    this.agent.destroy();
+  }
+}
+
+/** Read the Prometheus text the engine serves into the few numbers the gates need. */
+export function parseMetrics(text: string): { queueDepth: number; halted: boolean; latencyBuckets: [number, number][]; latencyCount: number } {
+  let queueDepth = 0;
+  let halted = false;
+  let latencyCount = 0;
+  const latencyBuckets: [number, number][] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('engine_margin_queue_depth ')) queueDepth = Number(line.split(' ')[1]);
+    else if (line.startsWith('engine_phase{phase="halted"} ')) halted = line.endsWith(' 1');
+    else if (line.startsWith('engine_match_latency_seconds_bucket{le="')) {
+      const le = line.slice(40, line.indexOf('"', 40));
+      latencyBuckets.push([le === '+Inf' ? Infinity : Number(le) * 1000, Number(line.slice(line.lastIndexOf(' ') + 1))]);
+    } else if (line.startsWith('engine_match_latency_seconds_count ')) latencyCount = Number(line.split(' ')[1]);
+  }
+  return { queueDepth, halted, latencyBuckets, latencyCount };
+}
+
+/** p99 in ms of the observations between two cumulative histograms (the bucket's upper bound). */
+export function p99Between(before: [number, number][], after: [number, number][]): number | null {
+  const total = (after.at(-1)?.[1] ?? 0) - (before.at(-1)?.[1] ?? 0);
+  if (total <= 0) return null;
+  const target = Math.ceil(total * 0.99);
+  for (let i = 0; i < after.length; i++) {
+    const [le, count] = after[i] as [number, number];
+    const delta = count - (before[i]?.[1] ?? 0);
+    if (delta >= target) return le === Infinity ? (after[i - 1]?.[0] ?? 0) * 2 : le;
+  }
+  return null;
+}

@@ -1,0 +1,197 @@
+import type { RunEvent } from '../runner/events.js';
+import { formatDuration, parseDuration } from '../playbook/duration.js';
+
+export interface IncidentStep {
+  id: string;
+  phase: 'main' | 'rollback';
+  uses: string;
+  name: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  outcome: 'success' | 'failure' | 'skipped' | 'interrupted' | 'running';
+  durationMs: number;
+  error: string | null;
+}
+
+export interface IncidentReport {
+  run: string;
+  playbook: string;
+  incident: string | null;
+  startedAt: string;
+  endedAt: string;
+  detection: { at: string | null; reason: string | null };
+  outcome: string;
+  steps: IncidentStep[];
+  notifications: { step: string; sentAt: string; channel: string }[];
+  approvals: { step: string; by: string; at: string }[];
+  rollback: { reason: string; ok: boolean | null } | null;
+  rto: { objective: string | null; actualMs: number; breached: boolean | null };
+  phases: { at: string; phase: string }[];
+  samples: { at: string; stage: number; weight: number; queueDepth: number; p99LatencyMs: number | null; errorRate: number }[];
+}
+
+/** Build the incident timeline from a run's events; detection comes from the engine's recorded halt. */
+export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date): IncidentReport {
+  const start = events.find((e) => e.event === 'run-start');
+  const end = [...events].reverse().find((e) => e.event === 'run-end');
+  const steps = new Map<string, IncidentStep>();
+  const notifications: IncidentReport['notifications'] = [];
+  const approvals: IncidentReport['approvals'] = [];
+  const phases: IncidentReport['phases'] = [];
+  const samples: IncidentReport['samples'] = [];
+  let rollback: IncidentReport['rollback'] = null;
+  if (detection.at) phases.push({ at: detection.at, phase: 'halted' });
+  for (const e of events) {
+    const key = e.step ? `${'phase' in e ? e.phase : 'main'}:${e.step}` : '';
+    switch (e.event) {
+      case 'start':
+        steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: e.name, startedAt: steps.get(key)?.startedAt ?? e.ts, endedAt: null, outcome: 'running', durationMs: 0, error: null });
+        break;
+      case 'ok':
+      case 'fail': {
+        const s = steps.get(key);
+        if (s) {
+          s.endedAt = e.ts;
+          s.outcome = e.event === 'ok' ? 'success' : 'failure';
+          s.durationMs = e.durationMs;
+          s.error = e.event === 'fail' ? e.error : null;
+        }
+        if (e.event === 'ok' && e.uses === 'notify' && typeof e.outputs.sentAt === 'string') notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel) });
+        if (e.event === 'ok' && e.uses === 'gate.approve') approvals.push({ step: e.step, by: String(e.outputs.approvedBy), at: String(e.outputs.decidedAt) });
+        if (e.event === 'ok' && e.uses === 'engine.halt') phases.push({ at: e.ts, phase: 'halted' });
+        break;
+      }
+      case 'skip':
+        steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: null, startedAt: null, endedAt: null, outcome: 'skipped', durationMs: 0, error: e.detail });
+        break;
+      case 'interrupted': {
+        const s = e.step ? [...steps.values()].find((x) => x.id === e.step && x.outcome === 'running') : undefined;
+        if (s) s.outcome = 'interrupted';
+        break;
+      }
+      case 'progress':
+        if (e.data && typeof e.data.phase === 'string') phases.push({ at: e.ts, phase: e.data.phase });
+        if (e.data && typeof e.data.queueDepth === 'number') {
+          samples.push({
+            at: e.ts,
+            stage: Number(e.data.stage ?? 0),
+            weight: Number(e.data.weight ?? 0),
+            queueDepth: e.data.queueDepth,
+            p99LatencyMs: typeof e.data.p99LatencyMs === 'number' ? e.data.p99LatencyMs : null,
+            errorRate: Number(e.data.errorRate ?? 0),
+          });
+        }
+        break;
+      case 'rollback':
+        rollback = { reason: e.reason, ok: null };
+        break;
+      case 'rollback-end':
+        if (rollback) rollback.ok = e.ok;
+        break;
+      default:
+        break;
+    }
+  }
+  const startedAt = start?.ts ?? now.toISOString();
+  const endedAt = end?.ts ?? now.toISOString();
+  const from = detection.at ?? startedAt;
+  const actualMs = Date.parse(endedAt) - Date.parse(from);
+  const objective = start?.event === 'run-start' ? start.rto : null;
+  const objectiveMs = objective ? parseDuration(objective) : undefined;
+  return {
+    run: start?.run ?? '',
+    playbook: start?.event === 'run-start' ? start.playbook : '',
+    incident: start?.event === 'run-start' ? start.incident : null,
+    startedAt,
+    endedAt,
+    detection,
+    outcome: end?.event === 'run-end' ? end.outcome : 'in progress',
+    steps: [...steps.values()],
+    notifications,
+    approvals,
+    rollback,
+    rto: { objective, actualMs, breached: objectiveMs === undefined ? null : actualMs > objectiveMs },
+    phases,
+    samples,
+  };
+}
+
+export function renderMarkdown(r: IncidentReport): string {
+  const lines = [
+    `# Incident report: ${r.incident ?? r.playbook}`,
+    '',
+    `- Playbook: \`${r.playbook}\`, run \`${r.run}\`, outcome **${r.outcome}**`,
+    `- Detected: ${r.detection.at ?? 'unknown'}${r.detection.reason ? ` — ${r.detection.reason}` : ''}`,
+    `- Recovery ran ${r.startedAt} → ${r.endedAt}`,
+    `- RTO: ${formatDuration(r.rto.actualMs)} from detection${r.rto.objective ? ` against an objective of ${r.rto.objective}: ${r.rto.breached ? '**BREACHED**' : 'met'}` : ''}`,
+    '',
+    '## Steps',
+    '',
+    '| step | kind | start | end | outcome | duration |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...r.steps.map((s) => `| ${s.phase === 'rollback' ? 'rollback/' : ''}${s.id} | ${s.uses} | ${s.startedAt ?? ''} | ${s.endedAt ?? ''} | ${s.outcome}${s.error ? `: ${s.error.replace(/\|/g, '\\|')}` : ''} | ${formatDuration(s.durationMs)} |`),
+  ];
+  if (r.rollback) lines.push('', `Rollback: ${r.rollback.reason} — ${r.rollback.ok === null ? 'running' : r.rollback.ok ? 'succeeded' : 'FAILED'}`);
+  if (r.approvals.length) lines.push('', '## Approvals', '', ...r.approvals.map((a) => `- ${a.step}: approved by ${a.by} at ${a.at}`));
+  if (r.notifications.length) lines.push('', '## Notifications', '', ...r.notifications.map((n) => `- ${n.sentAt} ${n.step} (${n.channel})`));
+  if (r.phases.length) lines.push('', '## Trading phases', '', ...r.phases.map((p) => `- ${p.at} ${p.phase}`));
+  if (r.samples.length) {
+    lines.push('', '## Traffic shift samples', '', '| time | stage | weight | queue depth | p99 ms | error rate |', '| --- | --- | --- | --- | --- | --- |');
+    lines.push(...r.samples.map((s) => `| ${s.at} | ${s.stage} | ${s.weight}% | ${s.queueDepth} | ${s.p99LatencyMs ?? ''} | ${s.errorRate} |`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** A self-contained HTML page (no network): the timeline of phases and steps, and queue depth and admission weight over time. */
+export function renderHtml(r: IncidentReport): string {
+  const times = [r.startedAt, r.endedAt, ...(r.detection.at ? [r.detection.at] : []), ...r.samples.map((s) => s.at)].map((t) => Date.parse(t));
+  const t0 = Math.min(...times);
+  const t1 = Math.max(...times, t0 + 1);
+  const W = 900;
+  const x = (t: string | null): number => (t ? 160 + ((Date.parse(t) - t0) / (t1 - t0)) * (W - 180) : 160);
+  const colour: Record<string, string> = { success: '#2e7d32', failure: '#c62828', skipped: '#9e9e9e', interrupted: '#f9a825', running: '#1565c0' };
+  const rows = r.steps
+    .map((s, i) => {
+      const y = 30 + i * 22;
+      const x1 = x(s.startedAt);
+      const x2 = Math.max(x1 + 2, x(s.endedAt ?? s.startedAt));
+      return `<text x="4" y="${y + 12}" class="label">${esc(s.phase === 'rollback' ? `↩ ${s.id}` : s.id)}</text><rect class="step ${s.outcome}" data-step="${esc(s.id)}" x="${x1.toFixed(1)}" y="${y}" width="${(x2 - x1).toFixed(1)}" height="16" fill="${colour[s.outcome] ?? '#555'}"><title>${esc(`${s.id} ${s.outcome} ${formatDuration(s.durationMs)}${s.error ? `: ${s.error}` : ''}`)}</title></rect>`;
+    })
+    .join('\n');
+  const phaseMarks = r.phases.map((p) => `<line class="phase" x1="${x(p.at).toFixed(1)}" x2="${x(p.at).toFixed(1)}" y1="20" y2="${40 + r.steps.length * 22}" stroke="#6a1b9a" stroke-dasharray="4 3"><title>${esc(`${p.at} ${p.phase}`)}</title></line><text x="${(x(p.at) + 3).toFixed(1)}" y="16" class="phase-label">${esc(p.phase)}</text>`).join('');
+  const H = 160;
+  const maxDepth = Math.max(1, ...r.samples.map((s) => s.queueDepth));
+  const line = (vals: [string, number][], max: number): string => vals.map(([t, v], i) => `${i ? 'L' : 'M'}${x(t).toFixed(1)},${(H - 10 - (v / max) * (H - 30)).toFixed(1)}`).join(' ');
+  const depthPath = line(r.samples.map((s) => [s.at, s.queueDepth]), maxDepth);
+  const weightPath = line(r.samples.map((s) => [s.at, s.weight]), 100);
+  const chart = r.samples.length
+    ? `<svg class="chart" id="traffic" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="queue depth and admission weight over time"><path id="queue-depth" d="${depthPath}" fill="none" stroke="#c62828" stroke-width="2"/><path id="admission-weight" d="${weightPath}" fill="none" stroke="#1565c0" stroke-width="2"/><text x="4" y="14" class="label">queue depth (max ${maxDepth}, red) · admission weight % (blue)</text></svg>`
+    : '<p>No traffic-shift samples in this run.</p>';
+  const stepRows = r.steps.map((s) => `<tr class="${s.outcome}"><td>${esc(s.phase === 'rollback' ? `rollback/${s.id}` : s.id)}</td><td>${esc(s.uses)}</td><td>${esc(s.startedAt ?? '')}</td><td>${esc(s.endedAt ?? '')}</td><td>${esc(s.outcome)}${s.error ? `: ${esc(s.error)}` : ''}</td><td>${esc(formatDuration(s.durationMs))}</td></tr>`).join('\n');
+  const gateRows = r.samples.map((s) => `<tr><td>${esc(s.at)}</td><td>${s.stage}</td><td>${s.weight}%</td><td>${s.queueDepth}</td><td>${s.p99LatencyMs ?? ''}</td><td>${s.errorRate}</td></tr>`).join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Incident report: ${esc(r.incident ?? r.playbook)}</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.label{font:11px sans-serif}.phase-label{font:10px sans-serif;fill:#6a1b9a}.breached{color:#c62828;font-weight:bold}.met{color:#2e7d32;font-weight:bold}tr.failure td{background:#fdecea}</style></head>
+<body>
+<h1>Incident report: ${esc(r.incident ?? r.playbook)}</h1>
+<p>Playbook <code>${esc(r.playbook)}</code>, run <code>${esc(r.run)}</code>, outcome <strong id="outcome">${esc(r.outcome)}</strong>.</p>
+<p>Detected ${esc(r.detection.at ?? 'unknown')}${r.detection.reason ? `: ${esc(r.detection.reason)}` : ''}.</p>
+<p id="rto">RTO ${esc(formatDuration(r.rto.actualMs))}${r.rto.objective ? ` against ${esc(r.rto.objective)}: <span class="${r.rto.breached ? 'breached' : 'met'}">${r.rto.breached ? 'breached' : 'met'}</span>` : ''}</p>
+<h2>Timeline</h2>
+<svg class="chart" id="timeline" viewBox="0 0 ${W} ${50 + r.steps.length * 22}" width="${W}" height="${50 + r.steps.length * 22}" role="img" aria-label="steps and trading phases over time">${phaseMarks}${rows}</svg>
+<h2>Queue depth and admission weight</h2>
+${chart}
+<h2>Steps</h2>
+<table id="steps"><tr><th>step</th><th>kind</th><th>start</th><th>end</th><th>outcome</th><th>duration</th></tr>
+${stepRows}
+</table>
+<h2>Gate values per traffic stage</h2>
+<table id="gates"><tr><th>time</th><th>stage</th><th>weight</th><th>queue depth</th><th>p99 ms</th><th>error rate</th></tr>
+${gateRows}
+</table>
+${r.notifications.length ? `<h2>Notifications</h2><ul>${r.notifications.map((n) => `<li>${esc(n.sentAt)} ${esc(n.step)} (${esc(n.channel)})</li>`).join('')}</ul>` : ''}
+</body></html>
+`;
+}

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { duration } from '../playbook/fields.js';
+import { formatDuration, parseDuration } from '../playbook/duration.js';
+import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
+
+const weight = z.number().int().min(0).max(100);
+
+export const trafficShiftWith = z
+  .strictObject({
+    stages: z.array(z.strictObject({ weight, bake: duration })).min(1).optional().describe('each stage: an admission weight and how long to watch it'),
+    stepWeights: z.array(weight).min(1).optional().describe('shorthand for stages with one bake, e.g. [5, 25, 50, 100]'),
+    bake: duration.optional().describe('with stepWeights: the bake of every stage'),
+    interval: duration.default('1s').describe('how often the gates sample /metrics (scaled in rehearsal, at least 50ms)'),
+    gates: z
+      .strictObject({
+        maxQueueDepth: z.number().int().min(0).optional(),
+        maxErrorRate: z.number().min(0).max(1).optional().describe('errors / orders sent in a sample window'),
+        p99LatencyMs: z.number().positive().optional(),
+      })
+      .default({}),
+    failureLimit: z.number().int().min(0).default(0).describe('failed samples tolerated before the shift is aborted'),
+    load: z
+      .strictObject({
+        rate: z.number().positive().max(50_000).default(200).describe('orders per second offered'),
+        accounts: z.number().int().min(1).max(100_000).default(20).describe('traders trader-0001 .. trader-N'),
+        fund: z.string().regex(/^\d+(\.\d+)?$/).optional().describe('deposit this much USDT into each trader first (testnets and rehearsals only)'),
+        seed: z.number().int().min(0).default(1),
+        replay: z.string().optional().describe('an NDJSON file of recorded order bodies to replay instead (relative to the playbook)'),
+      })
+      .default({ rate: 200, accounts: 20, seed: 1 }),
+  })
+  .refine((w) => (w.stages === undefined) !== (w.stepWeights === undefined), { error: 'give either stages or stepWeights' })
+  .refine((w) => w.stepWeights === undefined || w.bake !== undefined, { error: 'stepWeights needs bake', path: ['bake'] });
+
+export type TrafficShiftWith = z.output<typeof trafficShiftWith>;
+
+function stagesOf(w: TrafficShiftWith): { weight: number; bake: string }[] {
+  return w.stages ?? (w.stepWeights ?? []).map((weight) => ({ weight, bake: w.bake ?? '30s' }));
+}
+
+export const trafficShiftStep = defineStep({
+  uses: 'traffic.shift',
+  with: trafficShiftWith,
+  describe: (w, ctx) => {
+    const stages = stagesOf(w).map((s) => `${s.weight}%/${s.bake}`).join(' → ');
+    const gates = Object.entries(w.gates).map(([k, v]) => `${k} ${String(v)}`).join(', ') || 'no gates';
+    return `shift traffic on ${engineLabel(ctx.engine)} ${stages} (${w.load.replay ? `replaying ${w.load.replay}` : `${w.load.rate} orders/s`}), gates: ${gates}, failureLimit ${w.failureLimit}`;
+  },
+  async run(w, ctx): Promise<StepResult> {
+    if (!ctx.engine) return noEngine('traffic.shift');
+    const { connect } = await import('../engine-client/supervisor.js');
+    const { LoadGenerator, parseMetrics, p99Between } = await import('../engine-client/load.js');
+    const { readFile } = await import('node:fs/promises');
+    const { resolve, join } = await import('node:path');
+    const client = await connect(ctx.engine);
+    const health = await client.health();
+    if (health.phase === 'halted') return { ok: false, error: `traffic.shift: the engine is halted${health.reason ? ` (${health.reason})` : ''}; resume it first` };
+    const accounts = Array.from({ length: w.load.accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
+    if (w.load.fund) for (const a of accounts) await client.deposit(a, 'USDT', w.load.fund);
+    let replay;
+    if (w.load.replay) {
+      const text = await readFile(resolve(ctx.playbookDir, w.load.replay), 'utf8');
+      replay = text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
+    }
+    const tokenFile = 'dataDir' in ctx.engine ? join(ctx.engine.dataDir, 'control.token') : ctx.engine.tokenFile;
+    const token = (await readFile(tokenFile, 'utf8')).trim();
+    const gen = new LoadGenerator({ url: client.url, token, rate: w.load.rate, accounts, seed: w.load.seed, ...(replay ? { replay } : {}) });
+    const stages = stagesOf(w);
+    const intervalMs = Math.max(50, Math.round((parseDuration(w.interval) ?? 1000) * ctx.timeScale));
+    const checks: StepCheck[] = [];
+    let failures = 0;
+    let maxQueueDepth = 0;
+    let maxP99: number | null = null;
+    let samples = 0;
+    const fail = async (error: string, stage: number): Promise<StepResult> => {
+      await client.setAdmission(0).catch(() => undefined);
+      return { ok: false, error, checks, outputs: { failedStage: stage, weight: 0, samples, maxQueueDepth, maxP99LatencyMs: maxP99, ...gen.stats() } };
+    };
+    gen.start();
+    try {
+      for (const [i, stage] of stages.entries()) {
+        const n = i + 1;
+        await client.setAdmission(stage.weight);
+        const bakeMs = Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale);
+        ctx.progress(`stage ${n}/${stages.length}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, { stage: n, weight: stage.weight });
+        const stageStart = ctx.clock.now();
+        let prevMetrics = parseMetrics(await client.metrics());
+        let prevStats = gen.stats();
+        let stageFailures = 0;
+        while (ctx.clock.now() - stageStart < bakeMs) {
+          await ctx.clock.sleep(Math.min(intervalMs, Math.max(1, bakeMs - (ctx.clock.now() - stageStart))), ctx.signal);
+          const m = parseMetrics(await client.metrics());
+          const stats = gen.stats();
+          const sent = stats.sent - prevStats.sent;
+          const errorRate = sent > 0 ? (stats.errors - prevStats.errors) / sent : 0;
+          const p99 = p99Between(prevMetrics.latencyBuckets, m.latencyBuckets);
+          prevMetrics = m;
+          prevStats = stats;
+          samples++;
+          maxQueueDepth = Math.max(maxQueueDepth, m.queueDepth);
+          if (p99 !== null) maxP99 = Math.max(maxP99 ?? 0, p99);
+          const breaches: string[] = [];
+          if (m.halted) breaches.push('the engine halted itself');
+          if (w.gates.maxQueueDepth !== undefined && m.queueDepth > w.gates.maxQueueDepth) breaches.push(`queue depth ${m.queueDepth} > ${w.gates.maxQueueDepth}`);
+          if (w.gates.maxErrorRate !== undefined && errorRate > w.gates.maxErrorRate) breaches.push(`error rate ${errorRate.toFixed(3)} > ${w.gates.maxErrorRate}`);
+          if (w.gates.p99LatencyMs !== undefined && p99 !== null && p99 > w.gates.p99LatencyMs) breaches.push(`p99 ${p99}ms > ${w.gates.p99LatencyMs}ms`);
+          ctx.progress(`stage ${n}/${stages.length} weight ${stage.weight}%`, {
+            stage: n,
+            weight: stage.weight,
+            queueDepth: m.queueDepth,
+            errorRate: Number(errorRate.toFixed(4)),
+            p99LatencyMs: p99,
+            sent,
+            breaches: breaches.length,
+          });
+          if (breaches.length) {
+            failures++;
+            stageFailures++;
+            if (m.halted || failures > w.failureLimit) {
+              checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: false, message: breaches.join('; '), durationMs: ctx.clock.now() - stageStart });
+              return await fail(`gate breached at stage ${n} (weight ${stage.weight}%): ${breaches.join('; ')}; admission set to 0`, n);
+            }
+          }
+        }
+        checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: true, durationMs: ctx.clock.now() - stageStart, ...(stageFailures ? { message: `${stageFailures} failed samples tolerated` } : {}) });
+      }
+    } catch (e) {
+      if (ctx.signal.aborted) throw e;
+      return fail(`traffic.shift: ${errorMessage(e)}`, -1);
+    } finally {
+      await gen.stop();
+    }
+    const last = stages[stages.length - 1] as { weight: number };
+    return { ok: true, checks, outputs: { weight: last.weight, stages: stages.length, samples, maxQueueDepth, maxP99LatencyMs: maxP99, ...gen.stats() } };
+  },
+});
