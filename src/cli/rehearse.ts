@@ -126,7 +126,7 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
           checks.push({ name: 'engine halted after the rollback', ok: h.phase === 'halted', message: `${h.phase}, margin ${h.modules.margin?.active ?? '?'}` });
         }
         recorder.steps.push({ id: 'rehearsal-outcome', phase: 'main', uses: 'rehearse', outcome: checks.every((c) => c.ok) ? 'success' : 'failure', durationMs: 0, attempts: 1, error: checks.filter((c) => !c.ok).map((c) => c.name).join('; ') || undefined, detail: undefined, checks });
-        for (const c of checks) process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.ok ? '' : ` (${c.message ?? ''})`}\n`);
+        for (const c of checks) process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.message ? ` (${c.message})` : ''}\n`);
         if (checks.some((c) => !c.ok) && runResult.outcome === 'success') failed = new StepFailed(`rehearsal outcome checks failed: ${checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`);
       },
     });

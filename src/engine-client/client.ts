@@ -25,6 +25,7 @@ export interface EngineHealth {
   pid: number;
   haltedAtSeq: number | null;
   haltedAt: string | null;
+  haltReason: string | null;
   marks: Record<string, string>;
   recovery: { snapshotSeq: number | null; replayed: number; walDamage: { file: string; line: number; reason: string } | null };
   ledger: Record<string, string>;

@@ -55,6 +55,8 @@ export class Exchange {
   /** The WAL seq and time of the last change to `halted`: a pre-outage snapshot has a lower seq. */
   haltedAtSeq: number | null = null;
   haltedAt: number | null = null;
+  /** Why it last halted; kept after trading resumes, for the incident report. */
+  haltReason: string | null = null;
   admissionWeight = 100;
   readonly accounts = new Map<string, Account>();
   readonly orders = new Map<string, Order>();
@@ -236,6 +238,7 @@ export class Exchange {
         if (c.phase === 'halted' && this.phase !== 'halted') {
           this.haltedAtSeq = seq;
           this.haltedAt = c.ts;
+          this.haltReason = c.reason;
         }
         this.phase = c.phase;
         this.reason = c.reason;

@@ -473,6 +473,7 @@ export class EngineRuntime {
       reason: this.ex.reason,
       haltedAtSeq: this.ex.haltedAtSeq,
       haltedAt: this.ex.haltedAt === null ? null : new Date(this.ex.haltedAt).toISOString(),
+      haltReason: this.ex.haltReason,
       seq: this.seq,
       modules: this.modules(),
       queueDepth: this.queueDepth,

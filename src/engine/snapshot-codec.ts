@@ -22,6 +22,7 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     reason: ex.reason,
     haltedAtSeq: ex.haltedAtSeq,
     haltedAt: ex.haltedAt === null ? null : new Date(ex.haltedAt).toISOString(),
+    haltReason: ex.haltReason,
     admissionWeight: ex.admissionWeight,
     marks,
     feedStep: ex.feedStep,
@@ -105,6 +106,7 @@ export class SnapshotLoader {
     ex.reason = typeof header.reason === 'string' ? header.reason : null;
     ex.haltedAtSeq = typeof header.haltedAtSeq === 'number' ? header.haltedAtSeq : null;
     ex.haltedAt = typeof header.haltedAt === 'string' ? Date.parse(header.haltedAt) : null;
+    ex.haltReason = typeof header.haltReason === 'string' ? header.haltReason : null;
     ex.admissionWeight = typeof header.admissionWeight === 'number' ? header.admissionWeight : 100;
     ex.feedStep = typeof header.feedStep === 'number' ? header.feedStep : 0;
     ex.lastMarksTs = typeof header.lastMarksAt === 'string' ? Date.parse(header.lastMarksAt) : 0;

@@ -48,7 +48,7 @@ export const reportIncidentStep = defineStep({
       if (ctx.engine) {
         const { connect } = await import('../engine-client/supervisor.js');
         const h = await (await connect(ctx.engine)).health().catch(() => undefined);
-        if (h?.haltedAt) detection = { at: h.haltedAt, reason: h.reason };
+        if (h?.haltedAt) detection = { at: h.haltedAt, reason: h.haltReason };
       }
       const report = buildIncident(events, detection, new Date(ctx.clock.now()));
       const out = w.out === undefined ? ctx.runDir : resolve(ctx.playbookDir, w.out);

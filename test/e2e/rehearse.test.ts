@@ -1,0 +1,131 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EngineClient } from '../../src/engine-client/client.js';
+import { ROOT, runCli, spawnCli, tempDir, waitFor } from '../support/cli.js';
+import { startTestEngine } from '../support/engine.js';
+
+const HOTFIX = join(ROOT, 'playbooks/hotfixes/margin-1.4.3.mjs');
+const HOTFIX_SHA = (readFileSync(join(ROOT, 'playbooks/hotfixes/SHA256SUMS'), 'utf8').split('\n')[0] ?? '').split(' ')[0] as string;
+
+function journal(stateDir: string): { step: string | null; event: string; outputs?: Record<string, unknown> }[] {
+  const runs = readdirSync(join(stateDir, 'runs')).sort();
+  const text = readFileSync(join(stateDir, 'runs', runs.at(-1) as string, 'journal.ndjson'), 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l) as { step: string | null; event: string });
+}
+
+describe('rehearse', () => {
+  it('rehearses the bundled incident to success: engine open on 1.4.3, nothing lost, reports written (--json, --junit)', async () => {
+    const dir = tempDir();
+    const r = await runCli(['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--state-dir', join(dir, 'state'), '--json', '--junit', join(dir, 'junit.xml')], { timeoutMs: 120_000 });
+    expect(r.exitCode, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stderr).toMatch(/incident reproduced: EXCESS_QUEUE_DEPTH in margin 1\.4\.2/);
+    for (const check of ['nothing lost', 'engine open after the recovery', 'margin hotfix active', 'incident report written']) {
+      expect(r.stderr).toMatch(new RegExp(`rehearse: ✓ ${check}`));
+    }
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string | null; outputs?: Record<string, unknown> });
+    expect(events.at(-1)).toMatchObject({ event: 'run-end', outcome: 'success' });
+    expect(events.find((e) => e.event === 'ok' && e.step === 'deploy')?.outputs).toMatchObject({ version: '1.4.3', previous: '1.4.2' });
+    expect(events.find((e) => e.event === 'ok' && e.step === 'funding')?.outputs?.intervals).toBeGreaterThan(0);
+    const xml = readFileSync(join(dir, 'junit.xml'), 'utf8');
+    expect(xml).toContain('name="order-matching: crossing orders fill at the maker price"');
+    expect(xml).toContain('name="rehearsal-outcome"');
+    expect(xml).toMatch(/failures="0"/);
+    const report = /incident report: (\S+)/.exec(r.stderr)?.[1] as string;
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('id="queue-depth"');
+    expect(html).toContain('EXCESS_QUEUE_DEPTH');
+  });
+
+  it('the bad-hotfix drill: the traffic shift catches it, exit 1, halted on the previous module, nothing lost', async () => {
+    const dir = tempDir();
+    const r = await runCli(['rehearse', join(ROOT, 'playbooks/bad-hotfix-drill.yaml'), '--state-dir', join(dir, 'state')], { timeoutMs: 120_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/✗ shift .*gate breached at stage \d+ \(weight \d+%\): queue depth \d+ > 500/);
+    expect(r.stderr).toMatch(/rehearse: ✓ engine halted after the rollback \(halted, margin 1\.4\.2\)/);
+    expect(r.stderr).toMatch(/rehearse: ✓ nothing lost/);
+  });
+
+  it('an approval gate with no TTY and no --yes fails: trading never resumes and the hotfix is rolled back', async () => {
+    const dir = tempDir();
+    const state = join(dir, 'state');
+    const r = await runCli(['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--state-dir', state, '--no-auto-approve'], { timeoutMs: 120_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/approve .*no TTY to ask on: pass --yes/);
+    const events = journal(state);
+    expect(events.some((e) => e.step === 'resume' && e.event === 'start')).toBe(false);
+    expect(events.some((e) => e.step === 'shift' && e.event === 'start')).toBe(false);
+    expect(events.find((e) => e.event === 'ok' && e.step === 'rollback-hotfix')?.outputs).toMatchObject({ rolledBack: true, active: '1.4.2' });
+    expect(r.stderr).toMatch(/rehearse: ✓ engine halted after the rollback \(halted, margin 1\.4\.2\)/);
+  });
+});
+
+describe('recovery steps against a running engine', () => {
+  const playbook = (dir: string, dataDir: string, steps: string) => {
+    const path = join(dir, 'p.yaml');
+    writeFileSync(path, `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata:\n  name: steps\nengine:\n  dataDir: ${dataDir}\nsteps:\n${steps}`);
+    return path;
+  };
+
+  it('refuses a hotfix whose sha256 does not match, naming both digests, before installing anything', async () => {
+    const { dir: dataDir } = await startTestEngine();
+    const dir = tempDir();
+    const wrong = '0'.repeat(64);
+    const pb = playbook(dir, dataDir, `  - id: deploy\n    uses: hotfix.deploy\n    with: { component: margin, artifact: "${HOTFIX}", sha256: "${wrong}" }\n`);
+    const r = await runCli(['run', pb], { cwd: dir });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`sha256 mismatch for ${HOTFIX}: expected ${wrong}, got ${HOTFIX_SHA}; nothing was installed`);
+    expect(existsSync(join(dataDir, 'modules', 'margin', '1.4.3.mjs'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(dataDir, 'active.json'), 'utf8'))).toEqual({ margin: { active: '1.4.2', previous: null } });
+  });
+
+  it('a run killed during traffic.shift resumes and completes, without deploying twice', async () => {
+    const { dir: dataDir, client } = await startTestEngine({ feedInterval: '200ms' });
+    for (let i = 1; i <= 10; i++) await client.deposit(`trader-${String(i).padStart(4, '0')}`, 'USDT', '1000000');
+    const dir = tempDir();
+    const pb = playbook(
+      dir,
+      dataDir,
+      `  - id: deploy
+    uses: hotfix.deploy
+    with: { component: margin, artifact: "${HOTFIX}", sha256: "${HOTFIX_SHA}" }
+  - id: resume
+    uses: engine.resume
+    with: { phases: [cancel-only, open], dwell: 100ms, admission: 0 }
+  - id: shift
+    uses: traffic.shift
+    with:
+      stepWeights: [10, 50, 100]
+      bake: 2s
+      interval: 200ms
+      gates: { maxQueueDepth: 500 }
+      load: { rate: 100, accounts: 10, seed: 3 }
+  - id: done
+    uses: notify
+    with: { channel: stdout, message: traffic fully shifted }
+`,
+    );
+    const child = spawnCli(['run', pb], { cwd: dir });
+    const journalText = () => {
+      try {
+        const runs = readdirSync(join(dir, '.recoverctl', 'runs'));
+        return readFileSync(join(dir, '.recoverctl', 'runs', runs[0] as string, 'journal.ndjson'), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    await waitFor(() => journalText().includes('"stage":2'), 30_000, 'the traffic shift to reach stage 2');
+    child.kill('SIGKILL');
+    await child;
+    const resumed = await runCli(['run', pb, '--resume-last'], { cwd: dir, timeoutMs: 60_000 });
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain('traffic fully shifted');
+    expect(resumed.stderr).toMatch(/shift: was running when the run stopped/);
+    const events = journalText().trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string });
+    expect(events.filter((e) => e.event === 'ok' && e.step === 'deploy')).toHaveLength(1);
+    expect(events.filter((e) => e.event === 'ok' && e.step === 'shift')).toHaveLength(1);
+    const h = await (client as EngineClient).health();
+    expect(h).toMatchObject({ phase: 'open', admissionWeight: 100 });
+    expect(h.modules.margin?.active).toBe('1.4.3');
+  });
+});
