@@ -114,7 +114,7 @@ describe('recovery steps against a running engine', () => {
         return '';
       }
     };
-    await waitFor(() => journalText().includes('"stage":2'), 30_000, 'the traffic shift to reach stage 2');
+    await waitFor(() => journalText().includes('"weight":50'), 30_000, 'the traffic shift to reach stage 2');
     child.kill('SIGKILL');
     await child;
     const resumed = await runCli(['run', pb, '--resume-last'], { cwd: dir, timeoutMs: 60_000 });
