@@ -165,6 +165,29 @@ Examples:
       await integrityCommand(opts);
     });
 
+  const report = program.command('report').description('incident timelines and per-user order-status reports');
+  report
+    .command('incident')
+    .description("a journaled run's incident timeline: steps, approvals, notifications, phases, traffic samples, RTO")
+    .argument('<run-id>', "a run id from 'runs list'")
+    .option('--format <fmt>', 'md, json or html (self-contained)', 'md')
+    .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
+    .addHelpText('after', '\nExample:\n  recoverctl report incident 20261125T071943Z-3fa2c1 --format html > incident.html')
+    .action(async (runId: string, opts: { format: string; stateDir: string }) => {
+      const { reportIncidentCommand } = await import('./report.js');
+      await reportIncidentCommand(runId, opts);
+    });
+  report
+    .command('users')
+    .description('one JSON and one CSV file per affected account: orders with their status, positions, balances')
+    .requiredOption('--snapshot <file>', 'the snapshot taken at the halt')
+    .requiredOption('--out <dir>', 'where to write the reports')
+    .addHelpText('after', '\nExample:\n  recoverctl report users --snapshot var/engine/snapshots/1400.ndjson --out var/reports/users')
+    .action(async (opts: { snapshot: string; out: string }) => {
+      const { reportUsersCommand } = await import('./report.js');
+      await reportUsersCommand(opts);
+    });
+
   program
     .command('schema')
     .description('print the JSON Schema of the playbook format (for editors) on stdout')
