@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import { rng } from '../util/random.js';
 import type { OrderBody } from './client.js';
 
 export interface LoadStats {
@@ -22,17 +23,6 @@ export interface LoadOptions {
   /** A recorded order flow to replay instead of the synthetic one (cycled). */
   replay?: OrderBody[];
   maxInFlight?: number;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const TICK: Record<string, number> = { BTCUSDT: 0.1, BTCUSDC: 0.1, ETHUSDT: 0.01, ETHUSDC: 0.01 };

@@ -1,6 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isPidAlive } from '../util/pid.js';
 import { EngineClient, EngineHttpError, EngineUnreachable } from './client.js';
 
 export const ENGINE_VERSION = '0.1.0';
@@ -33,15 +34,6 @@ export function engineBin(): string {
   return fileURLToPath(new URL('../../bin/futures-engine.js', import.meta.url));
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export function readEngineInfo(dataDir: string): EngineInfo | undefined {
   try {
     return JSON.parse(readFileSync(join(dataDir, 'engine.json'), 'utf8')) as EngineInfo;
@@ -62,7 +54,7 @@ function tail(file: string, lines = 12): string {
 export async function attach(dataDir: string): Promise<{ info: EngineInfo; client: EngineClient } | undefined> {
   const dir = resolve(dataDir);
   const info = readEngineInfo(dir);
-  if (!info || !isAlive(info.pid)) return undefined;
+  if (!info || !isPidAlive(info.pid)) return undefined;
   try {
     const client = EngineClient.fromTokenFile(info.url, join(dir, 'control.token'));
     const health = await client.health();
@@ -152,7 +144,7 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
 function lockHolder(dir: string): number | undefined {
   try {
     const pid = Number.parseInt(readFileSync(join(dir, 'engine.lock'), 'utf8'), 10);
-    return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
+    return Number.isInteger(pid) && isPidAlive(pid) ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -175,7 +167,7 @@ export async function stopEngine(dataDir: string, timeoutMs = 10_000): Promise<{
   process.kill(info.pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
   let forced = false;
-  while (isAlive(info.pid)) {
+  while (isPidAlive(info.pid)) {
     if (Date.now() > deadline && !forced) {
       process.kill(info.pid, 'SIGKILL');
       forced = true;

@@ -25,17 +25,7 @@ export function unit(...parts: (string | number)[]): number {
   return hash32(...parts) / 4_294_967_296;
 }
 
-/** mulberry32: a small seeded generator for tests and load. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+export { rng } from '../util/random.js';
 
 /**
  * The index feed: each step moves each symbol's price by at most `maxMoveBps`, drawn from the seed, the

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isPidAlive } from '../util/pid.js';
 import { EngineRuntime } from './runtime.js';
 import { createControlServer } from './server.js';
 
@@ -16,15 +17,6 @@ function die(message: string, code = 2): never {
   process.exit(code);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Only one engine per data dir: an O_EXCL lock file naming the pid; a dead holder's lock is stale. */
 function lockDataDir(dir: string): string {
   const path = join(dir, 'engine.lock');
@@ -37,7 +29,7 @@ function lockDataDir(dir: string): string {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) die(`data dir ${dir} is locked by engine pid ${pid}`);
+      if (Number.isInteger(pid) && pid !== process.pid && isPidAlive(pid)) die(`data dir ${dir} is locked by engine pid ${pid}`);
       unlinkSync(path);
     }
   }

@@ -31,22 +31,8 @@ const commonStepFields = {
   continueOnError: z.boolean().optional().describe('a failure is recorded but does not fail the run'),
 };
 
-function stepOf<const U extends string, W extends z.ZodType>(uses: U, withSchema: W) {
-  return z.strictObject({
-    id: identifier.describe('unique step id'),
-    uses: z.literal(uses),
-    with: withSchema,
-    ...commonStepFields,
-  });
-}
-
-function rollbackStepOf<const U extends string, W extends z.ZodType>(uses: U, withSchema: W) {
-  return z.strictObject({
-    id: identifier.optional().describe('optional in rollback; defaults to rollback-N'),
-    uses: z.literal(uses),
-    with: withSchema,
-    ...commonStepFields,
-  });
+function stepOf<const U extends string, W extends z.ZodType, I extends z.ZodType>(uses: U, withSchema: W, id: I) {
+  return z.strictObject({ id, uses: z.literal(uses), with: withSchema, ...commonStepFields });
 }
 
 /** The step kinds and their `with` schemas; the registry (src/steps/registry.ts) must match. */
@@ -72,49 +58,33 @@ const kinds = {
   'report.incident': reportIncidentWith,
 } as const;
 
-export const stepSchema = z.discriminatedUnion('uses', [
-  stepOf('exec', kinds.exec),
-  stepOf('http', kinds.http),
-  stepOf('wait', kinds.wait),
-  stepOf('notify', kinds.notify),
-  stepOf('gate.approve', kinds['gate.approve']),
-  stepOf('engine.start', kinds['engine.start']),
-  stepOf('engine.halt', kinds['engine.halt']),
-  stepOf('engine.resume', kinds['engine.resume']),
-  stepOf('engine.stop', kinds['engine.stop']),
-  stepOf('snapshot.take', kinds['snapshot.take']),
-  stepOf('snapshot.verify', kinds['snapshot.verify']),
-  stepOf('integrity.check', kinds['integrity.check']),
-  stepOf('hotfix.deploy', kinds['hotfix.deploy']),
-  stepOf('hotfix.rollback', kinds['hotfix.rollback']),
-  stepOf('smoke.testnet', kinds['smoke.testnet']),
-  stepOf('traffic.shift', kinds['traffic.shift']),
-  stepOf('funding.recompute', kinds['funding.recompute']),
-  stepOf('report.users', kinds['report.users']),
-  stepOf('report.incident', kinds['report.incident']),
-]);
+/** One discriminated union over every kind; main steps and rollback steps differ only in their id. */
+function stepUnion<I extends z.ZodType>(id: I) {
+  return z.discriminatedUnion('uses', [
+    stepOf('exec', kinds.exec, id),
+    stepOf('http', kinds.http, id),
+    stepOf('wait', kinds.wait, id),
+    stepOf('notify', kinds.notify, id),
+    stepOf('gate.approve', kinds['gate.approve'], id),
+    stepOf('engine.start', kinds['engine.start'], id),
+    stepOf('engine.halt', kinds['engine.halt'], id),
+    stepOf('engine.resume', kinds['engine.resume'], id),
+    stepOf('engine.stop', kinds['engine.stop'], id),
+    stepOf('snapshot.take', kinds['snapshot.take'], id),
+    stepOf('snapshot.verify', kinds['snapshot.verify'], id),
+    stepOf('integrity.check', kinds['integrity.check'], id),
+    stepOf('hotfix.deploy', kinds['hotfix.deploy'], id),
+    stepOf('hotfix.rollback', kinds['hotfix.rollback'], id),
+    stepOf('smoke.testnet', kinds['smoke.testnet'], id),
+    stepOf('traffic.shift', kinds['traffic.shift'], id),
+    stepOf('funding.recompute', kinds['funding.recompute'], id),
+    stepOf('report.users', kinds['report.users'], id),
+    stepOf('report.incident', kinds['report.incident'], id),
+  ]);
+}
 
-export const rollbackStepSchema = z.discriminatedUnion('uses', [
-  rollbackStepOf('exec', kinds.exec),
-  rollbackStepOf('http', kinds.http),
-  rollbackStepOf('wait', kinds.wait),
-  rollbackStepOf('notify', kinds.notify),
-  rollbackStepOf('gate.approve', kinds['gate.approve']),
-  rollbackStepOf('engine.start', kinds['engine.start']),
-  rollbackStepOf('engine.halt', kinds['engine.halt']),
-  rollbackStepOf('engine.resume', kinds['engine.resume']),
-  rollbackStepOf('engine.stop', kinds['engine.stop']),
-  rollbackStepOf('snapshot.take', kinds['snapshot.take']),
-  rollbackStepOf('snapshot.verify', kinds['snapshot.verify']),
-  rollbackStepOf('integrity.check', kinds['integrity.check']),
-  rollbackStepOf('hotfix.deploy', kinds['hotfix.deploy']),
-  rollbackStepOf('hotfix.rollback', kinds['hotfix.rollback']),
-  rollbackStepOf('smoke.testnet', kinds['smoke.testnet']),
-  rollbackStepOf('traffic.shift', kinds['traffic.shift']),
-  rollbackStepOf('funding.recompute', kinds['funding.recompute']),
-  rollbackStepOf('report.users', kinds['report.users']),
-  rollbackStepOf('report.incident', kinds['report.incident']),
-]);
+export const stepSchema = stepUnion(identifier.describe('unique step id'));
+export const rollbackStepSchema = stepUnion(identifier.optional().describe('optional in rollback; defaults to rollback-N'));
 
 export const STEP_KINDS = Object.keys(kinds) as (keyof typeof kinds)[];
 

@@ -2,6 +2,9 @@ import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, wri
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { LockHeldError } from '../errors.js';
+import { isPidAlive } from '../util/pid.js';
+
+export { isPidAlive };
 
 export interface LockHolder {
   pid: number;
@@ -11,15 +14,6 @@ export interface LockHolder {
   since: string;
 }
 
-export function isPidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readHolder(path: string): LockHolder | undefined {
   try {

@@ -1,18 +1,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isPidAlive } from '../../src/util/pid.js';
 import { readEngineInfo } from '../../src/engine-client/supervisor.js';
 import { hasStackTrace, runCli, tempDir } from '../support/cli.js';
 import { trackEngineDir } from '../support/engine.js';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('recoverctl engine', () => {
   it('start, status, resume, fault, snapshot, halt and stop a detached engine that outlives each command', async () => {
@@ -22,7 +14,7 @@ describe('recoverctl engine', () => {
     expect(start.exitCode).toBe(0);
     const info = JSON.parse(start.stdout) as { pid: number; url: string; started: boolean; phase: string };
     expect(info).toMatchObject({ started: true, phase: 'halted' });
-    expect(isAlive(info.pid)).toBe(true);
+    expect(isPidAlive(info.pid)).toBe(true);
     expect(readEngineInfo(dir)).toMatchObject({ pid: info.pid, url: info.url });
     const again = await runCli(['engine', 'start', '--data-dir', dir, '--json']);
     expect(JSON.parse(again.stdout)).toMatchObject({ started: false, pid: info.pid });
@@ -37,7 +29,7 @@ describe('recoverctl engine', () => {
     expect((await runCli(['engine', 'halt', '--data-dir', dir, '--reason', 'drill'])).stdout.trim()).toBe('halted: drill');
     const stop = await runCli(['engine', 'stop', '--data-dir', dir]);
     expect(stop.stdout).toMatch(new RegExp(`stopped pid ${info.pid}`));
-    expect(isAlive(info.pid)).toBe(false);
+    expect(isPidAlive(info.pid)).toBe(false);
     const status = await runCli(['engine', 'status', '--data-dir', dir]);
     expect(status.exitCode).toBe(1);
     expect(status.stdout).toMatch(/not running/);

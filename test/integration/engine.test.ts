@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isPidAlive } from '../../src/util/pid.js';
 import { EngineClient } from '../../src/engine-client/client.js';
 import { engineBin, readEngineInfo } from '../../src/engine-client/supervisor.js';
 import { tempDir } from '../support/cli.js';
@@ -9,15 +10,6 @@ import { installModule, startTestEngine } from '../support/engine.js';
 
 async function fund(client: EngineClient, accounts: string[], amount = '100000'): Promise<void> {
   for (const a of accounts) await client.deposit(a, 'USDT', amount);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('engine process', () => {
@@ -105,7 +97,7 @@ describe('engine process', () => {
     const before = await client.state();
     process.kill(pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
-    expect(isAlive(pid)).toBe(false);
+    expect(isPidAlive(pid)).toBe(false);
     const again = await startTestEngine({ dataDir: dir });
     expect(again.pid).not.toBe(pid);
     const h = await again.client.health();
@@ -150,8 +142,8 @@ describe('engine process', () => {
     expect(second.stderr).toMatch(new RegExp(`locked by engine pid ${pid}`));
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 5000;
-    while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(isAlive(pid)).toBe(false);
+    while (isPidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(isPidAlive(pid)).toBe(false);
     expect(readFileSync(join(dir, 'engine.log'), 'utf8')).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
   });
 
@@ -258,7 +250,7 @@ describe('engine process', () => {
       writeFileSync(join(dir, 'engine.json'), JSON.stringify({ pid: sleeper.pid, url: 'http://127.0.0.1:9', startedAt: '', version: '0', dataDir: dir, testnet: false }));
       const { stopEngine } = await import('../../src/engine-client/supervisor.js');
       expect(await stopEngine(dir, 1000)).toMatchObject({ wasRunning: false });
-      expect(isAlive(sleeper.pid as number)).toBe(true);
+      expect(isPidAlive(sleeper.pid as number)).toBe(true);
     } finally {
       sleeper.kill('SIGKILL');
     }
