@@ -1,12 +1,14 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { InputError, Interrupted, RollbackFailed, StepFailed, UsageError } from '../errors.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { buildRedactor, resolveVars } from '../runner/scope.js';
 import type { StepCheck } from '../steps/types.js';
 import { rehearsalApprover } from '../ui/approver.js';
 import { executeRun } from './run.js';
+
+export const MIN_TIME_SCALE = 0.005;
 
 export interface RehearseFlags {
   seed?: string;
@@ -37,17 +39,47 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a whole number, got '${flags.seed ?? ''}'`);
   if (!Number.isInteger(accounts) || accounts < 2 || accounts > 5_000) throw new UsageError(`--accounts: expected 2..5000, got '${flags.accounts ?? ''}'`);
   const timeScale = flags.timeScale === undefined ? (pb.spec.rehearsal?.timeScale ?? 1) : Number(flags.timeScale);
-  if (!Number.isFinite(timeScale) || timeScale <= 0 || timeScale > 1) throw new UsageError(`--time-scale: expected a number in (0, 1], got '${flags.timeScale ?? ''}'`);
+  // Below this, bakes are too short for the gates to see what traffic does (the load rate is not scaled).
+  if (!Number.isFinite(timeScale) || timeScale < MIN_TIME_SCALE || timeScale > 1) {
+    throw new UsageError(`--time-scale: expected a number in [${MIN_TIME_SCALE}, 1], got '${flags.timeScale ?? timeScale}'`);
+  }
+  if (!pb.spec.engine) throw new UsageError(`${pb.file} has no engine: section; there is nothing to rehearse against (use run)`);
 
   const { startEngine, stopEngine } = await import('../engine-client/supervisor.js');
   const { LoadGenerator } = await import('../engine-client/load.js');
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-rehearsal-'));
   const dataDir = join(scratch, 'engine');
-  const outDir = join(scratch, 'out');
+  // What the playbook writes (reports, notifications) outlives the scratch folder: it goes by the journal.
+  const outDir = join(resolve(flags.stateDir), 'rehearsals', basename(scratch));
   let failed: Error | undefined;
+  let incidentHtml: string | undefined;
+  // Whatever ends this process (a second Ctrl-C, a closed pipe), the scratch engine must not outlive it.
+  let enginePid: number | undefined;
+  const killScratch = (): void => {
+    if (enginePid === undefined) return;
+    try {
+      process.kill(enginePid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  };
+  const onPipeError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+  };
+  process.on('exit', killScratch);
+  process.stderr.on('error', onPipeError);
+  const setupAbort = new AbortController();
+  const onSetupSignal = (): void => setupAbort.abort();
+  process.once('SIGINT', onSetupSignal);
+  process.once('SIGTERM', onSetupSignal);
+  const checkSetup = (): void => {
+    if (setupAbort.signal.aborted) throw new Interrupted('rehearsal interrupted while setting up; the scratch engine is stopped');
+  };
   try {
     log(flags.json ?? false, `scratch engine in ${dataDir} (seed ${seed}, ${accounts} accounts, time scale ${timeScale})`);
     const { client, info } = await startEngine(dataDir, { seed, feedInterval: '100ms', fundingInterval: '1s' });
+    enginePid = info.pid;
+    checkSetup();
     const traders = Array.from({ length: accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
     for (const [i, a] of traders.entries()) {
       await client.deposit(a, 'USDT', '1000000');
@@ -67,6 +99,7 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
       await client.placeOrder({ account: a, symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: (eth - 5 - i * 0.05).toFixed(2), qty: '0.1', postOnly: true });
       await client.placeOrder({ account: a, symbol: 'BTCUSDC', side: 'sell', type: 'limit', price: (btc + 50 + i).toFixed(1), qty: '0.01', postOnly: true });
     }
+    checkSetup();
     const snap = await client.snapshot();
     log(flags.json ?? false, `pre-outage snapshot ${snap.path} (seq ${snap.seq}, ${snap.records} records)`);
     // Trading goes on after the snapshot until the incident: the WAL must explain all of it.
@@ -88,6 +121,9 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
     log(flags.json ?? false, `incident reproduced: ${halted.reason}`);
     // Paging someone takes time: funding intervals end while trading is halted, for the playbook to settle.
     await new Promise((r) => setTimeout(r, 2_500));
+    checkSetup();
+    process.off('SIGINT', onSetupSignal);
+    process.off('SIGTERM', onSetupSignal);
 
     const declared = pb.spec.vars ?? {};
     const overrides: Record<string, string> = {};
@@ -110,27 +146,36 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
       junit: flags.junit,
       ...(approver ? { approver } : {}),
       afterRun: async (runResult, recorder, dir) => {
-        // Take nothing for granted: look at the engine and the files the run says it made.
+        // Take nothing for granted: look at the engine and the files the run says it made, checking what
+        // the playbook's own steps promise.
         const checks: StepCheck[] = [];
         const h = await client.health();
+        const { readJournal } = await import('../runner/journal.js');
+        const events = readJournal(join(dir, 'journal.ndjson')).events;
+        const okOutputs = (uses: string) => events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
+        const has = (uses: string) => pb.steps.some((st) => st.uses === uses);
         const { runIntegrity } = await import('../integrity/run.js');
         const integrity = await runIntegrity({ snapshot: snap.path, engine: info.url, tokenFile: join(dataDir, 'control.token'), wal: join(dataDir, 'wal') });
         checks.push({ name: 'nothing lost: integrity clean against the pre-outage snapshot and the WAL', ok: integrity.clean, ...(integrity.clean ? {} : { message: JSON.stringify(integrity.counts) }) });
         checks.push({ name: 'ledger and funding balance to the unit', ok: Object.values(h.ledger).every((v) => v === '0'), message: JSON.stringify(h.ledger) });
         if (runResult.outcome === 'success') {
-          checks.push({ name: 'engine open after the recovery', ok: h.phase === 'open', message: `${h.phase}${h.reason ? `: ${h.reason}` : ''}` });
-          checks.push({ name: 'margin hotfix active', ok: h.modules.margin?.active !== '1.4.2', message: `margin ${h.modules.margin?.active ?? '?'}` });
-          const reports = ['incident.md', 'incident.json', 'incident.html'].map((f) => join(dir, f));
-          checks.push({ name: 'incident report written', ok: reports.every((f) => existsSync(f)), message: reports.join(', ') });
+          if (has('engine.resume')) checks.push({ name: 'engine open after the recovery', ok: h.phase === 'open', message: `${h.phase}${h.reason ? `: ${h.reason}` : ''}` });
+          const deployed = okOutputs('hotfix.deploy').at(-1);
+          if (deployed) checks.push({ name: 'the deployed hotfix is active', ok: h.modules.margin?.active === deployed.version, message: `margin ${h.modules.margin?.active ?? '?'}, deployed ${String(deployed.version)}` });
         } else {
           checks.push({ name: 'engine halted after the rollback', ok: h.phase === 'halted', message: `${h.phase}, margin ${h.modules.margin?.active ?? '?'}` });
+        }
+        for (const r of okOutputs('report.incident')) {
+          const files = ['md', 'json', 'html'].map((f) => r[f]).filter((f): f is string => typeof f === 'string');
+          checks.push({ name: 'incident report written', ok: files.length > 0 && files.every((f) => existsSync(f)), message: files.join(', ') });
+          if (typeof r.html === 'string') incidentHtml = r.html;
         }
         recorder.steps.push({ id: 'rehearsal-outcome', phase: 'main', uses: 'rehearse', outcome: checks.every((c) => c.ok) ? 'success' : 'failure', durationMs: 0, attempts: 1, error: checks.filter((c) => !c.ok).map((c) => c.name).join('; ') || undefined, detail: undefined, checks });
         for (const c of checks) process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.message ? ` (${c.message})` : ''}\n`);
         if (checks.some((c) => !c.ok) && runResult.outcome === 'success') failed = new StepFailed(`rehearsal outcome checks failed: ${checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`);
       },
     });
-    const report = join(runDir, 'incident.html');
+    const report = incidentHtml ?? join(runDir, 'incident.html');
     if (existsSync(report)) process.stderr.write(`incident report: ${report}\n`);
     if (failed) throw failed;
     switch (result.outcome) {
@@ -144,7 +189,11 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
         throw new Interrupted('rehearsal interrupted');
     }
   } finally {
+    process.off('SIGINT', onSetupSignal);
+    process.off('SIGTERM', onSetupSignal);
     await stopEngine(dataDir).catch(() => undefined);
+    process.off('exit', killScratch);
+    process.stderr.off('error', onPipeError);
     if (flags.keep) process.stderr.write(`scratch kept: ${scratch}\n`);
     else rmSync(scratch, { recursive: true, force: true });
   }

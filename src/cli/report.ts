@@ -1,12 +1,13 @@
+import { isRunId } from '../runner/journal.js';
 import { join, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 
 /** `recoverctl report incident <run-id>`: the incident timeline of a journaled run, on stdout. */
 export async function reportIncidentCommand(runId: string, opts: { format: string; stateDir: string }): Promise<void> {
   if (!['md', 'json', 'html'].includes(opts.format)) throw new UsageError(`--format: md, json or html, not '${opts.format}'`);
-  if (!/^[\w.-]+$/.test(runId)) throw new UsageError(`${runId}: not a run id`);
+  if (!isRunId(runId)) throw new UsageError(`${runId}: not a run id`);
   const { readJournal, runDir } = await import('../runner/journal.js');
-  const { buildIncident, renderHtml, renderMarkdown } = await import('../report/incident.js');
+  const { buildIncident, detectionOf, renderHtml, renderMarkdown } = await import('../report/incident.js');
   const file = join(runDir(resolve(opts.stateDir), runId), 'journal.ndjson');
   let events;
   try {
@@ -14,9 +15,7 @@ export async function reportIncidentCommand(runId: string, opts: { format: strin
   } catch (e) {
     throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? ''})`);
   }
-  // Detection: the engine's halt as the run recorded it (verify-snapshot/integrity outputs), else the run start.
-  const haltedSeq = events.find((e) => e.event === 'ok' && typeof e.outputs.haltedAtSeq === 'number');
-  const report = buildIncident(events, { at: null, reason: haltedSeq ? `engine halt at seq ${String((haltedSeq as { outputs: Record<string, unknown> }).outputs.haltedAtSeq)}` : null }, new Date());
+  const report = buildIncident(events, detectionOf(events, { at: null, reason: null }), new Date());
   process.stdout.write(opts.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : opts.format === 'md' ? renderMarkdown(report) : renderHtml(report));
 }
 

@@ -6,7 +6,7 @@ import { formatDuration } from '../playbook/duration.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import type { EventSink } from '../runner/events.js';
 import { RunInterrupted, Runner, type RunResult } from '../runner/execute.js';
-import { ensureStateDir, isResumable, JOURNAL_FILE, JournalWriter, listRuns, loadRun, runDir, type RunState } from '../runner/journal.js';
+import { ensureStateDir, isResumable, isRunId, JOURNAL_FILE, JournalWriter, listRuns, loadRun, runDir, type RunState } from '../runner/journal.js';
 import { RunLock } from '../runner/lock.js';
 import { buildPlan, type Plan } from '../runner/plan.js';
 import { buildRedactor, parseVarFlags, resolveVars, type ResolvedVars } from '../runner/scope.js';
@@ -49,7 +49,7 @@ function findResume(pb: LoadedPlaybook, flags: RunFlags, stateDir: string): RunS
   if (flags.force && flags.resume === undefined && !flags.resumeLast) throw new UsageError('--force only goes with --resume or --resume-last');
   let state: RunState | undefined;
   if (flags.resume !== undefined) {
-    if (!/^[\w.-]+$/.test(flags.resume)) throw new UsageError(`--resume ${flags.resume}: not a run id`);
+    if (!isRunId(flags.resume)) throw new UsageError(`--resume ${flags.resume}: not a run id`);
     state = loadRun(stateDir, flags.resume);
     if (!state) throw new UsageError(`--resume ${flags.resume}: no such run in ${join(stateDir, 'runs')}`);
     if (state.start.file !== pb.path) {
@@ -158,6 +158,7 @@ export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult
     if (e.code !== 'EPIPE') throw e;
   };
   process.stdout.on('error', onStdoutError);
+  process.stderr.on('error', onStdoutError);
   const recorder = new RunRecorder();
   const stderrChalk = chalkFor(process.stderr);
   const sinks: EventSink[] = [journal, recorder];
@@ -225,6 +226,7 @@ export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult
     lock.release();
   }
   process.stdout.off('error', onStdoutError);
+  process.stderr.off('error', onStdoutError);
   await o.afterRun?.(result, recorder, dir);
   if (o.junit) writeJunit(o.junit, junitXml([recorder]));
   if (!o.json) process.stdout.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(process.stdout)));

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatDuration } from '../playbook/duration.js';
-import { listRuns, loadRun, type RunState } from '../runner/journal.js';
+import { isRunId, listRuns, loadRun, type RunState } from '../runner/journal.js';
 import { isPidAlive } from '../runner/lock.js';
 
 function status(r: RunState): string {
@@ -46,7 +46,7 @@ export function runsListCommand(opts: { stateDir: string; json?: boolean }): voi
 }
 
 export function runsShowCommand(runId: string, opts: { stateDir: string; json?: boolean }): void {
-  if (!/^[\w.-]+$/.test(runId)) throw new UsageError(`${runId}: not a run id`);
+  if (!isRunId(runId)) throw new UsageError(`${runId}: not a run id`);
   const r = loadRun(resolve(opts.stateDir), runId);
   if (!r) throw new UsageError(`${runId}: no such run in ${resolve(opts.stateDir, 'runs')}`);
   const steps = r.events.filter(

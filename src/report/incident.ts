@@ -30,6 +30,19 @@ export interface IncidentReport {
   samples: { at: string; stage: number; weight: number; queueDepth: number; p99LatencyMs: number | null; errorRate: number }[];
 }
 
+/**
+ * When the incident was detected: the engine's halt as the run first saw it (the `haltedAt` an attach
+ * step reported), else what the caller knows (the engine's last halt), else unknown.
+ */
+export function detectionOf(events: RunEvent[], fallback: { at: string | null; reason: string | null }): { at: string | null; reason: string | null } {
+  for (const e of events) {
+    if (e.event === 'ok' && typeof e.outputs.haltedAt === 'string') {
+      return { at: e.outputs.haltedAt, reason: typeof e.outputs.reason === 'string' ? e.outputs.reason : fallback.reason };
+    }
+  }
+  return fallback;
+}
+
 /** Build the incident timeline from a run's events; detection comes from the engine's recorded halt. */
 export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date): IncidentReport {
   const start = events.find((e) => e.event === 'run-start');
@@ -92,6 +105,9 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
         break;
     }
   }
+  // Before the run ends (the report step itself), the outcome so far: failed once a step has failed.
+  const failedSoFar = events.some((e) => e.event === 'fail' && e.phase === 'main' && !e.continued);
+  const outcome = end?.event === 'run-end' ? end.outcome : failedSoFar ? (rollback ? 'failed (rolled back)' : 'failed') : 'success';
   const startedAt = start?.ts ?? now.toISOString();
   const endedAt = end?.ts ?? now.toISOString();
   const from = detection.at ?? startedAt;
@@ -105,12 +121,13 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     startedAt,
     endedAt,
     detection,
-    outcome: end?.event === 'run-end' ? end.outcome : 'in progress',
+    outcome,
     steps: [...steps.values()],
     notifications,
     approvals,
     rollback,
-    rto: { objective, actualMs, breached: objectiveMs === undefined ? null : actualMs > objectiveMs },
+    // A recovery that failed has not recovered: its RTO is breached, however quickly it gave up.
+    rto: { objective, actualMs, breached: objectiveMs === undefined ? null : outcome !== 'success' || actualMs > objectiveMs },
     phases,
     samples,
   };
@@ -123,7 +140,7 @@ export function renderMarkdown(r: IncidentReport): string {
     `- Playbook: \`${r.playbook}\`, run \`${r.run}\`, outcome **${r.outcome}**`,
     `- Detected: ${r.detection.at ?? 'unknown'}${r.detection.reason ? ` — ${r.detection.reason}` : ''}`,
     `- Recovery ran ${r.startedAt} → ${r.endedAt}`,
-    `- RTO: ${formatDuration(r.rto.actualMs)} from detection${r.rto.objective ? ` against an objective of ${r.rto.objective}: ${r.rto.breached ? '**BREACHED**' : 'met'}` : ''}`,
+    `- RTO: ${formatDuration(r.rto.actualMs)} from detection${r.rto.objective ? ` against an objective of ${r.rto.objective}: ${r.rto.breached ? (r.outcome === 'success' ? '**BREACHED**' : '**BREACHED** (not recovered)') : 'met'}` : ''}`,
     '',
     '## Steps',
     '',

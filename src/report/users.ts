@@ -17,9 +17,9 @@ function csvCell(v: unknown): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** A file-name-safe account id. */
+/** A file-name-safe account id, one-to-one: anything but [A-Za-z0-9_-] is percent-encoded. */
 export function fileNameOf(account: string): string {
-  return account.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return account.replace(/[^A-Za-z0-9_-]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
 /**

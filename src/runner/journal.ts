@@ -181,3 +181,8 @@ export function listRuns(stateDir: string): RunState[] {
 export function isResumable(state: RunState): boolean {
   return state.end === undefined || state.end.outcome === 'interrupted';
 }
+
+/** A run id names a folder under runs/: letters, digits, dot, dash, underscore, and no `..`. */
+export function isRunId(id: string): boolean {
+  return /^[\w][\w.-]*$/.test(id) && !id.includes('..');
+}

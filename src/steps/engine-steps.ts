@@ -55,7 +55,15 @@ export const engineStartStep = defineStep({
       ctx.progress(`${r.started ? 'started' : 'attached to'} pid ${r.info.pid} at ${r.info.url}`);
       return {
         ok: true,
-        outputs: { url: r.info.url, pid: r.info.pid, started: r.started, phase: health.phase, reason: health.reason, margin: health.modules.margin?.active ?? null },
+        outputs: {
+          url: r.info.url,
+          pid: r.info.pid,
+          started: r.started,
+          phase: health.phase,
+          reason: health.reason,
+          haltedAt: health.phase === 'halted' ? health.haltedAt : null,
+          margin: health.modules.margin?.active ?? null,
+        },
       };
     }),
 });

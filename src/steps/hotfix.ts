@@ -14,7 +14,7 @@ export const hotfixDeployWith = z.strictObject({
 
 export const hotfixRollbackWith = z.strictObject({
   component: z.literal('margin'),
-  from: version.optional().describe('roll back only if this version is the active one'),
+  from: version.describe('the version to roll back from: nothing happens unless it is the active one (so a re-run does not undo the rollback)'),
 });
 
 /** The version in an artifact named `<component>-<x.y.z>.mjs`. */
@@ -79,21 +79,23 @@ export const hotfixDeployStep = defineStep({
       if (installed !== undefined && installed !== art.digest) {
         return { ok: false, error: `${dest} already holds a different ${w.component} ${ver} (sha256 ${installed}); refusing to overwrite it` };
       }
-      let wrote = false;
       if (installed === undefined) {
         await mkdir(dir, { recursive: true });
         const tmp = join(dir, `.${ver}.tmp-${randomBytes(4).toString('hex')}`);
         await writeFile(tmp, art.bytes, { mode: 0o644 });
         await rename(tmp, dest);
-        wrote = true;
       }
       ctx.progress(`installed ${dest}; activating`);
       try {
         const r = await client.activate(w.component, ver);
         return { ok: true, outputs: { component: w.component, version: r.active, previous: r.previous, sha256: art.digest, alreadyActive: false, path: dest } };
       } catch (e) {
-        // Refused (failed its self-test): take the file back out, so the deploy changes nothing.
-        if (wrote) await rm(dest, { force: true });
+        // Refused (failed its self-test): take the artifact back out, so the deploy changes nothing. On
+        // any other error the engine may have activated it: leave the file for the re-run to check.
+        if (e instanceof EngineHttpError && e.status === 422) {
+          await rm(dest, { force: true });
+          return { ok: false, error: `engine refused ${w.component} ${ver}: ${e.message}; the file was removed` };
+        }
         if (e instanceof EngineHttpError) return { ok: false, error: `engine refused ${w.component} ${ver}: ${e.message}` };
         throw e;
       }
@@ -107,7 +109,7 @@ export const hotfixDeployStep = defineStep({
 export const hotfixRollbackStep = defineStep({
   uses: 'hotfix.rollback',
   with: hotfixRollbackWith,
-  describe: (w, ctx) => `switch ${w.component} on ${engineLabel(ctx.engine)} back to its previous version${w.from ? ` (if ${w.from} is active)` : ''}`,
+  describe: (w, ctx) => `switch ${w.component} on ${engineLabel(ctx.engine)} back from ${w.from} to its previous version (if ${w.from} is active)`,
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('hotfix.rollback');
     const { connect } = await import('../engine-client/supervisor.js');
@@ -116,7 +118,7 @@ export const hotfixRollbackStep = defineStep({
       const client = await connect(ctx.engine);
       const h = await client.health();
       const active = h.modules[w.component]?.active ?? null;
-      if (w.from !== undefined && active !== w.from) {
+      if (active !== w.from) {
         return { ok: true, outputs: { rolledBack: false, active, note: `${w.from} is not active: nothing to roll back` } };
       }
       try {
@@ -135,7 +137,7 @@ export const hotfixRollbackStep = defineStep({
 
 export const fundingRecomputeWith = z
   .strictObject({
-    from: z.string().optional().describe('ISO time; default: when the engine halted'),
+    from: z.string().optional().describe('ISO time; default: the first interval not yet settled'),
     to: z.string().optional().describe('ISO time; default: now'),
   })
   .prefault({});
@@ -143,15 +145,15 @@ export const fundingRecomputeWith = z
 export const fundingRecomputeStep = defineStep({
   uses: 'funding.recompute',
   with: fundingRecomputeWith,
-  describe: (w, ctx) => `settle the funding intervals missed on ${engineLabel(ctx.engine)} from ${w.from ?? 'the halt'} to ${w.to ?? 'now'}; payments must net to zero`,
+  describe: (w, ctx) => `settle the funding intervals missed on ${engineLabel(ctx.engine)} from ${w.from ?? 'the first unsettled one'} to ${w.to ?? 'now'}; payments must net to zero`,
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('funding.recompute');
     const { connect } = await import('../engine-client/supervisor.js');
     try {
       const client = await connect(ctx.engine);
-      const h = await client.health();
-      const from = w.from ?? h.haltedAt;
-      if (!from) return { ok: false, error: 'funding.recompute: the engine has no recorded halt; give with.from' };
+      // By default every interval still unsettled, whichever halt it fell in (the engine starts at its
+      // earliest recorded boundary).
+      const from = w.from ?? new Date(0).toISOString();
       const to = w.to ?? new Date(ctx.clock.now()).toISOString();
       const r = await client.recomputeFunding(from, to);
       const outputs: Record<string, string | number> = { intervals: r.intervals.length, missingMarks: r.missingMarks.length, from, to };

@@ -41,16 +41,19 @@ export const reportIncidentStep = defineStep({
     const { join, resolve } = await import('node:path');
     const { mkdir, writeFile } = await import('node:fs/promises');
     const { readJournal } = await import('../runner/journal.js');
-    const { buildIncident, renderHtml, renderMarkdown } = await import('../report/incident.js');
+    const { buildIncident, detectionOf, renderHtml, renderMarkdown } = await import('../report/incident.js');
     try {
       const { events } = readJournal(join(ctx.runDir, 'journal.ndjson'));
-      let detection: { at: string | null; reason: string | null } = { at: null, reason: null };
+      let fallback: { at: string | null; reason: string | null } = { at: null, reason: null };
       if (ctx.engine) {
+        // The report matters most when the engine is down: then detection comes from the journal alone.
         const { connect } = await import('../engine-client/supervisor.js');
-        const h = await (await connect(ctx.engine)).health().catch(() => undefined);
-        if (h?.haltedAt) detection = { at: h.haltedAt, reason: h.haltReason };
+        const h = await connect(ctx.engine)
+          .then((c) => c.health())
+          .catch(() => undefined);
+        if (h?.haltedAt) fallback = { at: h.haltedAt, reason: h.haltReason };
       }
-      const report = buildIncident(events, detection, new Date(ctx.clock.now()));
+      const report = buildIncident(events, detectionOf(events, fallback), new Date(ctx.clock.now()));
       const out = w.out === undefined ? ctx.runDir : resolve(ctx.playbookDir, w.out);
       await mkdir(out, { recursive: true });
       const outputs: Record<string, string | number | boolean | null> = { dir: out, steps: report.steps.length, rtoMs: report.rto.actualMs, rtoBreached: report.rto.breached };

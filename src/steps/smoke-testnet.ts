@@ -42,8 +42,22 @@ export const smokeTestnetStep = defineStep({
     const checks: StepCheck[] = [];
     const latencies: number[] = [];
     let burstDepth = 0;
+    let setupError: string | undefined;
+    const suitesRun = new Set<Suite>();
+    // If this process is ended abruptly, the testnet must not outlive it.
+    let testnetPid: number | undefined;
+    const killTestnet = (): void => {
+      if (testnetPid === undefined) return;
+      try {
+        process.kill(testnetPid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    };
+    process.on('exit', killTestnet);
     try {
-      const { client } = await startEngine(dataDir, { testnet: true, seed: w.seed, feedInterval: '0ms' });
+      const { client, info } = await startEngine(dataDir, { testnet: true, seed: w.seed, feedInterval: '0ms' });
+      testnetPid = info.pid;
       await mkdir(join(dataDir, 'modules', w.component), { recursive: true });
       await writeFile(join(dataDir, 'modules', w.component, `${ver}.mjs`), art.bytes);
       await client.activate(w.component, ver);
@@ -74,6 +88,7 @@ export const smokeTestnetStep = defineStep({
       const [a, b, c] = accounts as [string, string, string];
       for (const suite of w.suites) {
         ctx.progress(`suite ${suite}`);
+        suitesRun.add(suite);
         if (suite === 'order-matching') {
           await check(suite, 'crossing orders fill at the maker price', async () => {
             await order({ account: a, symbol: 'BTCUSDT', side: 'sell', type: 'limit', price: '60010', qty: '0.01' });
@@ -137,10 +152,17 @@ export const smokeTestnetStep = defineStep({
       }
     } catch (e) {
       if (ctx.signal.aborted) throw e;
-      checks.push({ name: 'testnet', ok: false, message: errorMessage(e) });
+      setupError = errorMessage(e);
+      checks.push({ name: 'testnet', ok: false, message: setupError });
     } finally {
       await stopEngine(dataDir).catch(() => undefined);
+      process.off('exit', killTestnet);
       await rm(scratch, { recursive: true, force: true });
+    }
+    // A hotfix is never accepted on tests that did not run, whatever `accept.failures` allows.
+    const notRun = w.suites.filter((x) => !suitesRun.has(x));
+    if (setupError !== undefined || notRun.length > 0) {
+      return { ok: false, error: `smoke.testnet could not test ${w.component} ${ver}: ${setupError ?? `suites not run: ${notRun.join(', ')}`}`, checks };
     }
     const sorted = [...latencies].sort((x, y) => x - y);
     const p99 = sorted.length ? Math.round((sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] as number) * 100) / 100 : 0;

@@ -4,6 +4,8 @@ import { formatDuration, parseDuration } from '../playbook/duration.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
 
 const weight = z.number().int().min(0).max(100);
+/** A stage is never judged on fewer samples than this. */
+const MIN_SAMPLES = 3;
 
 export const trafficShiftWith = z
   .strictObject({
@@ -81,7 +83,8 @@ export const trafficShiftStep = defineStep({
       for (const [i, stage] of stages.entries()) {
         const n = i + 1;
         await client.setAdmission(stage.weight);
-        const bakeMs = Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale);
+        // However short the scaled bake, every stage is judged on at least MIN_SAMPLES samples.
+        const bakeMs = Math.max(Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale), MIN_SAMPLES * intervalMs);
         ctx.progress(`stage ${n}/${stages.length}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, { stage: n, weight: stage.weight });
         const stageStart = ctx.clock.now();
         let prevMetrics = parseMetrics(await client.metrics());

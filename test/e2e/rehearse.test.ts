@@ -20,7 +20,7 @@ describe('rehearse', () => {
     const r = await runCli(['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--state-dir', join(dir, 'state'), '--json', '--junit', join(dir, 'junit.xml')], { timeoutMs: 120_000 });
     expect(r.exitCode, r.stderr.slice(-2000)).toBe(0);
     expect(r.stderr).toMatch(/incident reproduced: EXCESS_QUEUE_DEPTH in margin 1\.4\.2/);
-    for (const check of ['nothing lost', 'engine open after the recovery', 'margin hotfix active', 'incident report written']) {
+    for (const check of ['nothing lost', 'engine open after the recovery', 'the deployed hotfix is active', 'incident report written']) {
       expect(r.stderr).toMatch(new RegExp(`rehearse: ✓ ${check}`));
     }
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string | null; outputs?: Record<string, unknown> });
@@ -127,5 +127,38 @@ describe('recovery steps against a running engine', () => {
     const h = await (client as EngineClient).health();
     expect(h).toMatchObject({ phase: 'open', admissionWeight: 100 });
     expect(h.modules.margin?.active).toBe('1.4.3');
+  });
+
+  it('hotfix.rollback run twice does not undo itself; smoke.testnet never accepts a module it could not test', async () => {
+    const { dir: dataDir, client } = await startTestEngine();
+    const dir = tempDir();
+    const broken = join(dir, 'margin-1.4.9.mjs');
+    writeFileSync(broken, readFileSync(HOTFIX, 'utf8').replaceAll("'1.4.3'", "'1.4.9'").replace("seen.join() !== 'b,a'", "seen.join() !== 'nope'"));
+    const { createHash } = await import('node:crypto');
+    const brokenSha = createHash('sha256').update(readFileSync(broken)).digest('hex');
+    const pb = playbook(
+      dir,
+      dataDir,
+      `  - id: deploy
+    uses: hotfix.deploy
+    with: { component: margin, artifact: "${HOTFIX}", sha256: "${HOTFIX_SHA}" }
+  - id: back
+    uses: hotfix.rollback
+    with: { component: margin, from: 1.4.3 }
+  - id: back-again
+    uses: hotfix.rollback
+    with: { component: margin, from: 1.4.3 }
+  - id: smoke-broken
+    uses: smoke.testnet
+    continueOnError: true
+    with: { component: margin, artifact: "${broken}", sha256: "${brokenSha}", accept: { failures: 5 } }
+`,
+    );
+    const r = await runCli(['run', pb, '--json'], { cwd: dir, timeoutMs: 60_000 });
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string; outputs?: Record<string, unknown>; error?: string });
+    expect(events.find((e) => e.event === 'ok' && e.step === 'back')?.outputs).toMatchObject({ rolledBack: true, active: '1.4.2' });
+    expect(events.find((e) => e.event === 'ok' && e.step === 'back-again')?.outputs).toMatchObject({ rolledBack: false, active: '1.4.2' });
+    expect(events.find((e) => e.event === 'fail' && e.step === 'smoke-broken')?.error).toMatch(/could not test margin 1\.4\.9: .*failed its self-test/);
+    expect((await client.health()).modules.margin?.active).toBe('1.4.2');
   });
 });

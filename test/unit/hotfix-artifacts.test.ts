@@ -10,6 +10,15 @@ const sums = readFileSync(join(ROOT, 'playbooks/hotfixes/SHA256SUMS'), 'utf8')
   .split('\n')
   .map((l) => l.split(/\s+/) as [string, string]);
 
+describe('user report file names', () => {
+  it('are one-to-one: ids that differ give files that differ', async () => {
+    const { fileNameOf } = await import('../../src/report/users.js');
+    expect(fileNameOf('a:b')).not.toBe(fileNameOf('a_b'));
+    expect(fileNameOf('a:b')).toBe('a%3Ab');
+    expect(fileNameOf('../x')).toBe('%2E%2E%2Fx');
+  });
+});
+
 describe('hotfix artifacts', () => {
   it.each(sums)('%s is the digest of %s', (digest, file) => {
     expect(createHash('sha256').update(readFileSync(join(ROOT, 'playbooks/hotfixes', file))).digest('hex')).toBe(digest);
