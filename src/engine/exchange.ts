@@ -83,7 +83,7 @@ export class Exchange {
   account(id: string): Account {
     let a = this.accounts.get(id);
     if (!a) {
-      a = { id, balances: { USDT: 0n, USDC: 0n }, positions: new Map(), openOrders: new Set(), orderMargin: 0n };
+      a = { id, balances: { USDT: 0n, USDC: 0n }, positions: new Map(), openOrders: new Set(), reduceOnlyOrders: new Set(), orderMargin: 0n };
       this.accounts.set(id, a);
     }
     return a;
@@ -171,9 +171,9 @@ export class Exchange {
       const q = pos?.qty ?? 0;
       // Resting reduce-only orders on the same side count too: together they may only close the position.
       let resting = 0;
-      for (const id of a.openOrders) {
+      for (const id of a.reduceOnlyOrders) {
         const o = this.orders.get(id) as Order;
-        if (o.reduceOnly && o.symbol === req.symbol && o.side === req.side) resting += o.qty - o.filled;
+        if (o.symbol === req.symbol && o.side === req.side) resting += o.qty - o.filled;
       }
       if (q === 0 || Math.sign(q) === Math.sign(signed) || Math.abs(signed) + resting > Math.abs(q)) return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
     }
@@ -370,12 +370,12 @@ export class Exchange {
    */
   private trimReduceOnly(accountId: string, symbol: Symbol): void {
     const a = this.accounts.get(accountId);
-    if (!a || a.openOrders.size === 0) return;
+    if (!a || a.reduceOnlyOrders.size === 0) return;
     const pos = a.positions.get(symbol)?.qty ?? 0;
     const closing = pos > 0 ? 'sell' : 'buy';
-    const orders = [...a.openOrders]
+    const orders = [...a.reduceOnlyOrders]
       .map((id) => this.orders.get(id) as Order)
-      .filter((o) => o.reduceOnly && o.symbol === symbol)
+      .filter((o) => o.symbol === symbol)
       .sort((x, y) => x.num - y.num);
     let room = Math.abs(pos);
     for (const o of orders) {
@@ -398,6 +398,11 @@ export class Exchange {
   /** Set an order's reserved initial margin to what its resting remainder needs (none once it is done). */
   reserveOrderMargin(o: Order): void {
     const resting = o.status === 'open' || o.status === 'partially_filled';
+    if (o.reduceOnly) {
+      const set = this.account(o.account).reduceOnlyOrders;
+      if (resting) set.add(o.id);
+      else set.delete(o.id);
+    }
     const next = resting && !o.reduceOnly ? bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps) : 0n;
     this.account(o.account).orderMargin += next - o.reservedMargin;
     o.reservedMargin = next;

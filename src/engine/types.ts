@@ -59,6 +59,8 @@ export interface Account {
   balances: Record<Asset, bigint>;
   positions: Map<Symbol, Position>;
   openOrders: Set<string>;
+  /** The resting reduce-only orders among them (few), so trimming them does not walk every order. */
+  reduceOnlyOrders: Set<string>;
   /** Sum of the open orders' reserved initial margin, so a margin check does not walk every order. */
   orderMargin: bigint;
 }

@@ -91,7 +91,19 @@ describe('plan', () => {
   });
 
   it('every command has help with an example', async () => {
-    for (const cmd of [['validate'], ['plan'], ['run'], ['runs', 'list'], ['runs', 'show'], ['schema']]) {
+    for (const cmd of [
+      ['validate'],
+      ['plan'],
+      ['run'],
+      ['runs', 'list'],
+      ['runs', 'show'],
+      ['schema'],
+      ['rehearse'],
+      ['engine'],
+      ['integrity', 'check'],
+      ['report', 'incident'],
+      ['report', 'users'],
+    ]) {
       const r = await runCli([...cmd, '--help']);
       expect(r.exitCode).toBe(0);
       expect(r.stdout, cmd.join(' ')).toMatch(/Examples?:\n\s+recoverctl /);

@@ -220,6 +220,8 @@ describe('exchange', () => {
           if (o && !o.reduceOnly) recount += bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps);
         }
         expect(ex.account(a).orderMargin).toBe(recount);
+        const reduceOnly = [...ex.account(a).openOrders].filter((id) => ex.orders.get(id)?.reduceOnly).sort();
+        expect([...ex.account(a).reduceOnlyOrders].sort()).toEqual(reduceOnly);
       }
       for (const a of accounts) {
         const below = ex.belowMaintenance(a);
