@@ -77,7 +77,7 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
   };
   try {
     log(flags.json ?? false, `scratch engine in ${dataDir} (seed ${seed}, ${accounts} accounts, time scale ${timeScale})`);
-    const { client, info } = await startEngine(dataDir, { seed, feedInterval: '100ms', fundingInterval: '1s' });
+    const { client, info } = await startEngine(dataDir, { seed, feedInterval: '100ms', fundingInterval: '1s', exitWithMe: true });
     enginePid = info.pid;
     checkSetup();
     const traders = Array.from({ length: accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);

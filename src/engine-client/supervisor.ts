@@ -25,6 +25,8 @@ export interface StartOptions {
   queueLimit?: number;
   snapshotEvery?: number;
   readyTimeoutMs?: number;
+  /** Stop the engine when this process ends (testnets, rehearsal scratch engines). */
+  exitWithMe?: boolean;
 }
 
 /** The engine would not start: carries the tail of its log. */
@@ -86,6 +88,7 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   if (o.fundingInterval) args.push('--funding-interval', o.fundingInterval);
   if (o.queueLimit !== undefined) args.push('--queue-limit', String(o.queueLimit));
   if (o.snapshotEvery !== undefined) args.push('--snapshot-every', String(o.snapshotEvery));
+  if (o.exitWithMe) args.push('--exit-with', String(process.pid));
   const logFile = join(dir, 'engine.log');
   // The engine writes its log straight to the file: nothing of it passes through this process.
   let logFd: number;

@@ -74,6 +74,7 @@ async function run(argv: string[]): Promise<void> {
         'funding-interval': { type: 'string' },
         'queue-limit': { type: 'string' },
         'snapshot-every': { type: 'string' },
+        'exit-with': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -83,7 +84,7 @@ async function run(argv: string[]): Promise<void> {
   }
   if (values.help) {
     process.stdout.write(
-      'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--queue-limit 10000] [--snapshot-every 100000]\n',
+      'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--queue-limit 10000] [--snapshot-every 100000] [--exit-with PID]\n',
     );
     return;
   }
@@ -129,6 +130,13 @@ async function run(argv: string[]): Promise<void> {
   const address = server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
   runtime.start();
+  // A testnet or rehearsal engine lives only as long as the process that started it, however that ends.
+  const owner = values['exit-with'] === undefined ? undefined : intOpt(values['exit-with'] as string, 'exit-with', 0, 1);
+  if (owner !== undefined) {
+    setInterval(() => {
+      if (!isPidAlive(owner)) stop('owner gone');
+    }, 250).unref();
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -56,7 +56,7 @@ export const smokeTestnetStep = defineStep({
     };
     process.on('exit', killTestnet);
     try {
-      const { client, info } = await startEngine(dataDir, { testnet: true, seed: w.seed, feedInterval: '0ms' });
+      const { client, info } = await startEngine(dataDir, { testnet: true, seed: w.seed, feedInterval: '0ms', exitWithMe: true });
       testnetPid = info.pid;
       await mkdir(join(dataDir, 'modules', w.component), { recursive: true });
       await writeFile(join(dataDir, 'modules', w.component, `${ver}.mjs`), art.bytes);

@@ -11,7 +11,7 @@ const started = new Set<string>();
 export async function startTestEngine(o: StartOptions & { dataDir?: string } = {}): Promise<{ dir: string; client: EngineClient; pid: number }> {
   const dir = o.dataDir ?? join(tempDir('recoverctl-engine-'), 'data');
   started.add(dir);
-  const r = await startEngine(dir, { feedInterval: '0ms', ...o });
+  const r = await startEngine(dir, { feedInterval: '0ms', exitWithMe: true, ...o });
   return { dir, client: r.client, pid: r.info.pid };
 }
 
