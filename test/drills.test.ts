@@ -4,6 +4,10 @@ import { badHotfix } from './drills/hotfix.mjs';
 // @ts-expect-error plain JavaScript drills
 import { crashResume } from './drills/crash.mjs';
 // @ts-expect-error plain JavaScript drills
+import { engineKill } from './drills/engine-kill.mjs';
+// @ts-expect-error plain JavaScript drills
+import { overload } from './drills/load.mjs';
+// @ts-expect-error plain JavaScript drills
 import { apiFuzz, playbookFuzz, snapshotFuzz } from './drills/fuzz.mjs';
 // @ts-expect-error plain JavaScript drills
 import { journalPowerLoss, walPowerLoss } from './drills/powerloss.mjs';
@@ -14,7 +18,7 @@ interface Drill {
   run(trials: number, seed: number): Promise<{ trials: number; passed: number; lost: number; detail: string; failures: string[] }>;
 }
 
-const drills = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume] as Drill[];
+const drills = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume, engineKill, overload] as Drill[];
 
 describe('drills (the CI-sized set of `npm run drills`)', () => {
   it.each(drills.map((d) => [d.name, d] as const))('%s: every trial passes, nothing lost', async (_name, drill) => {

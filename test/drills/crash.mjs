@@ -25,7 +25,7 @@ export async function incident(dataDir, seed) {
   return { client, snapshot: snap.path };
 }
 
-function playbookFor(dir, dataDir) {
+export function playbookFor(dir, dataDir) {
   const text = readFileSync(join(ROOT, 'playbooks', 'um-excess-queue-depth.yaml'), 'utf8')
     .replace('dataDir: ../var/engine', `dataDir: "${dataDir}"`)
     .replace('hotfix: hotfixes/margin-1.4.3.mjs', `hotfix: "${join(ROOT, 'playbooks', 'hotfixes', 'margin-1.4.3.mjs')}"`)
@@ -35,7 +35,7 @@ function playbookFor(dir, dataDir) {
   return file;
 }
 
-function journal(dir) {
+export function journal(dir) {
   let runs;
   try {
     runs = readdirSync(join(dir, '.recoverctl', 'runs'));

@@ -1,10 +1,12 @@
 // `npm run drills [-- --long]`: every drill, then a table of drill, trials, passed, and what was lost.
 import { badHotfix } from './hotfix.mjs';
 import { crashResume } from './crash.mjs';
+import { engineKill } from './engine-kill.mjs';
+import { overload } from './load.mjs';
 import { apiFuzz, playbookFuzz, snapshotFuzz } from './fuzz.mjs';
 import { journalPowerLoss, walPowerLoss } from './powerloss.mjs';
 
-export const DRILLS = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume];
+export const DRILLS = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume, engineKill, overload];
 
 const long = process.argv.includes('--long');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
