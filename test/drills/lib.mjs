@@ -8,16 +8,8 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = join(ROOT, 'bin', 'recoverctl.js');
 export const dist = (p) => join(ROOT, 'dist', p);
 
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** The product's own seeded generator, so drills and engine draw the same way. */
+export { rng } from '../../dist/util/random.js';
 
 export async function withTempDir(fn) {
   const dir = mkdtempSync(join(tmpdir(), 'recoverctl-drill-'));
