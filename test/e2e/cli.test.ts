@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -251,7 +251,10 @@ rollback:
       expect(r.stdout + r.stderr).not.toContain('tok-9f8e7d6c5b4a');
       expect(r.stdout).toContain('using ***');
     }
+    expect(statSync(join(dir, '.recoverctl')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, '.recoverctl/runs')).mode & 0o777).toBe(0o700);
     for (const run of readdirSync(join(dir, '.recoverctl/runs'))) {
+      expect(statSync(join(dir, '.recoverctl/runs', run, 'journal.ndjson')).mode & 0o777).toBe(0o600);
       const journal = readFileSync(join(dir, '.recoverctl/runs', run, 'journal.ndjson'), 'utf8');
       expect(journal).not.toContain('tok-9f8e7d6c5b4a');
       expect(journal).toContain('token=***');

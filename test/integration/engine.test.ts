@@ -26,6 +26,19 @@ describe('engine process', () => {
     expect(junk.status).toBe(400);
     expect((await client.raw('GET', '/nope')).status).toBe(404);
     expect((await client.health()).phase).toBe('halted');
+    // Only 127.0.0.1 (and ::1) may talk to it: a request from another source address is refused.
+    const { request } = await import('node:http');
+    const u = new URL(client.url);
+    const token = readFileSync(join(dir, 'control.token'), 'utf8').trim();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: u.hostname, port: u.port, path: '/health', localAddress: '127.0.0.2', headers: { authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(403);
   });
 
   it('fills crossing orders and rejects one that breaches initial margin', async () => {
