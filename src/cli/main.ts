@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ExitCode, RecoverctlError } from '../errors.js';
+import { ExitCode, PlaybookError, RecoverctlError } from '../errors.js';
 
 const VERSION = '0.1.0';
 
@@ -81,7 +81,8 @@ Examples:
   program
     .command('rehearse')
     .description('a scratch engine with the fault injected until it halts itself, then the playbook for real against it')
-    .argument('<playbook>', 'playbook file')
+    .argument('<playbook>', 'playbook file, or with --all a folder of playbooks')
+    .option('--all', 'rehearse every playbook in the folder; one table and one JUnit file')
     .option('--seed <n>', 'seed of accounts, prices and traffic', '2026')
     .option('--accounts <n>', 'seeded accounts', '40')
     .option('--time-scale <factor>', "multiply waits and bakes (default: the playbook's rehearsal.timeScale)")
@@ -90,10 +91,11 @@ Examples:
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
     .option('--json', 'print one JSON event per line on stdout')
     .option('--junit <file>', 'write a JUnit XML report')
-    .addHelpText('after', '\nExample:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml')
-    .action(async (file: string, opts: { stateDir: string }) => {
-      const { rehearseCommand } = await import('./rehearse.js');
-      await rehearseCommand(file, opts);
+    .addHelpText('after', '\nExamples:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml\n  recoverctl rehearse --all playbooks/ --junit rehearsals.xml')
+    .action(async (file: string, opts: { stateDir: string; all?: boolean }) => {
+      const { rehearseAll, rehearseCommand } = await import('./rehearse.js');
+      if (opts.all) await rehearseAll(file, opts);
+      else await rehearseCommand(file, opts);
     });
 
   const runs = program.command('runs').description('list and inspect journaled runs');
@@ -242,6 +244,11 @@ function exitCodeFor(e: unknown): number {
   }
   if (e instanceof RecoverctlError) {
     for (const line of e.lines()) process.stderr.write(`${line}\n`);
+    if (e instanceof PlaybookError && process.env.GITHUB_ACTIONS === 'true') {
+      void import('../ui/annotations.js').then(({ diagnosticAnnotation }) => {
+        for (const d of e.diagnostics) process.stdout.write(diagnosticAnnotation(d));
+      });
+    }
     return e.exitCode;
   }
   const err = e instanceof Error ? e : new Error(String(e));

@@ -1,11 +1,12 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { InputError, Interrupted, RollbackFailed, StepFailed, UsageError } from '../errors.js';
+import { InputError, Interrupted, RecoverctlError, RollbackFailed, StepFailed, UsageError } from '../errors.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { buildRedactor, resolveVars } from '../runner/scope.js';
 import type { StepCheck } from '../steps/types.js';
 import { rehearsalApprover } from '../ui/approver.js';
+import type { RunRecorder } from '../ui/recorder.js';
 import { executeRun } from './run.js';
 
 export const MIN_TIME_SCALE = 0.005;
@@ -32,7 +33,7 @@ function log(json: boolean, text: string): void {
  * margin 1.4.2, traffic, a pre-outage snapshot, the margin burst until the engine halts itself with
  * EXCESS_QUEUE_DEPTH; then the playbook for real against it, and checks of the outcome.
  */
-export async function rehearseCommand(file: string, flags: RehearseFlags): Promise<void> {
+export async function rehearseCommand(file: string, flags: RehearseFlags, collect?: (recorder: RunRecorder) => void): Promise<void> {
   const pb = await loadPlaybook(file);
   const seed = flags.seed === undefined ? 2026 : Number(flags.seed);
   const accounts = flags.accounts === undefined ? 40 : Number(flags.accounts);
@@ -133,7 +134,7 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
     const redactor = buildRedactor(pb, vars);
     const approver = flags.noAutoApprove || flags.autoApprove === false ? undefined : rehearsalApprover;
     const engine = { dataDir };
-    const { result, runDir } = await executeRun({
+    const { result, runDir, recorder } = await executeRun({
       pb,
       stateDir: resolve(flags.stateDir),
       vars,
@@ -143,7 +144,7 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
       engine,
       yes: false,
       json: flags.json ?? false,
-      junit: flags.junit,
+      junit: collect ? undefined : flags.junit,
       ...(approver ? { approver } : {}),
       afterRun: async (runResult, recorder, dir) => {
         // Take nothing for granted: look at the engine and the files the run says it made, checking what
@@ -175,6 +176,7 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
         if (checks.some((c) => !c.ok) && runResult.outcome === 'success') failed = new StepFailed(`rehearsal outcome checks failed: ${checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`);
       },
     });
+    collect?.(recorder);
     const report = incidentHtml ?? join(runDir, 'incident.html');
     if (existsSync(report)) process.stderr.write(`incident report: ${report}\n`);
     if (failed) throw failed;
@@ -197,4 +199,51 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
     if (flags.keep) process.stderr.write(`scratch kept: ${scratch}\n`);
     else rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * `rehearse --all DIR`: every playbook in the folder that has an engine, one after the other; a table of
+ * outcomes against what each expects (`rehearsal.expectOutcome`), and one JUnit file for all.
+ */
+export async function rehearseAll(dir: string, flags: RehearseFlags): Promise<void> {
+  const { readdirSync } = await import('node:fs');
+  const { junitXml } = await import('../ui/junit.js');
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(dir, f));
+  } catch (e) {
+    throw new InputError(`--all ${dir}: cannot read (${(e as NodeJS.ErrnoException).code ?? ''})`);
+  }
+  const recorders: RunRecorder[] = [];
+  const rows: { playbook: string; expected: string; outcome: string; ok: boolean; seconds: number }[] = [];
+  for (const file of files) {
+    const pb = await loadPlaybook(file);
+    if (!pb.spec.engine) {
+      rows.push({ playbook: file, expected: '-', outcome: 'skipped (no engine)', ok: true, seconds: 0 });
+      continue;
+    }
+    const expected = pb.spec.rehearsal?.expectOutcome ?? 'success';
+    const started = Date.now();
+    let outcome = 'success';
+    try {
+      await rehearseCommand(file, { ...flags, timeScale: undefined }, (r) => recorders.push(r));
+    } catch (e) {
+      if (!(e instanceof RecoverctlError)) throw e;
+      outcome = e.exitCode === 1 ? 'failed' : e.exitCode === 3 ? 'rollback-failed' : e.exitCode === 130 ? 'interrupted' : `error: ${e.message.split('\n')[0] ?? ''}`;
+      if (e.exitCode === 130) throw e;
+    }
+    rows.push({ playbook: file, expected, outcome, ok: outcome === expected, seconds: (Date.now() - started) / 1000 });
+  }
+  if (flags.junit) {
+    mkdirSync(dirname(resolve(flags.junit)), { recursive: true });
+    writeFileSync(flags.junit, junitXml(recorders));
+  }
+  const w = Math.max(8, ...rows.map((r) => r.playbook.length));
+  const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED  OUTCOME          TIME   RESULT`];
+  for (const r of rows) lines.push(`${r.playbook.padEnd(w)}  ${r.expected.padEnd(8)}  ${r.outcome.padEnd(15)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${r.ok ? 'ok' : 'UNEXPECTED'}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const bad = rows.filter((r) => !r.ok);
+  if (bad.length) throw new StepFailed(`${bad.length} rehearsal(s) did not end as expected: ${bad.map((r) => r.playbook).join(', ')}`);
 }

@@ -174,6 +174,11 @@ export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult
     sinks.push(new PlainRenderer(process.stderr, stderrChalk));
   }
   sinks.push(o.json ? new JsonRenderer(process.stdout) : new OutputRenderer(process.stdout));
+  if (process.env.GITHUB_ACTIONS === 'true') {
+    const { GitHubAnnotations } = await import('../ui/annotations.js');
+    // With --json, stdout stays pure NDJSON: the annotations go to stderr, which Actions reads too.
+    sinks.push(new GitHubAnnotations(pb, o.json ? process.stderr : process.stdout));
+  }
   const sink = new FanOut(sinks);
 
   const interrupt = new AbortController();

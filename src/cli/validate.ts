@@ -13,6 +13,10 @@ export async function validateCommand(files: string[], opts: { json?: boolean })
       if (e instanceof PlaybookError) {
         results.push({ file, ok: false, diagnostics: e.diagnostics });
         if (!opts.json) for (const line of e.lines()) process.stderr.write(`${line}\n`);
+        if (process.env.GITHUB_ACTIONS === 'true') {
+          const { diagnosticAnnotation } = await import('../ui/annotations.js');
+          for (const d of e.diagnostics) process.stdout.write(diagnosticAnnotation(d));
+        }
       } else if (e instanceof RecoverctlError) {
         results.push({ file, ok: false, diagnostics: [], error: e.message });
         if (!opts.json) process.stderr.write(`${e.message}\n`);

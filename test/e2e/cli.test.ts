@@ -381,3 +381,18 @@ describe('interruption, resume and locking', () => {
     expect(existsSync(join(dir, 'engine-data', 'recoverctl.lock'))).toBe(false);
   });
 });
+
+describe('GitHub Actions', () => {
+  it('prints validation errors and failed steps as workflow annotations when GITHUB_ACTIONS=true', async () => {
+    const bad = await runCli(['validate', 'test/fixtures/bad-playbooks/unknown-step-kind.yaml'], { env: { GITHUB_ACTIONS: 'true' } });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stdout).toMatch(/^::error file=test\/fixtures\/bad-playbooks\/unknown-step-kind\.yaml,line=7,col=11::steps\[0\]\.uses: unknown step kind 'hotfix\.teleport'/m);
+    const dir = tempDir();
+    const pb = playbook(dir, `  - id: fine\n    uses: wait\n    with: { duration: 1ms }\n  - id: broken\n    uses: exec\n    with: { command: [node, -e, "process.exit(3)"] }\n`);
+    const r = await runCli(['run', pb], { cwd: dir, env: { GITHUB_ACTIONS: 'true' } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain(`::error file=${pb},line=9,col=5,title=step broken failed::command exited with code 3`);
+    const plain = await runCli(['run', pb], { cwd: dir });
+    expect(plain.stdout).not.toContain('::error');
+  });
+});

@@ -60,6 +60,19 @@ describe('rehearse', () => {
   });
 });
 
+describe('rehearse --all', () => {
+  it('rehearses every playbook with an engine, checks each against its expected outcome, one JUnit file', async () => {
+    const dir = tempDir();
+    const r = await runCli(['rehearse', '--all', join(ROOT, 'playbooks'), '--state-dir', join(dir, 'state'), '--junit', join(dir, 'all.xml')], { timeoutMs: 180_000 });
+    expect(r.exitCode, r.stderr.slice(-1500)).toBe(0);
+    expect(r.stdout).toMatch(/bad-hotfix-drill\.yaml\s+failed\s+failed\s+[\d.]+s\s+ok/);
+    expect(r.stdout).toMatch(/um-excess-queue-depth\.yaml\s+success\s+success\s+[\d.]+s\s+ok/);
+    expect(r.stdout).toMatch(/runner-drill\.yaml\s+-\s+skipped \(no engine\)/);
+    const xml = readFileSync(join(dir, 'all.xml'), 'utf8');
+    expect(xml.match(/<testsuite /g)).toHaveLength(3);
+  });
+});
+
 describe('recovery steps against a running engine', () => {
   const playbook = (dir: string, dataDir: string, steps: string) => {
     const path = join(dir, 'p.yaml');
