@@ -193,10 +193,11 @@ Examples:
   program
     .command('schema')
     .description('print the JSON Schema of the playbook format (for editors) on stdout')
-    .addHelpText('after', '\nExample:\n  recoverctl schema > playbook.schema.json')
-    .action(async () => {
+    .option('--markdown', 'print the playbook reference (every step kind and field) as Markdown instead')
+    .addHelpText('after', '\nExamples:\n  recoverctl schema > playbook.schema.json\n  recoverctl schema --markdown > docs/playbook-reference.md')
+    .action(async (opts: { markdown?: boolean }) => {
       const { schemaCommand } = await import('./schema.js');
-      schemaCommand();
+      await schemaCommand(opts);
     });
 
   return program;

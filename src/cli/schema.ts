@@ -1,5 +1,10 @@
 import { playbookJsonSchema } from '../playbook/schema.js';
 
-export function schemaCommand(): void {
+export async function schemaCommand(opts: { markdown?: boolean } = {}): Promise<void> {
+  if (opts.markdown) {
+    const { renderReference } = await import('../playbook/reference.js');
+    process.stdout.write(renderReference());
+    return;
+  }
   process.stdout.write(`${JSON.stringify(playbookJsonSchema(), null, 2)}\n`);
 }

@@ -128,6 +128,13 @@ rollback:
     }
   });
 
+  it('keeps docs/playbook-reference.md in step with the zod schemas', async () => {
+    const { renderReference } = await import('../../src/playbook/reference.js');
+    const checkedIn = readFileSync(join(ROOT, 'docs/playbook-reference.md'), 'utf8');
+    expect(checkedIn, 'run: npm run docs').toBe(renderReference());
+    for (const kind of ['exec', 'traffic.shift', 'hotfix.deploy', 'integrity.check', 'report.incident']) expect(checkedIn).toContain(`### \`${kind}\``);
+  });
+
   it('keeps docs/playbook.schema.json in step with the zod schema', () => {
     const checkedIn = JSON.parse(readFileSync(join(ROOT, 'docs/playbook.schema.json'), 'utf8')) as unknown;
     expect(checkedIn, 'run: node bin/recoverctl.js schema > docs/playbook.schema.json').toEqual(playbookJsonSchema());
