@@ -191,6 +191,29 @@ Examples:
     });
 
   program
+    .command('init')
+    .description('write a new playbook from a template, with the $schema line and comments')
+    .argument('[name]', 'playbook name ([a-z0-9-]+)', 'recovery')
+    .option('--dir <dir>', 'where to write <name>.yaml', 'playbooks')
+    .option('--force', 'overwrite an existing file')
+    .addHelpText('after', '\nExample:\n  recoverctl init db-failover && recoverctl validate playbooks/db-failover.yaml')
+    .action(async (name: string, opts: { dir: string; force?: boolean }) => {
+      const { initCommand } = await import('./init.js');
+      initCommand(name, opts);
+    });
+
+  program
+    .command('completion')
+    .description('print a shell completion script (commands, options, playbook files, step ids for --from-step)')
+    .argument('<shell>', 'bash, zsh or fish')
+    .argument('[playbook]')
+    .addHelpText('after', '\nExamples:\n  source <(recoverctl completion bash)\n  recoverctl completion fish | source')
+    .action(async (shell: string, playbook: string | undefined) => {
+      const { completionCommand } = await import('./completion.js');
+      await completionCommand(shell, playbook);
+    });
+
+  program
     .command('schema')
     .description('print the JSON Schema of the playbook format (for editors) on stdout')
     .option('--markdown', 'print the playbook reference (every step kind and field) as Markdown instead')

@@ -396,3 +396,40 @@ describe('GitHub Actions', () => {
     expect(plain.stdout).not.toContain('::error');
   });
 });
+
+describe('authoring', () => {
+  it('init writes a playbook that validates, with the $schema line, and will not overwrite one', async () => {
+    const dir = tempDir();
+    const r = await runCli(['init', 'db-failover', '--dir', 'pb'], { cwd: dir });
+    expect(r.exitCode).toBe(0);
+    const text = readFileSync(join(dir, 'pb', 'db-failover.yaml'), 'utf8');
+    expect(text.split('\n')[0]).toMatch(/^# yaml-language-server: \$schema=.*docs\/playbook\.schema\.json$/);
+    expect((await runCli(['validate', 'pb/db-failover.yaml'], { cwd: dir })).exitCode).toBe(0);
+    const again = await runCli(['init', 'db-failover', '--dir', 'pb'], { cwd: dir });
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(/already exists; pass --force/);
+  });
+
+  it('completion completes commands, options, subcommands and --from-step with the playbook\'s step ids', async () => {
+    const dir = tempDir();
+    await runCli(['init', 'drill', '--dir', '.'], { cwd: dir });
+    const script = (await runCli(['completion', 'bash'])).stdout;
+    writeFileSync(join(dir, 'completion.bash'), script);
+    const { execa } = await import('execa');
+    const complete = async (words: string[]) => {
+      const r = await execa('bash', ['-c', `source completion.bash; recoverctl() { node ${JSON.stringify(join(ROOT, 'bin/recoverctl.js'))} "$@"; }; COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}; _recoverctl; echo "\${COMPREPLY[*]}"`], { cwd: dir });
+      return r.stdout.trim().split(/\s+/);
+    };
+    expect(await complete(['recoverctl', 're'])).toEqual(['rehearse', 'report']);
+    expect(await complete(['recoverctl', 'run', '--re'])).toEqual(['--resume', '--resume-last']);
+    expect(await complete(['recoverctl', 'engine', 'st'])).toEqual(['start', 'stop', 'status']);
+    expect(await complete(['recoverctl', 'run', 'drill.yaml', '--from-step', 'ap'])).toEqual(['approve']);
+    expect(await complete(['recoverctl', 'validate', 'dri'])).toEqual(['drill.yaml']);
+    for (const shell of ['zsh', 'fish']) {
+      const r = await runCli(['completion', shell]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toContain('rehearse');
+    }
+    expect((await runCli(['completion', 'tcsh'])).exitCode).toBe(2);
+  });
+});
