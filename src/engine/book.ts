@@ -139,7 +139,7 @@ export class OrderBook {
 
   /**
    * What an incoming order would fill without changing the book: the quantity and the notional (price x
-   * qty, as a bigint) it would take from the opposite side up to `limit` (undefined: any price).
+   * qty, as a bigint) it would take from the opposite side up to `limit` (undefined: no limit).
    */
   sweep(side: Side, limit: number | undefined, qty: number): { qty: number; notional: bigint } {
     const opposite = side === 'buy' ? this.asks : this.bids;
