@@ -256,7 +256,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     }
   }
   const varOverrides = { ...journaled, ...overrides };
-  const vars = resolveVars(pb, varOverrides, process.env);
+  const vars = resolveVars(pb, varOverrides, process.env, { allowMissing: flags.dryRun === true });
   const redactor = buildRedactor(pb, vars);
   const timeScale = flags.timeScale ?? 1;
 

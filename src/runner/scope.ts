@@ -37,6 +37,8 @@ export function resolveVars(
   pb: LoadedPlaybook,
   overrides: Record<string, string>,
   env: NodeJS.ProcessEnv,
+  /** For a plan: a var with no value yet is shown as <vars.X> instead of refused. */
+  opts: { allowMissing?: boolean } = {},
 ): ResolvedVars {
   const declared = pb.spec.vars ?? {};
   for (const key of Object.keys(overrides)) {
@@ -59,6 +61,7 @@ export function resolveVars(
       continue;
     }
     const raw = isObject ? decl.value : decl;
+    if (raw === undefined && opts.allowMissing) continue;
     if (raw === undefined) {
       const at = pb.locate(['vars', name]);
       throw new PlaybookError([
