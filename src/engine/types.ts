@@ -92,20 +92,8 @@ export type Command =
   | { op: 'admission'; ts: number; weight: number }
   | { op: 'module'; ts: number; component: string; version: string; action: 'activate' | 'rollback' };
 
-/** An order request as stored in the WAL: plain JSON. */
-export interface OrderRequestJson {
-  account: string;
-  symbol: Symbol;
-  side: Side;
-  type: OrderType;
-  price: number | null;
-  qty: number;
-  tif: TimeInForce;
-  postOnly: boolean;
-  reduceOnly: boolean;
-  marginMode: MarginMode;
-  clientOrderId: string | null;
-}
+/** An order request as stored in the WAL: plain JSON (no undefined: a market order's price is null). */
+export type OrderRequestJson = Omit<OrderRequest, 'price'> & { price: number | null };
 
 export interface OrderResult {
   id: string | null;
