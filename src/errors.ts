@@ -81,3 +81,20 @@ export class InternalError extends RecoverctlError {
   readonly exitCode = ExitCode.humanNeeded;
   override readonly name = 'InternalError';
 }
+
+/** What preflight found before the first step; nothing was done (exit 2). */
+export class PreflightFailed extends RecoverctlError {
+  readonly exitCode = ExitCode.badInput;
+  override readonly name = 'PreflightFailed';
+  constructor(
+    readonly problems: { message: string; at?: { file: string; line: number; col: number } }[],
+  ) {
+    super(`preflight: ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was done`);
+  }
+  override lines(): string[] {
+    return [
+      ...this.problems.map((p) => (p.at ? formatDiagnostic({ ...p.at, message: p.message }) : p.message)),
+      this.message,
+    ];
+  }
+}

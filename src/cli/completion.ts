@@ -31,7 +31,6 @@ function bash(program: Command): string {
     })
     .filter(Boolean)
     .concat([
-      '    engine) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "start stop status halt resume snapshot fault" -- "$cur") ); return; } ;;',
       '    completion) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "bash zsh fish" -- "$cur") ); return; } ;;',
     ])
     .join('\n');
@@ -75,7 +74,6 @@ function fish(program: Command): string {
   for (const i of infos.filter((x) => x.path.length === 2)) {
     lines.push(`complete -c recoverctl -n '__fish_seen_subcommand_from ${i.path[0]}' -a '${i.path[1]}'`);
   }
-  lines.push(`complete -c recoverctl -n '__fish_seen_subcommand_from engine' -a 'start stop status halt resume snapshot fault'`);
   lines.push(`complete -c recoverctl -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'`);
   for (const i of infos) {
     for (const o of i.options) lines.push(`complete -c recoverctl -n '__fish_seen_subcommand_from ${i.path[i.path.length - 1]}' -l ${o.slice(2)}`);

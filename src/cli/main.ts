@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ExitCode, PlaybookError, RecoverctlError } from '../errors.js';
+import { ExitCode, PlaybookError, PreflightFailed, RecoverctlError } from '../errors.js';
+import { addEngineCommands } from './engine-program.js';
 
 const VERSION = '0.1.0';
 
@@ -21,18 +22,18 @@ Exit codes: 0 success, 1 a step or check failed (rollback done), 2 bad input,
 3 rollback failed or state unknown (a human must look), 130 interrupted (resumable).
 
 Examples:
-  recoverctl validate playbooks/*.yaml
+  recoverctl validate playbooks/
   recoverctl plan playbooks/runner-drill.yaml
   recoverctl run playbooks/runner-drill.yaml --yes --junit results.xml
-  recoverctl run playbooks/runner-drill.yaml --resume-last`,
+  recoverctl runs show last`,
     );
 
   program
     .command('validate')
     .description('check playbooks against the schema and their expressions; no side effects')
-    .argument('<playbook...>', 'playbook files')
+    .argument('<playbook...>', 'playbook files, or folders of them (*.yaml, *.yml)')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  recoverctl validate playbooks/*.yaml')
+    .addHelpText('after', '\nExamples:\n  recoverctl validate playbooks/*.yaml\n  recoverctl validate --json playbooks/')
     .action(async (files: string[], opts: { json?: boolean }) => {
       const { validateCommand } = await import('./validate.js');
       await validateCommand(files, opts);
@@ -46,9 +47,10 @@ Examples:
     .option('--from-step <id>', 'plan a run that starts at this step')
     .option('--resume <run-id>', 'plan what resuming this run would do')
     .option('--resume-last', 'plan what resuming the last run of this playbook would do')
+    .option('--yes', 'preview a run with --yes: approval gates count as answered in the preflight checks')
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
-    .option('--json', 'print the plan as one JSON line')
-    .addHelpText('after', '\nExample:\n  recoverctl plan playbooks/runner-drill.yaml --var target=http://127.0.0.1:8080')
+    .option('--json', 'print the plan and its preflight checks as one JSON line')
+    .addHelpText('after', '\nExamples:\n  recoverctl plan playbooks/runner-drill.yaml --var label=rehearsal\n  recoverctl plan playbooks/um-excess-queue-depth.yaml --json')
     .action(async (file: string, opts: RunFlags) => {
       const { runCommand } = await import('./run.js');
       await runCommand(file, { ...opts, dryRun: true });
@@ -71,7 +73,7 @@ Examples:
     .addOption(new Option('--time-scale <factor>', 'multiply waits and bakes (rehearsals)').argParser(parseFactor).hideHelp())
     .addHelpText(
       'after',
-      '\nExamples:\n  recoverctl run playbooks/runner-drill.yaml --yes\n  recoverctl run playbooks/runner-drill.yaml --resume-last\n  recoverctl run playbooks/runner-drill.yaml --from-step notify-done',
+      '\nBefore the first step, preflight checks what the run will need (vars, files, commands, approval,\nthe engine, the lock); any problem: exit 2 and nothing is done.\n\nExamples:\n  recoverctl run playbooks/runner-drill.yaml --yes\n  recoverctl run playbooks/runner-drill.yaml --from-step settle --yes\n  recoverctl run playbooks/runner-drill.yaml --yes --json > events.ndjson',
     )
     .action(async (file: string, opts: RunFlags) => {
       const { runCommand } = await import('./run.js');
@@ -91,7 +93,10 @@ Examples:
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
     .option('--json', 'print one JSON event per line on stdout')
     .option('--junit <file>', 'write a JUnit XML report')
-    .addHelpText('after', '\nExamples:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml\n  recoverctl rehearse --all playbooks/ --junit rehearsals.xml')
+    .addHelpText(
+      'after',
+      "\nExit: 0 when every rehearsal ends as its rehearsal.expectOutcome says (default success), 1 when one\ndoes not, 2 for an invalid playbook or bad input, 3 for an unexpected failed rollback.\n\nExamples:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml\n  recoverctl rehearse --all playbooks/ --json --junit rehearsals.xml > rehearsals.ndjson",
+    )
     .action(async (file: string, opts: { stateDir: string; all?: boolean }) => {
       const { rehearseAll, rehearseCommand } = await import('./rehearse.js');
       if (opts.all) await rehearseAll(file, opts);
@@ -112,40 +117,16 @@ Examples:
   runs
     .command('show')
     .description("one run's steps, outcomes, durations and outputs")
-    .argument('<run-id>', "a run id from 'runs list'")
+    .argument('<run-id>', "a run id from 'runs list', or last")
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
     .option('--json', 'print as JSON')
-    .addHelpText('after', '\nExample:\n  recoverctl runs show 20261125T071943Z-3fa2c1')
+    .addHelpText('after', '\nExamples:\n  recoverctl runs show last\n  recoverctl runs show last --json')
     .action(async (runId: string, opts: { stateDir: string; json?: boolean }) => {
       const { runsShowCommand } = await import('./runs.js');
       runsShowCommand(runId, opts);
     });
 
-  program
-    .command('engine')
-    .description('start, stop and drive the futures engine of a data dir')
-    .argument('<action>', 'start | stop | status | halt | resume | snapshot | fault')
-    .argument('[kind]', 'for fault: margin-burst | crash')
-    .option('--data-dir <dir>', "the engine's data dir", 'var/engine')
-    .option('--port <n>', 'start: loopback port (0 picks one)')
-    .option('--testnet', 'start: mark the engine as a testnet')
-    .option('--seed <n>', 'start: price feed seed')
-    .option('--feed-interval <duration>', 'start: index feed step (default 1s)')
-    .option('--funding-interval <duration>', 'start: funding interval (default 8h)')
-    .option('--queue-limit <n>', 'start: margin queue limit (default 10000)')
-    .option('--reason <text>', 'halt: the reason recorded')
-    .option('--phases <list>', 'resume: phases to walk', 'cancel-only,post-only,open')
-    .option('--dwell <duration>', 'resume: time in each phase', '0s')
-    .option('--events <n>', 'fault margin-burst: how many margin events')
-    .option('--json', 'print the result as JSON')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  recoverctl engine start --data-dir var/engine\n  recoverctl engine status --data-dir var/engine\n  recoverctl engine fault margin-burst --data-dir var/engine\n  recoverctl engine resume --dwell 30s --data-dir var/engine\n  recoverctl engine stop --data-dir var/engine',
-    )
-    .action(async (action: string, kind: string | undefined, opts: EngineFlagsIn) => {
-      const { engineCommand } = await import('./engine.js');
-      await engineCommand(action, kind, opts);
-    });
+  addEngineCommands(program);
 
   const integrity = program.command('integrity').description('prove that no order was lost and positions are as before the outage');
   integrity
@@ -155,12 +136,13 @@ Examples:
     .option('--against <post.ndjson>', 'the state now, as a snapshot file')
     .option('--engine <url>', "the state now, from a running engine's GET /state")
     .option('--token-file <file>', "with --engine: the engine's control.token")
+    .option('--data-dir <dir>', "a local engine's data dir: same as --engine <its url> --token-file DIR/control.token --wal DIR/wal")
     .option('--wal <dir>', "the engine's WAL: changes after the snapshot's seq that it explains are not findings")
     .option('--limit <n>', 'stop after n findings (a cheap "anything wrong?")')
     .option('--json', 'print {clean, counts, findings} as JSON')
     .addHelpText(
       'after',
-      '\nExit: 0 clean, 1 findings, 2 an input cannot be read or fails verification.\n\nExamples:\n  recoverctl integrity check --snapshot var/engine/snapshots/1200.ndjson --against post.ndjson\n  recoverctl integrity check --snapshot pre.ndjson --engine http://127.0.0.1:7070 --token-file var/engine/control.token --wal var/engine/wal',
+      '\nExit: 0 clean, 1 findings, 2 an input cannot be read or fails verification.\n\nExamples:\n  recoverctl integrity check --snapshot "$(recoverctl engine snapshot --data-dir var/engine)" --data-dir var/engine\n  recoverctl integrity check --snapshot "$(recoverctl engine snapshot)" --against "$(recoverctl engine snapshot)" --json',
     )
     .action(async (opts: { snapshot: string }) => {
       const { integrityCommand } = await import('./integrity.js');
@@ -171,10 +153,10 @@ Examples:
   report
     .command('incident')
     .description("a journaled run's incident timeline: steps, approvals, notifications, phases, traffic samples, RTO")
-    .argument('<run-id>', "a run id from 'runs list'")
+    .argument('<run-id>', "a run id from 'runs list', or last")
     .option('--format <fmt>', 'md, json or html (self-contained)', 'md')
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
-    .addHelpText('after', '\nExample:\n  recoverctl report incident 20261125T071943Z-3fa2c1 --format html > incident.html')
+    .addHelpText('after', '\nExample:\n  recoverctl report incident last --format html > incident.html')
     .action(async (runId: string, opts: { format: string; stateDir: string }) => {
       const { reportIncidentCommand } = await import('./report.js');
       await reportIncidentCommand(runId, opts);
@@ -184,7 +166,7 @@ Examples:
     .description('one JSON and one CSV file per affected account: orders with their status, positions, balances')
     .requiredOption('--snapshot <file>', 'the snapshot taken at the halt')
     .requiredOption('--out <dir>', 'where to write the reports')
-    .addHelpText('after', '\nExample:\n  recoverctl report users --snapshot var/engine/snapshots/1400.ndjson --out var/reports/users')
+    .addHelpText('after', '\nExample:\n  recoverctl report users --snapshot "$(recoverctl engine snapshot --data-dir var/engine)" --out var/reports/users')
     .action(async (opts: { snapshot: string; out: string }) => {
       const { reportUsersCommand } = await import('./report.js');
       await reportUsersCommand(opts);
@@ -207,7 +189,7 @@ Examples:
     .description('print a shell completion script (commands, options, playbook files, step ids for --from-step)')
     .argument('<shell>', 'bash, zsh or fish')
     .argument('[playbook]')
-    .addHelpText('after', '\nExamples:\n  source <(recoverctl completion bash)\n  recoverctl completion fish | source')
+    .addHelpText('after', '\nExamples:\n  source <(recoverctl completion bash)\n  recoverctl completion fish > ~/.config/fish/completions/recoverctl.fish')
     .action(async (shell: string, playbook: string | undefined) => {
       const { completionCommand } = await import('./completion.js');
       await completionCommand(shell, playbook);
@@ -217,18 +199,13 @@ Examples:
     .command('schema')
     .description('print the JSON Schema of the playbook format (for editors) on stdout')
     .option('--markdown', 'print the playbook reference (every step kind and field) as Markdown instead')
-    .addHelpText('after', '\nExamples:\n  recoverctl schema > playbook.schema.json\n  recoverctl schema --markdown > docs/playbook-reference.md')
+    .addHelpText('after', '\nExamples:\n  recoverctl schema > playbook.schema.json\n  recoverctl schema --markdown > playbook-reference.md')
     .action(async (opts: { markdown?: boolean }) => {
       const { schemaCommand } = await import('./schema.js');
       await schemaCommand(opts);
     });
 
   return program;
-}
-
-interface EngineFlagsIn {
-  dataDir: string;
-  json?: boolean;
 }
 
 export interface RunFlags {
@@ -257,21 +234,23 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    process.exitCode = exitCodeFor(e);
+    process.exitCode = await exitCodeFor(e);
   }
 }
 
-function exitCodeFor(e: unknown): number {
+async function exitCodeFor(e: unknown): Promise<number> {
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
     return ExitCode.badInput;
   }
   if (e instanceof RecoverctlError) {
     for (const line of e.lines()) process.stderr.write(`${line}\n`);
-    if (e instanceof PlaybookError && process.env.GITHUB_ACTIONS === 'true') {
-      void import('../ui/annotations.js').then(({ diagnosticAnnotation }) => {
-        for (const d of e.diagnostics) process.stdout.write(diagnosticAnnotation(d));
-      });
+    // Annotations go to stderr (Actions reads both streams), so stdout stays data only.
+    if ((e instanceof PlaybookError || e instanceof PreflightFailed) && process.env.GITHUB_ACTIONS === 'true') {
+      const { errorAnnotation } = await import('../ui/annotations.js');
+      // Every problem, located in the playbook where it can be (a held lock has no line).
+      const problems = e instanceof PreflightFailed ? e.problems : e.diagnostics.map((d) => ({ message: d.message, at: d }));
+      for (const p of problems) process.stderr.write(errorAnnotation(p.message, p.at));
     }
     return e.exitCode;
   }

@@ -1,13 +1,72 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { InputError, Interrupted, RecoverctlError, RollbackFailed, StepFailed, UsageError } from '../errors.js';
-import { loadPlaybook } from '../playbook/load.js';
+import { ExitCode, InputError, Interrupted, PlaybookError, PreflightFailed, RecoverctlError, RollbackFailed, StepFailed, UsageError } from '../errors.js';
+import { expandPlaybookArgs } from '../playbook/files.js';
+import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
+import type { RunResult } from '../runner/execute.js';
+import { preflight } from '../runner/preflight.js';
 import { buildRedactor, resolveVars } from '../runner/scope.js';
 import type { StepCheck } from '../steps/types.js';
 import { rehearsalApprover } from '../ui/approver.js';
+import type { JunitRun, RehearsalVerdict } from '../ui/junit.js';
 import type { RunRecorder } from '../ui/recorder.js';
-import { executeRun } from './run.js';
+import { firstLine } from '../util/text.js';
+import { executeRun, writeJunit } from './run.js';
+
+/** The vars a rehearsal sets itself when the playbook declares them. */
+const REHEARSAL_VARS = ['preOutageSnapshot', 'outDir'] as const;
+
+/** One rehearsal's line in the summary (the table, and the `rehearse-summary` event). */
+export interface RehearsalRow {
+  file: string;
+  playbook: string | null;
+  expected: string | null;
+  outcome: string;
+  ok: boolean;
+  reason: string | null;
+  seconds: number;
+  run: string | null;
+  /** The exit code this row alone would give. */
+  exitCode: number;
+}
+
+/** Verdict of a rehearsal: its outcome against `rehearsal.expectOutcome`, and the outcome checks. */
+export function rehearsalVerdict(expected: string, result: Pick<RunResult, 'outcome' | 'failedStep' | 'error'>, checks: readonly StepCheck[]): RehearsalVerdict {
+  const failedChecks = checks.filter((c) => !c.ok);
+  if (result.outcome !== expected) {
+    const why = result.failedStep ? ` (step ${result.failedStep} failed: ${firstLine(result.error ?? 'failed')})` : '';
+    return { expected, outcome: result.outcome, ok: false, reason: `expected ${expected}, got ${result.outcome}${why}` };
+  }
+  if (failedChecks.length > 0) {
+    return { expected, outcome: result.outcome, ok: false, reason: `outcome checks failed: ${failedChecks.map((c) => `${c.name}${c.message ? ` (${c.message})` : ''}`).join('; ')}` };
+  }
+  return { expected, outcome: result.outcome, ok: true, reason: undefined };
+}
+
+/** The exit code of a verdict: 0 when the rehearsal ended as expected. */
+function verdictExitCode(v: RehearsalVerdict): number {
+  if (v.ok) return ExitCode.ok;
+  if (v.outcome === 'interrupted') return ExitCode.interrupted;
+  if (v.outcome === 'rollback-failed') return ExitCode.humanNeeded;
+  return ExitCode.failed;
+}
+
+function summaryEvent(rows: readonly RehearsalRow[], exitCode: number): string {
+  return `${JSON.stringify({ ts: new Date().toISOString(), run: null, step: null, event: 'rehearse-summary', ok: exitCode === 0, exitCode, results: rows })}\n`;
+}
+
+/** Under GitHub Actions, an error that stopped a rehearsal as annotations: located where it can be. */
+async function annotateError(e: RecoverctlError, pb: LoadedPlaybook): Promise<void> {
+  if (process.env.GITHUB_ACTIONS !== 'true') return;
+  const { errorAnnotation } = await import('../ui/annotations.js');
+  if (e instanceof PreflightFailed) {
+    for (const p of e.problems) process.stderr.write(errorAnnotation(p.message, p.at));
+    return;
+  }
+  process.stderr.write(errorAnnotation(e.lines()[0] ?? e.message, { file: pb.file, line: 1, col: 1, title: `rehearsal of ${pb.spec.metadata.name}` }));
+}
+
 
 export const MIN_TIME_SCALE = 0.005;
 
@@ -28,13 +87,77 @@ function log(json: boolean, text: string): void {
   void json;
 }
 
+export interface Rehearsal {
+  result: RunResult;
+  recorder: RunRecorder;
+  verdict: RehearsalVerdict;
+  runId: string;
+}
+
+/** `recoverctl rehearse <playbook>`: exit 0 when it ends as `rehearsal.expectOutcome` says. */
+export async function rehearseCommand(file: string, flags: RehearseFlags): Promise<void> {
+  const started = Date.now();
+  let pb: LoadedPlaybook | undefined;
+  let r: Rehearsal;
+  try {
+    pb = await loadPlaybook(file);
+    r = await rehearsePlaybook(pb, flags);
+  } catch (e) {
+    // --json always ends with the summary, also when the rehearsal could not be made.
+    if (flags.json && e instanceof RecoverctlError && !(e instanceof Interrupted)) {
+      const row: RehearsalRow = {
+        file,
+        playbook: pb?.spec.metadata.name ?? null,
+        expected: pb ? (pb.spec.rehearsal?.expectOutcome ?? 'success') : null,
+        outcome: e instanceof PlaybookError ? 'invalid' : 'error',
+        ok: false,
+        reason: e.lines()[0] ?? e.message,
+        seconds: Math.round(((Date.now() - started) / 1000) * 10) / 10,
+        run: null,
+        exitCode: e.exitCode,
+      };
+      process.stdout.write(summaryEvent([row], e.exitCode));
+    }
+    throw e;
+  }
+  if (flags.junit) {
+    const { junitXml } = await import('../ui/junit.js');
+    writeJunit(flags.junit, junitXml([{ recorder: r.recorder, verdict: r.verdict }]));
+  }
+  const code = verdictExitCode(r.verdict);
+  const row = rowOf(file, pb, r, (Date.now() - started) / 1000);
+  if (flags.json) process.stdout.write(summaryEvent([row], code));
+  if (r.verdict.ok) {
+    process.stderr.write(`rehearsal of ${pb.spec.metadata.name}: ended ${r.verdict.outcome}, as expected${r.verdict.expected !== 'success' ? ' (rehearsal.expectOutcome)' : ''}\n`);
+    return;
+  }
+  const message = `rehearsal of ${pb.spec.metadata.name}: ${r.verdict.reason ?? 'not as expected'}`;
+  if (code === ExitCode.interrupted) throw new Interrupted(message);
+  if (code === ExitCode.humanNeeded) throw new RollbackFailed(message);
+  throw new StepFailed(message);
+}
+
+function rowOf(file: string, pb: LoadedPlaybook, r: Rehearsal, seconds: number): RehearsalRow {
+  return {
+    file,
+    playbook: pb.spec.metadata.name,
+    expected: r.verdict.expected,
+    outcome: r.verdict.outcome,
+    ok: r.verdict.ok,
+    reason: r.verdict.reason ?? null,
+    seconds: Math.round(seconds * 10) / 10,
+    run: r.runId,
+    exitCode: verdictExitCode(r.verdict),
+  };
+}
+
 /**
  * A full rehearsal: a scratch production engine with seeded accounts, positions and open orders on
  * margin 1.4.2, traffic, a pre-outage snapshot, the margin burst until the engine halts itself with
- * EXCESS_QUEUE_DEPTH; then the playbook for real against it, and checks of the outcome.
+ * EXCESS_QUEUE_DEPTH; then the playbook for real against it, checks of the outcome, and the verdict.
+ * Throws only when the rehearsal itself cannot be made (bad flags, preflight, an engine that won't start).
  */
-export async function rehearseCommand(file: string, flags: RehearseFlags, collect?: (recorder: RunRecorder) => void): Promise<void> {
-  const pb = await loadPlaybook(file);
+export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags): Promise<Rehearsal> {
   const seed = flags.seed === undefined ? 2026 : Number(flags.seed);
   const accounts = flags.accounts === undefined ? 40 : Number(flags.accounts);
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a whole number, got '${flags.seed ?? ''}'`);
@@ -45,15 +168,34 @@ export async function rehearseCommand(file: string, flags: RehearseFlags, collec
     throw new UsageError(`--time-scale: expected a number in [${MIN_TIME_SCALE}, 1], got '${flags.timeScale ?? timeScale}'`);
   }
   if (!pb.spec.engine) throw new UsageError(`${pb.file} has no engine: section; there is nothing to rehearse against (use run)`);
+  const autoApprove = !(flags.noAutoApprove || flags.autoApprove === false);
+  const declared = pb.spec.vars ?? {};
+  const pendingVars = new Set<string>(REHEARSAL_VARS.filter((v) => v in declared));
+  // Before the scratch engine: what the playbook needs and the rehearsal does not provide.
+  const preVars = resolveVars(pb, {}, process.env, { allowMissing: true });
+  const checks = await preflight({
+    pb,
+    vars: preVars,
+    redactor: buildRedactor(pb, preVars),
+    pendingVars,
+    env: process.env,
+    engine: { dataDir: join(tmpdir(), 'recoverctl-rehearsal-preflight') },
+    approval: autoApprove ? 'rehearsal' : process.stdin.isTTY ? 'tty' : 'none',
+    checkEngine: false,
+    stateDir: resolve(flags.stateDir),
+  });
+  const problems = checks.filter((k) => !k.ok);
+  if (problems.length > 0) throw new PreflightFailed(problems.map((k) => ({ message: k.message, ...(k.at ? { at: k.at } : {}) })));
 
-  const { startEngine, stopEngine } = await import('../engine-client/supervisor.js');
+  const { startEngine, stopEngine, EngineStartFailed } = await import('../engine-client/supervisor.js');
+  const { EngineUnreachable, EngineHttpError } = await import('../engine-client/client.js');
   const { LoadGenerator } = await import('../engine-client/load.js');
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-rehearsal-'));
   const dataDir = join(scratch, 'engine');
   // What the playbook writes (reports, notifications) outlives the scratch folder: it goes by the journal.
   const outDir = join(resolve(flags.stateDir), 'rehearsals', basename(scratch));
-  let failed: Error | undefined;
   let incidentHtml: string | undefined;
+  let verdict: RehearsalVerdict | undefined;
   // Whatever ends this process (a second Ctrl-C, a closed pipe), the scratch engine must not outlive it.
   let enginePid: number | undefined;
   const killScratch = (): void => {
@@ -126,15 +268,14 @@ export async function rehearseCommand(file: string, flags: RehearseFlags, collec
     process.off('SIGINT', onSetupSignal);
     process.off('SIGTERM', onSetupSignal);
 
-    const declared = pb.spec.vars ?? {};
     const overrides: Record<string, string> = {};
     if ('preOutageSnapshot' in declared) overrides.preOutageSnapshot = snap.path;
     if ('outDir' in declared) overrides.outDir = outDir;
     const vars = resolveVars(pb, overrides, process.env);
     const redactor = buildRedactor(pb, vars);
-    const approver = flags.noAutoApprove || flags.autoApprove === false ? undefined : rehearsalApprover;
+    const approver = autoApprove ? rehearsalApprover : undefined;
     const engine = { dataDir };
-    const { result, runDir, recorder } = await executeRun({
+    const { result, runDir, runId, recorder, annotations } = await executeRun({
       pb,
       stateDir: resolve(flags.stateDir),
       vars,
@@ -144,7 +285,7 @@ export async function rehearseCommand(file: string, flags: RehearseFlags, collec
       engine,
       yes: false,
       json: flags.json ?? false,
-      junit: collect ? undefined : flags.junit,
+      deferAnnotations: true,
       ...(approver ? { approver } : {}),
       afterRun: async (runResult, recorder, dir) => {
         // Take nothing for granted: look at the engine and the files the run says it made, checking what
@@ -171,25 +312,28 @@ export async function rehearseCommand(file: string, flags: RehearseFlags, collec
           checks.push({ name: 'incident report written', ok: files.length > 0 && files.every((f) => existsSync(f)), message: files.join(', ') });
           if (typeof r.html === 'string') incidentHtml = r.html;
         }
-        recorder.steps.push({ id: 'rehearsal-outcome', phase: 'main', uses: 'rehearse', outcome: checks.every((c) => c.ok) ? 'success' : 'failure', durationMs: 0, attempts: 1, error: checks.filter((c) => !c.ok).map((c) => c.name).join('; ') || undefined, detail: undefined, checks });
+        recorder.steps.push({ id: 'rehearsal-outcome', name: 'the rehearsal checks the outcome', phase: 'main', uses: 'rehearse', outcome: checks.every((c) => c.ok) ? 'success' : 'failure', durationMs: 0, attempts: 1, error: checks.filter((c) => !c.ok).map((c) => c.name).join('; ') || undefined, detail: undefined, checks });
         for (const c of checks) process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.message ? ` (${c.message})` : ''}\n`);
-        if (checks.some((c) => !c.ok) && runResult.outcome === 'success') failed = new StepFailed(`rehearsal outcome checks failed: ${checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`);
+        verdict = rehearsalVerdict(pb.spec.rehearsal?.expectOutcome ?? 'success', runResult, checks);
       },
     });
-    collect?.(recorder);
+    const v = verdict ?? rehearsalVerdict(pb.spec.rehearsal?.expectOutcome ?? 'success', result, []);
+    // Annotations follow the verdict: an expected failure is a notice, a wrong outcome an error.
+    annotations?.flush(!v.ok);
+    if (!v.ok && process.env.GITHUB_ACTIONS === 'true') {
+      const { errorAnnotation } = await import('../ui/annotations.js');
+      const at = pb.spec.rehearsal?.expectOutcome ? pb.locate(['rehearsal', 'expectOutcome']) : { line: 1, col: 1 };
+      process.stderr.write(errorAnnotation(v.reason ?? 'not as expected', { file: pb.file, ...at, title: `rehearsal of ${pb.spec.metadata.name}` }));
+    }
     const report = incidentHtml ?? join(runDir, 'incident.html');
     if (existsSync(report)) process.stderr.write(`incident report: ${report}\n`);
-    if (failed) throw failed;
-    switch (result.outcome) {
-      case 'success':
-        return;
-      case 'failed':
-        throw new StepFailed(`rehearsal of ${pb.spec.metadata.name}: step ${result.failedStep ?? '?'} failed: ${result.error ?? ''}`);
-      case 'rollback-failed':
-        throw new RollbackFailed(`rehearsal of ${pb.spec.metadata.name}: rollback failed at ${result.rollbackFailedSteps.join(', ')}`);
-      case 'interrupted':
-        throw new Interrupted('rehearsal interrupted');
+    return { result, recorder, verdict: v, runId };
+  } catch (e) {
+    // The scratch engine (or its folder) failing is bad input to this rehearsal, not a bug: one line, exit 2.
+    if (e instanceof EngineStartFailed || e instanceof EngineUnreachable || e instanceof EngineHttpError || typeof (e as NodeJS.ErrnoException).code === 'string') {
+      throw new InputError(`rehearsal of ${pb.spec.metadata.name}: the scratch engine failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
     }
+    throw e;
   } finally {
     process.off('SIGINT', onSetupSignal);
     process.off('SIGTERM', onSetupSignal);
@@ -202,48 +346,79 @@ export async function rehearseCommand(file: string, flags: RehearseFlags, collec
 }
 
 /**
- * `rehearse --all DIR`: every playbook in the folder that has an engine, one after the other; a table of
- * outcomes against what each expects (`rehearsal.expectOutcome`), and one JUnit file for all.
+ * `rehearse --all DIR`: every playbook in the folder validated first (all problems reported), then each
+ * valid one with an engine rehearsed; one table, one JUnit file, one `rehearse-summary` event. Exit 2 if
+ * any playbook was invalid (or could not be rehearsed for bad input), else 1 if any did not end as it
+ * expects, else 0.
  */
 export async function rehearseAll(dir: string, flags: RehearseFlags): Promise<void> {
-  const { readdirSync } = await import('node:fs');
+  const { statSync } = await import('node:fs');
   const { junitXml } = await import('../ui/junit.js');
-  const { writeFileSync, mkdirSync } = await import('node:fs');
-  const { dirname } = await import('node:path');
-  let files: string[];
+  const { validateFiles, reportInvalid } = await import('./validate.js');
+  let isDir = false;
   try {
-    files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(dir, f));
+    isDir = statSync(dir).isDirectory();
   } catch (e) {
-    throw new InputError(`--all ${dir}: cannot read (${(e as NodeJS.ErrnoException).code ?? ''})`);
+    if (flags.json) process.stdout.write(summaryEvent([], ExitCode.badInput));
+    throw new InputError(`--all ${dir}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
-  const recorders: RunRecorder[] = [];
-  const rows: { playbook: string; expected: string; outcome: string; ok: boolean; seconds: number }[] = [];
-  for (const file of files) {
-    const pb = await loadPlaybook(file);
+  if (!isDir && flags.json) process.stdout.write(summaryEvent([], ExitCode.badInput));
+  if (!isDir) throw new UsageError(`--all ${dir}: not a folder (rehearse one playbook without --all)`);
+  const { files, problems } = expandPlaybookArgs([dir]);
+  if (problems.length > 0) {
+    if (flags.json) process.stdout.write(summaryEvent([], ExitCode.badInput));
+    throw new InputError(`--all ${problems.map((p) => p.message).join('; ')}`);
+  }
+  const validations = await validateFiles(files);
+  await reportInvalid(validations);
+  const rows: RehearsalRow[] = [];
+  const runs: JunitRun[] = [];
+  const invalid = validations.filter((v) => !v.ok);
+  for (const v of invalid) {
+    const problems = v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`);
+    rows.push({ file: v.file, playbook: null, expected: null, outcome: 'invalid', ok: false, reason: problems[0] ?? 'invalid', seconds: 0, run: null, exitCode: ExitCode.badInput });
+  }
+  for (const v of validations) {
+    const pb = v.playbook;
+    if (!pb) continue;
     if (!pb.spec.engine) {
-      rows.push({ playbook: file, expected: '-', outcome: 'skipped (no engine)', ok: true, seconds: 0 });
+      rows.push({ file: v.file, playbook: pb.spec.metadata.name, expected: null, outcome: 'skipped (no engine)', ok: true, reason: null, seconds: 0, run: null, exitCode: ExitCode.ok });
       continue;
     }
-    const expected = pb.spec.rehearsal?.expectOutcome ?? 'success';
     const started = Date.now();
-    let outcome = 'success';
     try {
-      await rehearseCommand(file, { ...flags, timeScale: undefined }, (r) => recorders.push(r));
+      const r = await rehearsePlaybook(pb, flags);
+      runs.push({ recorder: r.recorder, verdict: r.verdict });
+      rows.push(rowOf(v.file, pb, r, (Date.now() - started) / 1000));
     } catch (e) {
-      if (!(e instanceof RecoverctlError)) throw e;
-      outcome = e.exitCode === 1 ? 'failed' : e.exitCode === 3 ? 'rollback-failed' : e.exitCode === 130 ? 'interrupted' : `error: ${e.message.split('\n')[0] ?? ''}`;
-      if (e.exitCode === 130) throw e;
+      if (!(e instanceof RecoverctlError) || e instanceof Interrupted) throw e;
+      for (const line of e.lines()) process.stderr.write(`${line}\n`);
+      await annotateError(e, pb);
+      const seconds = Math.round(((Date.now() - started) / 1000) * 10) / 10;
+      rows.push({ file: v.file, playbook: pb.spec.metadata.name, expected: pb.spec.rehearsal?.expectOutcome ?? 'success', outcome: 'error', ok: false, reason: e.lines()[0] ?? e.message, seconds, run: null, exitCode: e.exitCode });
     }
-    rows.push({ playbook: file, expected, outcome, ok: outcome === expected, seconds: (Date.now() - started) / 1000 });
+    if (rows.at(-1)?.outcome === 'interrupted') break;
   }
   if (flags.junit) {
-    mkdirSync(dirname(resolve(flags.junit)), { recursive: true });
-    writeFileSync(flags.junit, junitXml(recorders));
+    const errored = rows.filter((r) => r.outcome === 'error').map((r) => ({ file: r.file, problems: [r.reason ?? 'error'], caseName: 'rehearsal could be made' }));
+    writeJunit(flags.junit, junitXml(runs, [...invalid.map((v) => ({ file: v.file, problems: v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`) })), ...errored]));
   }
-  const w = Math.max(8, ...rows.map((r) => r.playbook.length));
-  const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED  OUTCOME          TIME   RESULT`];
-  for (const r of rows) lines.push(`${r.playbook.padEnd(w)}  ${r.expected.padEnd(8)}  ${r.outcome.padEnd(15)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${r.ok ? 'ok' : 'UNEXPECTED'}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
+  // The worst row decides: bad input, then a failed rollback (a human must look), then an interrupt, then a mismatch.
+  const worst = [ExitCode.badInput, ExitCode.humanNeeded, ExitCode.interrupted, ExitCode.failed].find((code) => rows.some((r) => r.exitCode === code));
+  const exitCode = worst ?? (rows.some((r) => !r.ok) ? ExitCode.failed : ExitCode.ok);
+  const w = Math.max(8, ...rows.map((r) => r.file.length));
+  const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED         OUTCOME              TIME  RESULT`];
+  for (const r of rows) {
+    lines.push(`${r.file.padEnd(w)}  ${(r.expected ?? '-').padEnd(15)}  ${r.outcome.padEnd(19)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${r.ok ? 'ok' : `FAILED: ${r.reason ?? ''}`}`);
+  }
+  // The table is for people: stdout, unless stdout is NDJSON.
+  (flags.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
+  if (flags.json) process.stdout.write(summaryEvent(rows, exitCode));
   const bad = rows.filter((r) => !r.ok);
-  if (bad.length) throw new StepFailed(`${bad.length} rehearsal(s) did not end as expected: ${bad.map((r) => r.playbook).join(', ')}`);
+  if (exitCode === ExitCode.ok) return;
+  const message = `${bad.length} of ${rows.length} playbook${rows.length === 1 ? '' : 's'} did not rehearse as expected: ${bad.map((r) => r.file).join(', ')}`;
+  if (exitCode === ExitCode.badInput) throw new InputError(message);
+  if (exitCode === ExitCode.humanNeeded) throw new RollbackFailed(message);
+  if (exitCode === ExitCode.interrupted) throw new Interrupted(message);
+  throw new StepFailed(message);
 }

@@ -1,11 +1,12 @@
-import { isRunId } from '../runner/journal.js';
+import { resolveRunRef } from '../runner/journal.js';
 import { join, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 
 /** `recoverctl report incident <run-id>`: the incident timeline of a journaled run, on stdout. */
-export async function reportIncidentCommand(runId: string, opts: { format: string; stateDir: string }): Promise<void> {
+export async function reportIncidentCommand(ref: string, opts: { format: string; stateDir: string }): Promise<void> {
   if (!['md', 'json', 'html'].includes(opts.format)) throw new UsageError(`--format: md, json or html, not '${opts.format}'`);
-  if (!isRunId(runId)) throw new UsageError(`${runId}: not a run id`);
+  const runId = resolveRunRef(resolve(opts.stateDir), ref);
+  if (typeof runId !== 'string') throw new UsageError(runId.problem);
   const { readJournal, runDir } = await import('../runner/journal.js');
   const { buildIncident, detectionOf, renderHtml, renderMarkdown } = await import('../report/incident.js');
   const file = join(runDir(resolve(opts.stateDir), runId), 'journal.ndjson');

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { InputError, Interrupted, LockHeldError, RollbackFailed, StepFailed, UsageError } from '../errors.js';
+import { InputError, Interrupted, LockHeldError, PreflightFailed, RollbackFailed, StepFailed, UsageError } from '../errors.js';
 import { formatDuration } from '../playbook/duration.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import type { EventSink } from '../runner/events.js';
@@ -9,6 +9,7 @@ import { RunInterrupted, Runner, type RunResult } from '../runner/execute.js';
 import { ensureStateDir, isResumable, isRunId, JOURNAL_FILE, JournalWriter, listRuns, loadRun, runDir, type RunState } from '../runner/journal.js';
 import { RunLock } from '../runner/lock.js';
 import { buildPlan, type Plan } from '../runner/plan.js';
+import { preflight, type ApprovalMode, type PreflightCheck } from '../runner/preflight.js';
 import { buildRedactor, parseVarFlags, resolveVars, type ResolvedVars } from '../runner/scope.js';
 import { promptApprover } from '../ui/approver.js';
 import { junitXml } from '../ui/junit.js';
@@ -16,9 +17,13 @@ import { RunRecorder } from '../ui/recorder.js';
 import { FanOut, JsonRenderer, OutputRenderer, PlainRenderer } from '../ui/renderers.js';
 import { chalkFor, useSpinner } from '../ui/style.js';
 import { summaryText } from '../ui/summary.js';
+import { TrailerFacts, trailerText } from '../ui/trailer.js';
 import { systemClock } from '../util/clock.js';
 import type { Approver, EngineTarget } from '../steps/types.js';
 import type { Redactor } from '../util/redact.js';
+import type { GitHubAnnotations } from '../ui/annotations.js';
+import { didYouMean } from '../util/suggest.js';
+import { firstLine } from '../util/text.js';
 import type { RunFlags } from './main.js';
 
 /** The playbook's engine with its paths resolved against the playbook's folder. */
@@ -75,9 +80,9 @@ function findResume(pb: LoadedPlaybook, flags: RunFlags, stateDir: string): RunS
   return state;
 }
 
-function printPlan(plan: Plan, json: boolean): void {
+function printPlan(plan: Plan, checks: PreflightCheck[], json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), run: null, step: null, event: 'plan', plan })}\n`);
+    process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), run: null, step: null, event: 'plan', plan, preflight: checks })}\n`);
     return;
   }
   const c = chalkFor(process.stdout);
@@ -96,16 +101,23 @@ function printPlan(plan: Plan, json: boolean): void {
       s.continueOnError ? 'continueOnError' : '',
     ].filter(Boolean);
     const status = s.status === 'pending' ? '' : c.yellow(` [${s.status === 'done' ? 'done' : s.status === 'manual' ? 'skipped: done by hand' : 'was running: re-check and re-run'}]`);
-    return `  ${String(i + 1).padStart(2)}. ${s.id.padEnd(width)}  ${c.cyan(s.uses.padEnd(12))} ${s.description}${status}${tags.length ? c.dim(`  (${tags.join(', ')})`) : ''}`;
+    const title = s.name ? `${c.bold(s.name)} — ` : '';
+    return `  ${String(i + 1).padStart(2)}. ${s.id.padEnd(width)}  ${c.cyan(s.uses.padEnd(12))} ${title}${s.description}${status}${tags.length ? c.dim(`  (${tags.join(', ')})`) : ''}`;
   };
   lines.push('steps:', ...plan.steps.map(row));
   lines.push(plan.rollback.length ? 'rollback (on failure):' : 'rollback: none', ...plan.rollback.map(row));
+  const bad = checks.filter((k) => !k.ok);
+  lines.push(`preflight (what run checks before its first step): ${bad.length ? c.red(`${bad.length} problem${bad.length === 1 ? '' : 's'}`) : c.green('ok')}`);
+  for (const k of checks) {
+    const where = k.at ? c.dim(` (${k.at.file}:${k.at.line}:${k.at.col})`) : '';
+    lines.push(`  ${k.ok ? c.green('✓') : c.red('✗')} ${k.check.padEnd(9)} ${k.message}${where}`);
+  }
   lines.push(c.dim('dry run: nothing was changed'));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /** Write the JUnit file; a failure is reported but does not hide the run's own exit code. */
-function writeJunit(path: string, xml: string): void {
+export function writeJunit(path: string, xml: string): void {
   try {
     mkdirSync(dirname(resolve(path)), { recursive: true });
     writeFileSync(path, xml);
@@ -129,12 +141,25 @@ export interface ExecuteOptions {
   junit?: string | undefined;
   /** Answer gates without asking (rehearsals). */
   approver?: Approver;
+  /** Hold failed-step annotations until the caller knows whether the failure was expected (rehearsals). */
+  deferAnnotations?: boolean;
+  /** More sinks for the run's events (what the caller wants to know afterwards). */
+  sinks?: EventSink[];
   /** Extra JUnit cases after the run's own (rehearsal outcome checks). */
   afterRun?: (result: RunResult, recorder: RunRecorder, runDir: string) => Promise<void>;
 }
 
 /** A run with its journal, lock, renderers and signal handling: shared by `run` and `rehearse`. */
-export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult; runId: string; runDir: string; recorder: RunRecorder }> {
+export interface ExecutedRun {
+  result: RunResult;
+  runId: string;
+  runDir: string;
+  recorder: RunRecorder;
+  /** Set under GitHub Actions: flush it when annotations were deferred. */
+  annotations: GitHubAnnotations | undefined;
+}
+
+export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
   const { pb, stateDir } = o;
   const runId = o.resume?.runId ?? newRunId();
   const dir = runDir(stateDir, runId);
@@ -161,7 +186,7 @@ export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult
   process.stderr.on('error', onStdoutError);
   const recorder = new RunRecorder();
   const stderrChalk = chalkFor(process.stderr);
-  const sinks: EventSink[] = [journal, recorder];
+  const sinks: EventSink[] = [journal, recorder, ...(o.sinks ?? [])];
   let pauseUi: (() => void) | undefined;
   let resumeUi: (() => void) | undefined;
   if (useSpinner(process.stderr)) {
@@ -174,10 +199,12 @@ export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult
     sinks.push(new PlainRenderer(process.stderr, stderrChalk));
   }
   sinks.push(o.json ? new JsonRenderer(process.stdout) : new OutputRenderer(process.stdout));
+  let annotations: GitHubAnnotations | undefined;
   if (process.env.GITHUB_ACTIONS === 'true') {
     const { GitHubAnnotations } = await import('../ui/annotations.js');
-    // With --json, stdout stays pure NDJSON: the annotations go to stderr, which Actions reads too.
-    sinks.push(new GitHubAnnotations(pb, o.json ? process.stderr : process.stdout));
+    // On stderr, which Actions reads too: stdout is data only.
+    annotations = new GitHubAnnotations(pb, process.stderr, o.deferAnnotations ?? false);
+    sinks.push(annotations);
   }
   const sink = new FanOut(sinks);
 
@@ -234,8 +261,10 @@ export async function executeRun(o: ExecuteOptions): Promise<{ result: RunResult
   process.stderr.off('error', onStdoutError);
   await o.afterRun?.(result, recorder, dir);
   if (o.junit) writeJunit(o.junit, junitXml([recorder]));
-  if (!o.json) process.stdout.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(process.stdout)));
-  return { result, runId, runDir: dir, recorder };
+  // The table is for people: under --json stdout is NDJSON only, so it goes to stderr.
+  const tableOut = o.json ? process.stderr : process.stdout;
+  tableOut.write(summaryText(recorder, join(dir, JOURNAL_FILE), chalkFor(tableOut)));
+  return { result, runId, runDir: dir, recorder, annotations };
 }
 
 export async function runCommand(file: string, flags: RunFlags): Promise<void> {
@@ -243,7 +272,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const stateDir = resolve(flags.stateDir);
   const overrides = parseVarFlags(flags.var);
   if (flags.fromStep !== undefined && !pb.steps.some((s) => s.id === flags.fromStep)) {
-    throw new UsageError(`--from-step ${flags.fromStep}: no such step in ${pb.file} (steps: ${pb.steps.map((s) => s.id).join(', ')})`);
+    const ids = pb.steps.map((s) => s.id);
+    throw new UsageError(`--from-step ${flags.fromStep}: no such step in ${pb.file}${didYouMean(flags.fromStep, ids)} (steps: ${ids.join(', ')})`);
   }
   const resume = findResume(pb, flags, stateDir);
   // A resumed run keeps the --var values it last ran with, unless given again now; secret ones were
@@ -256,34 +286,49 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     }
   }
   const varOverrides = { ...journaled, ...overrides };
-  const vars = resolveVars(pb, varOverrides, process.env, { allowMissing: flags.dryRun === true });
+  // Missing values are not refused here: preflight lists every problem at once.
+  const vars = resolveVars(pb, varOverrides, process.env, { allowMissing: true });
   const redactor = buildRedactor(pb, vars);
   const timeScale = flags.timeScale ?? 1;
+  const engine = engineTargetOf(pb);
+  const skipSteps = new Set<string>(resume ? [...resume.finished.keys()] : []);
+  if (flags.fromStep !== undefined) for (const s of pb.steps.slice(0, pb.steps.findIndex((x) => x.id === flags.fromStep))) skipSteps.add(s.id);
+  const approval: ApprovalMode = flags.yes ? 'yes' : process.stdin.isTTY ? 'tty' : 'none';
+  const checks = await preflight({ pb, vars, env: process.env, engine, approval, skipSteps, lockPath: lockPathFor(pb, stateDir, engine), stateDir, redactor });
 
   if (flags.dryRun) {
-    printPlan(buildPlan(pb, { engine: engineTargetOf(pb), vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), flags.json ?? false);
+    printPlan(buildPlan(pb, { engine, vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), checks, flags.json ?? false);
     return;
   }
+  const problems = checks.filter((k) => !k.ok);
+  if (problems.length > 0) {
+    if (flags.json) process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), run: null, step: null, event: 'preflight', ok: false, checks })}\n`);
+    throw new PreflightFailed(problems.map((k) => ({ message: k.message, ...(k.at ? { at: k.at } : {}) })));
+  }
 
-  const { result, runId } = await executeRun({
+  const facts = new TrailerFacts();
+  const { result, runId, runDir: dir } = await executeRun({
     pb,
     stateDir,
     vars,
     varOverrides,
     redactor,
     timeScale,
-    engine: engineTargetOf(pb),
+    engine,
     resume,
     fromStep: flags.fromStep,
     yes: flags.yes ?? false,
     json: flags.json ?? false,
     junit: flags.junit,
+    sinks: [facts],
   });
+  const out = flags.json ? process.stderr : process.stdout;
+  out.write(await trailerText({ facts, result, runId, runDir: dir, pb, engine, stateDir: flags.stateDir, c: chalkFor(out) }));
   switch (result.outcome) {
     case 'success':
       return;
     case 'failed':
-      throw new StepFailed(`run ${runId} failed at step ${result.failedStep ?? '?'}: ${result.error ?? ''}`);
+      throw new StepFailed(`run ${runId} failed at step ${result.failedStep ?? '?'}: ${firstLine(result.error ?? '')}`);
     case 'rollback-failed':
       throw new RollbackFailed(
         `run ${runId}: step ${result.failedStep ?? '?'} failed and rollback step(s) ${result.rollbackFailedSteps.join(', ')} failed: a human must look`,

@@ -1,8 +1,12 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatDuration } from '../playbook/duration.js';
-import { isRunId, listRuns, loadRun, type RunState } from '../runner/journal.js';
+import { listRuns, loadRun, resolveRunRef, type RunState } from '../runner/journal.js';
 import { isPidAlive } from '../runner/lock.js';
+import type { Phase } from '../runner/events.js';
+import { displayLine } from '../steps/exec.js';
+import type { StepOutputs } from '../steps/types.js';
+import { firstLine, hangingLines, stepLabel } from '../ui/lines.js';
 
 function status(r: RunState): string {
   if (r.end) return r.end.outcome === 'interrupted' ? 'interrupted (resumable)' : r.end.outcome;
@@ -45,8 +49,34 @@ export function runsListCommand(opts: { stateDir: string; json?: boolean }): voi
   }
 }
 
-export function runsShowCommand(runId: string, opts: { stateDir: string; json?: boolean }): void {
-  if (!isRunId(runId)) throw new UsageError(`${runId}: not a run id`);
+/** How many of an output's last lines `runs show` prints (the journal keeps its last 4 KiB). */
+const SHOWN_LINES = 20;
+const OUTPUT_GUTTER = '        │ ';
+
+/** A step's outputs, one a line; `stdout` and `stderr` as their last lines, behind a gutter. */
+function outputLines(outputs: StepOutputs): string[] {
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(outputs)) {
+    if ((k === 'stdout' || k === 'stderr') && typeof v === 'string') {
+      const all = v.replace(/\n+$/, '').split('\n');
+      if (v.trim() === '') {
+        lines.push(`      ${k}: (empty)`);
+        continue;
+      }
+      const shown = all.slice(-SHOWN_LINES);
+      lines.push(`      ${k}${shown.length < all.length ? ` (last ${shown.length} lines)` : ''}:`);
+      // The child's bytes as journaled: no escape sequence of theirs reaches this terminal.
+      for (const l of shown) lines.push(`${OUTPUT_GUTTER}${displayLine(l)}`.trimEnd());
+    } else {
+      lines.push(`      ${k}: ${JSON.stringify(v)}`);
+    }
+  }
+  return lines;
+}
+
+export function runsShowCommand(ref: string, opts: { stateDir: string; json?: boolean }): void {
+  const runId = resolveRunRef(resolve(opts.stateDir), ref);
+  if (typeof runId !== 'string') throw new UsageError(runId.problem);
   const r = loadRun(resolve(opts.stateDir), runId);
   if (!r) throw new UsageError(`${runId}: no such run in ${resolve(opts.stateDir, 'runs')}`);
   const steps = r.events.filter(
@@ -56,21 +86,31 @@ export function runsShowCommand(runId: string, opts: { stateDir: string; json?: 
     process.stdout.write(`${JSON.stringify({ ...summary(r), events: r.events })}\n`);
     return;
   }
+  const names = new Map<string, string | null>();
+  for (const e of r.events) if (e.event === 'start') names.set(`${e.phase}:${e.step}`, e.name);
+  const label = (e: { step: string; phase: Phase }): string =>
+    `${e.phase === 'rollback' ? 'rollback/' : ''}${stepLabel(e.step, names.get(`${e.phase}:${e.step}`))}`;
   const s = summary(r);
   const lines = [
     `run ${s.run}: ${s.playbook} (${s.file})`,
     `started ${s.startedAt}, ${s.status}, ${formatDuration(s.durationMs)}`,
   ];
-  if (r.end) lines.push(`result: ${r.end.summary}`);
+  if (r.end) lines.push(`result: ${firstLine(r.end.summary)}`);
   if (r.tornAtLine) lines.push(`journal: a torn record at line ${r.tornAtLine} was ignored`);
   for (const e of steps) {
     if (e.event === 'ok') {
-      lines.push(`  ✓ ${e.phase === 'rollback' ? 'rollback/' : ''}${e.step} (${formatDuration(e.durationMs)}${e.attempts > 1 ? `, ${e.attempts} attempts` : ''})`);
-      for (const [k, v] of Object.entries(e.outputs)) lines.push(`      ${k}: ${JSON.stringify(v)}`);
+      lines.push(`  ✓ ${label(e)} (${formatDuration(e.durationMs)}${e.attempts > 1 ? `, ${e.attempts} attempts` : ''})`);
+      lines.push(...outputLines(e.outputs));
     } else if (e.event === 'fail') {
-      lines.push(`  ✗ ${e.phase === 'rollback' ? 'rollback/' : ''}${e.step} (${formatDuration(e.durationMs)}): ${e.error}`);
+      lines.push(`  ✗ ${label(e)} (${formatDuration(e.durationMs)}${e.attempts > 1 ? `, ${e.attempts} attempts` : ''}): ${firstLine(e.error)}`);
+      // An exec step's error ends with its stderr's last lines: shown once, in the stderr block below.
+      if (typeof e.outputs?.stderr !== 'string') {
+        const more = hangingLines(e.error, OUTPUT_GUTTER);
+        if (more) lines.push(...more.slice(1).split('\n'));
+      }
+      if (e.outputs) lines.push(...outputLines(e.outputs));
     } else if (e.event === 'skip') {
-      lines.push(`  - ${e.step} skipped: ${e.detail}`);
+      lines.push(`  - ${e.phase === 'rollback' ? 'rollback/' : ''}${e.step} skipped: ${e.detail}`);
     }
   }
   const pending = r.start.steps.filter((id) => !r.finished.has(id));

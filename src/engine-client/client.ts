@@ -54,6 +54,26 @@ export interface OrderBody {
   clientOrderId?: string;
 }
 
+/** `GET /accounts/:id`, and the answer to a deposit: money as decimal strings. */
+export interface AccountView {
+  id: string;
+  balances: { USDT: string; USDC: string };
+  positions: { symbol: string; qty: string; cost: string; marginMode: 'cross' | 'isolated'; isolatedMargin: string }[];
+  openOrders: string[];
+  equity: string;
+  maintenanceMargin: string;
+  available: string;
+  marginRatio: number | null;
+}
+
+/** The answer to `POST /fault {kind: "margin-burst"}`: the phase after it (the engine may have halted itself). */
+export interface MarginBurstAnswer {
+  events: number;
+  queueDepth: number;
+  phase: EngineHealth['phase'];
+  reason: string | null;
+}
+
 /** A typed client of the engine's control API (SPEC section 4). */
 export class EngineClient {
   constructor(
@@ -118,7 +138,9 @@ export class EngineClient {
   snapshot(): Promise<{ path: string; seq: number; sha256: string; records: number }> {
     return this.request('POST', '/snapshot');
   }
-  fault(kind: 'margin-burst' | 'crash', events?: number): Promise<Record<string, unknown>> {
+  fault(kind: 'margin-burst', events?: number): Promise<MarginBurstAnswer>;
+  fault(kind: 'crash'): Promise<{ crashing: true }>;
+  fault(kind: 'margin-burst' | 'crash', events?: number): Promise<MarginBurstAnswer | { crashing: true }> {
     return this.request('POST', '/fault', events === undefined ? { kind } : { kind, events });
   }
   recomputeFunding(from: string, to: string): Promise<{
@@ -134,10 +156,11 @@ export class EngineClient {
   cancel(id: string): Promise<OrderAnswer> {
     return this.request('DELETE', `/orders/${id}`);
   }
-  deposit(account: string, asset: 'USDT' | 'USDC', amount: string): Promise<Record<string, unknown>> {
+  /** Credit collateral; `amount` is a decimal string (money never passes through a float). */
+  deposit(account: string, asset: 'USDT' | 'USDC', amount: string): Promise<AccountView> {
     return this.request('POST', `/accounts/${encodeURIComponent(account)}/deposit`, { asset, amount });
   }
-  account(id: string): Promise<Record<string, unknown>> {
+  account(id: string): Promise<AccountView> {
     return this.request('GET', `/accounts/${encodeURIComponent(id)}`);
   }
   /** The state in snapshot format, as text. */

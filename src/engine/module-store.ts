@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { MarginModule } from './modules/api.js';
@@ -41,7 +41,13 @@ export function ensureBaseline(dataDir: string): ActiveModules {
   if (current) return current;
   const target = modulePath(dataDir, BASELINE.component, BASELINE.version);
   mkdirSync(join(dataDir, 'modules', BASELINE.component), { recursive: true });
-  if (!existsSync(target)) copyFileSync(bundledModule(BASELINE.version), target);
+  // Without its sourceMappingURL: the map is not copied, and tools that follow the comment would fail.
+  if (!existsSync(target)) {
+    // Whole or not at all (temp file, then rename), like active.json: a torn module would never load.
+    const tmp = `${target}.tmp-${process.pid}`;
+    writeFileSync(tmp, readFileSync(bundledModule(BASELINE.version), 'utf8').replace(/\n\/\/# sourceMappingURL=.*\n?$/, '\n'));
+    renameSync(tmp, target);
+  }
   const active = { [BASELINE.component]: { active: BASELINE.version, previous: null } };
   writeActive(dataDir, active);
   return active;

@@ -5,8 +5,12 @@ import { Conservation } from './conservation.js';
 
 export interface CheckOptions {
   limit?: number;
-  /** Label for the post side in findings (the file, or the engine URL). */
+  /** Label for the post side in findings (the file as the user typed it, or the engine URL). */
   postLabel?: string;
+  /** Label for the pre side in findings (the file as the user typed it). */
+  preLabel?: string;
+  /** The pre side is derived (snapshot + WAL replay): its line numbers point into a scratch file, so none are given. */
+  preIsDerived?: boolean;
   explainedByWal?: number | null;
 }
 
@@ -48,13 +52,16 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
   const started = performance.now();
   const findings = new Findings(o.limit);
   const postLabel = o.postLabel ?? postFile;
-  const dupe = (file: string) => (r: RawRecord) => findings.add({ category: 'duplicate', type: r.type, id: r.id, line: r.line, file });
+  const preLabel = o.preLabel ?? preFile;
+  const preLine = (line: number): { line?: number } => (o.preIsDerived ? {} : { line });
+  const dupe = (file: string, derived: boolean) => (r: RawRecord) =>
+    findings.add({ category: 'duplicate', type: r.type, id: r.id, ...(derived ? {} : { line: r.line }), file });
   let pre: SnapshotCursor | undefined;
   let post: SnapshotCursor | undefined;
   const conservation = new Conservation();
   try {
-    pre = new SnapshotCursor(preFile, dupe(preFile));
-    post = new SnapshotCursor(postFile, dupe(postLabel));
+    pre = new SnapshotCursor(preFile, dupe(preLabel, o.preIsDerived ?? false));
+    post = new SnapshotCursor(postFile, dupe(postLabel, false));
     let a = pre.next();
     let b = post.next();
     while ((a || b) && !findings.full) {
@@ -63,7 +70,7 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
       else if (!b) cmp = -1;
       else cmp = a.type === b.type ? (a.id === b.id ? 0 : a.id < b.id ? -1 : 1) : a.type < b.type ? -1 : 1;
       if (cmp < 0) {
-        findings.add({ category: 'missing', type: (a as RawRecord).type, id: (a as RawRecord).id, line: (a as RawRecord).line, file: preFile });
+        findings.add({ category: 'missing', type: (a as RawRecord).type, id: (a as RawRecord).id, ...preLine((a as RawRecord).line), file: preLabel });
         a = pre.next();
         continue;
       }
@@ -85,7 +92,7 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
     if (!(e instanceof SnapshotError)) throw e;
     findings.counts.corrupt++;
     findings.total++;
-    findings.list.push({ category: 'corrupt', type: 'file', id: e.file === postFile ? postLabel : e.file, line: e.line, field: e.problem });
+    findings.list.push({ category: 'corrupt', type: 'file', id: e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file, line: e.line, field: e.problem });
   } finally {
     pre?.close();
     post?.close();
@@ -94,7 +101,7 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
     clean: findings.total === 0,
     counts: findings.counts,
     findings: findings.list,
-    pre: { file: preFile, seq: pre?.header.seq ?? -1, records: pre?.records ?? 0 },
+    pre: { file: preLabel, seq: pre?.header.seq ?? -1, records: pre?.records ?? 0 },
     post: post ? { file: postLabel, seq: post.header.seq, records: post.records } : null,
     truncated: findings.full,
     explainedByWal: o.explainedByWal ?? null,

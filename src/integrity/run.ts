@@ -12,12 +12,29 @@ export interface IntegrityFlags {
   tokenFile?: string | undefined;
   wal?: string | undefined;
   limit?: string | undefined;
+  /** A local engine's data dir: its running engine, its token and its WAL. */
+  dataDir?: string | undefined;
+}
+
+/** `--data-dir D` stands for `--engine <D's url> --token-file D/control.token --wal D/wal`. */
+async function fromDataDir(flags: IntegrityFlags): Promise<IntegrityFlags> {
+  if (flags.dataDir === undefined) return flags;
+  if (flags.engine !== undefined || flags.against !== undefined || flags.tokenFile !== undefined) {
+    throw new UsageError('integrity check: --data-dir stands for --engine, --token-file and --wal; give it alone (or with --wal)');
+  }
+  const { attach } = await import('../engine-client/supervisor.js');
+  const running = await attach(flags.dataDir);
+  if (!running) throw new InputError(`--data-dir ${flags.dataDir}: no engine is running there (recoverctl engine start --data-dir ${flags.dataDir})`);
+  return { ...flags, engine: running.info.url, tokenFile: join(flags.dataDir, 'control.token'), wal: flags.wal ?? join(flags.dataDir, 'wal') };
 }
 
 /** Run the check; the state now comes from a file, or from a live engine's GET /state. */
-export async function runIntegrity(flags: IntegrityFlags): Promise<IntegrityReport> {
+export async function runIntegrity(given: IntegrityFlags): Promise<IntegrityReport> {
   const { checkSnapshots } = await import('../integrity/check.js');
-  if ((flags.against === undefined) === (flags.engine === undefined)) throw new UsageError('integrity check: give exactly one of --against <post.ndjson> or --engine <url>');
+  const flags = await fromDataDir(given);
+  if ((flags.against === undefined) === (flags.engine === undefined)) {
+    throw new UsageError('integrity check: give exactly one of --against <post.ndjson>, --engine <url> or --data-dir <dir>');
+  }
   let limit: number | undefined;
   if (flags.limit !== undefined) {
     limit = Number(flags.limit);
@@ -58,10 +75,14 @@ export async function runIntegrity(flags: IntegrityFlags): Promise<IntegrityRepo
         throw e;
       }
     }
-    const report = checkSnapshots(pre, post, { ...(limit !== undefined ? { limit } : {}), postLabel, explainedByWal: explained });
-    if (flags.wal) report.pre.file = `${flags.snapshot} + ${flags.wal}`;
-    else report.pre.file = flags.snapshot;
-    return report;
+    // Findings name the files as the user typed them, never a resolved or scratch path.
+    return checkSnapshots(pre, post, {
+      ...(limit !== undefined ? { limit } : {}),
+      postLabel,
+      preLabel: flags.wal ? `${flags.snapshot} + ${flags.wal}` : flags.snapshot,
+      preIsDerived: flags.wal !== undefined,
+      explainedByWal: explained,
+    });
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

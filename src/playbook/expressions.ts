@@ -1,10 +1,16 @@
 /**
- * The `${{ ... }}` expression language of playbooks: references to vars, env and earlier steps,
- * literals, `==` / `!=`, `&&` / `||` / `!`, parentheses and the status functions
- * `success()`, `failure()`, `always()`. Pure: parsing and evaluation take no I/O.
+ * The `${{ ... }}` expression language of playbooks, after GitHub Actions: references to vars, env and
+ * earlier steps, literals, `!`, `<` `<=` `>` `>=`, `==` `!=`, `&&` `||` (tightest first), parentheses,
+ * property access on values from `fromJSON()`, the functions `contains`, `startsWith`, `endsWith`,
+ * `fromJSON` and the status functions `success()`, `failure()`, `always()`.
+ * Pure: parsing and evaluation take no I/O. docs/playbooks.md describes the semantics.
  */
+import { didYouMean } from '../util/suggest.js';
 
 export type Literal = string | number | boolean | null;
+
+/** What an expression yields: a literal, or a list or mapping parsed by fromJSON(). */
+export type Value = Literal | readonly Value[] | { readonly [key: string]: Value };
 
 export type Reference =
   | { kind: 'var'; name: string }
@@ -12,12 +18,35 @@ export type Reference =
   | { kind: 'step-output'; step: string; name: string }
   | { kind: 'step-outcome'; step: string };
 
+/** The functions an expression may call, with the names of their parameters (for messages). */
+const FUNCTIONS = {
+  contains: ['search', 'item'],
+  startsWith: ['searchString', 'searchValue'],
+  endsWith: ['searchString', 'searchValue'],
+  fromJSON: ['text'],
+  success: [],
+  failure: [],
+  always: [],
+} as const satisfies Record<string, readonly string[]>;
+
+export type FunctionName = keyof typeof FUNCTIONS;
+export type StatusFunction = 'success' | 'failure' | 'always';
+export const FUNCTION_NAMES = Object.keys(FUNCTIONS) as FunctionName[];
+
+export function isStatusFunction(fn: FunctionName): fn is StatusFunction {
+  return fn === 'success' || fn === 'failure' || fn === 'always';
+}
+
+export type BinaryOp = '==' | '!=' | '<' | '<=' | '>' | '>=' | '&&' | '||';
+
 export type Expr =
   | { type: 'literal'; value: Literal; offset: number }
   | { type: 'ref'; ref: Reference; offset: number }
-  | { type: 'call'; fn: 'success' | 'failure' | 'always'; offset: number }
+  | { type: 'call'; fn: FunctionName; args: Expr[]; offset: number }
+  /** `object.key` or `object[key]`, on what fromJSON() gave. */
+  | { type: 'member'; object: Expr; key: Expr; offset: number }
   | { type: 'not'; operand: Expr; offset: number }
-  | { type: 'binary'; op: '==' | '!=' | '&&' | '||'; left: Expr; right: Expr; offset: number };
+  | { type: 'binary'; op: BinaryOp; left: Expr; right: Expr; offset: number };
 
 /** A syntax error at `offset` characters into the expression text. */
 export class ExpressionSyntaxError extends Error {
@@ -29,12 +58,25 @@ export class ExpressionSyntaxError extends Error {
   }
 }
 
+/**
+ * A well-formed expression that cannot be evaluated (fromJSON of text that is not JSON). A subclass of
+ * the syntax error so that every caller that refuses a bad expression refuses this one the same way.
+ */
+export class ExpressionEvalError extends ExpressionSyntaxError {}
+
+type Punct = '==' | '!=' | '<=' | '>=' | '&&' | '||' | '<' | '>' | '!' | '(' | ')' | '[' | ']' | '.' | ',';
+
 type Token =
   | { t: 'ident'; v: string; o: number }
   | { t: 'str'; v: string; o: number }
   | { t: 'num'; v: number; o: number }
-  | { t: 'op'; v: '==' | '!=' | '&&' | '||' | '!' | '(' | ')' | '.'; o: number }
+  | { t: 'op'; v: Punct; o: number }
   | { t: 'end'; o: number };
+
+const TWO_CHAR: readonly string[] = ['==', '!=', '<=', '>=', '&&', '||'];
+const ONE_CHAR: readonly string[] = ['<', '>', '!', '(', ')', '[', ']', '.', ','];
+const NUMBER = /^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/;
+const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*/;
 
 function tokenize(src: string): Token[] {
   const tokens: Token[] = [];
@@ -46,13 +88,13 @@ function tokenize(src: string): Token[] {
       continue;
     }
     const two = src.slice(i, i + 2);
-    if (two === '==' || two === '!=' || two === '&&' || two === '||') {
-      tokens.push({ t: 'op', v: two, o: i });
+    if (TWO_CHAR.includes(two)) {
+      tokens.push({ t: 'op', v: two as Punct, o: i });
       i += 2;
       continue;
     }
-    if (c === '!' || c === '(' || c === ')' || c === '.') {
-      tokens.push({ t: 'op', v: c, o: i });
+    if (ONE_CHAR.includes(c)) {
+      tokens.push({ t: 'op', v: c as Punct, o: i });
       i++;
       continue;
     }
@@ -78,13 +120,14 @@ function tokenize(src: string): Token[] {
       continue;
     }
     if (c === '"') throw new ExpressionSyntaxError("strings in expressions use single quotes: 'text'", i);
-    const num = /^-?[0-9]+(\.[0-9]+)?/.exec(src.slice(i));
-    if (num && (c === '-' || /[0-9]/.test(c))) {
+    if (c === '=') throw new ExpressionSyntaxError("unexpected '=' (compare with ==)", i);
+    const num = NUMBER.exec(src.slice(i));
+    if (num) {
       tokens.push({ t: 'num', v: Number(num[0]), o: i });
       i += num[0].length;
       continue;
     }
-    const ident = /^[A-Za-z_][A-Za-z0-9_-]*/.exec(src.slice(i));
+    const ident = IDENT.exec(src.slice(i));
     if (ident) {
       tokens.push({ t: 'ident', v: ident[0], o: i });
       i += ident[0].length;
@@ -96,6 +139,9 @@ function tokenize(src: string): Token[] {
   return tokens;
 }
 
+/** Function names are matched ignoring case, as GitHub Actions does (fromJson() is fromJSON()). */
+const FUNCTION_BY_LOWER = new Map(FUNCTION_NAMES.map((n) => [n.toLowerCase(), n]));
+
 class Parser {
   private pos = 0;
   constructor(private readonly tokens: Token[]) {}
@@ -106,11 +152,11 @@ class Parser {
   private next(): Token {
     return this.tokens[this.pos++] as Token;
   }
-  private isOp(v: string): boolean {
+  private isOp(...vs: Punct[]): boolean {
     const t = this.peek();
-    return t.t === 'op' && t.v === v;
+    return t.t === 'op' && vs.includes(t.v);
   }
-  private expectOp(v: string, what: string): void {
+  private expectOp(v: Punct, what: string): void {
     const t = this.next();
     if (t.t !== 'op' || t.v !== v) throw new ExpressionSyntaxError(`expected ${what}`, t.o);
   }
@@ -118,39 +164,54 @@ class Parser {
   parse(): Expr {
     const e = this.or();
     const t = this.peek();
-    if (t.t !== 'end') throw new ExpressionSyntaxError('unexpected text after the expression', t.o);
+    if (t.t !== 'end') throw new ExpressionSyntaxError(`unexpected ${describeToken(t)} after the expression`, t.o);
     return e;
   }
-  private or(): Expr {
-    let left = this.and();
-    while (this.isOp('||')) {
-      const o = this.next().o;
-      left = { type: 'binary', op: '||', left, right: this.and(), offset: o };
+  /** One level of left-associative binary operators. */
+  private binary(ops: BinaryOp[], operand: () => Expr): Expr {
+    let left = operand();
+    while (this.isOp(...ops)) {
+      const t = this.next() as { v: BinaryOp; o: number };
+      left = { type: 'binary', op: t.v, left, right: operand(), offset: t.o };
     }
     return left;
+  }
+  private or(): Expr {
+    return this.binary(['||'], () => this.and());
   }
   private and(): Expr {
-    let left = this.equality();
-    while (this.isOp('&&')) {
-      const o = this.next().o;
-      left = { type: 'binary', op: '&&', left, right: this.equality(), offset: o };
-    }
-    return left;
+    return this.binary(['&&'], () => this.equality());
   }
   private equality(): Expr {
-    let left = this.unary();
-    while (this.isOp('==') || this.isOp('!=')) {
-      const t = this.next() as { v: '==' | '!='; o: number };
-      left = { type: 'binary', op: t.v, left, right: this.unary(), offset: t.o };
-    }
-    return left;
+    return this.binary(['==', '!='], () => this.comparison());
+  }
+  private comparison(): Expr {
+    return this.binary(['<', '<=', '>', '>='], () => this.unary());
   }
   private unary(): Expr {
     if (this.isOp('!')) {
       const o = this.next().o;
       return { type: 'not', operand: this.unary(), offset: o };
     }
-    return this.primary();
+    return this.postfix(this.primary());
+  }
+  /** `.name` and `[expr]` after a value. */
+  private postfix(e: Expr): Expr {
+    for (;;) {
+      if (this.isOp('.')) {
+        const dot = this.next();
+        const name = this.next();
+        if (name.t !== 'ident') throw new ExpressionSyntaxError('expected a name after "."', name.o);
+        e = { type: 'member', object: e, key: { type: 'literal', value: name.v, offset: name.o }, offset: dot.o };
+      } else if (this.isOp('[')) {
+        const open = this.next();
+        const key = this.or();
+        this.expectOp(']', "']'");
+        e = { type: 'member', object: e, key, offset: open.o };
+      } else {
+        return e;
+      }
+    }
   }
   private primary(): Expr {
     const t = this.next();
@@ -175,12 +236,7 @@ class Parser {
   private identifier(t: { v: string; o: number }): Expr {
     if (t.v === 'true' || t.v === 'false') return { type: 'literal', value: t.v === 'true', offset: t.o };
     if (t.v === 'null') return { type: 'literal', value: null, offset: t.o };
-    if (this.isOp('(')) {
-      this.next();
-      this.expectOp(')', "')' (status functions take no arguments)");
-      if (t.v === 'success' || t.v === 'failure' || t.v === 'always') return { type: 'call', fn: t.v, offset: t.o };
-      throw new ExpressionSyntaxError(`unknown function '${t.v}()' (known: success(), failure(), always())`, t.o);
-    }
+    if (this.isOp('(')) return this.call(t);
     const parts = [t.v];
     while (this.isOp('.')) {
       this.next();
@@ -189,6 +245,45 @@ class Parser {
       parts.push(p.v);
     }
     return { type: 'ref', ref: toReference(parts, t.o), offset: t.o };
+  }
+  private call(t: { v: string; o: number }): Expr {
+    const fn = FUNCTION_BY_LOWER.get(t.v.toLowerCase());
+    if (fn === undefined) {
+      const hint = didYouMean(t.v, FUNCTION_NAMES, (n) => `'${n}()'`);
+      const known = FUNCTION_NAMES.map((n) => `${n}()`).join(', ');
+      throw new ExpressionSyntaxError(`unknown function '${t.v}()'${hint}; known: ${known}`, t.o);
+    }
+    this.next();
+    const args: Expr[] = [];
+    if (!this.isOp(')')) {
+      for (;;) {
+        args.push(this.or());
+        if (!this.isOp(',')) break;
+        this.next();
+      }
+    }
+    this.expectOp(')', args.length ? "',' or ')'" : "')'");
+    const params: readonly string[] = FUNCTIONS[fn];
+    if (args.length !== params.length) {
+      const wanted = params.length === 0 ? 'no arguments' : `${params.length} argument${params.length === 1 ? '' : 's'} (${params.join(', ')})`;
+      throw new ExpressionSyntaxError(`${fn}() takes ${wanted}, not ${args.length}`, t.o);
+    }
+    return { type: 'call', fn, args, offset: t.o };
+  }
+}
+
+function describeToken(t: Token): string {
+  switch (t.t) {
+    case 'ident':
+      return `'${t.v}'`;
+    case 'str':
+      return 'a string';
+    case 'num':
+      return `'${t.v}'`;
+    case 'op':
+      return `'${t.v}'`;
+    case 'end':
+      return 'end';
   }
 }
 
@@ -261,38 +356,42 @@ export function parseCondition(src: string): { expr: Expr; offset: number } {
   return { expr: parseExpression(src), offset: 0 };
 }
 
-export function* references(e: Expr): Generator<{ ref: Reference; offset: number }> {
+/** Every node of an expression, the node itself first. */
+export function* walk(e: Expr): Generator<Expr> {
+  yield e;
   switch (e.type) {
-    case 'ref':
-      yield { ref: e.ref, offset: e.offset };
-      return;
     case 'not':
-      yield* references(e.operand);
+      yield* walk(e.operand);
       return;
     case 'binary':
-      yield* references(e.left);
-      yield* references(e.right);
+      yield* walk(e.left);
+      yield* walk(e.right);
+      return;
+    case 'call':
+      for (const a of e.args) yield* walk(a);
+      return;
+    case 'member':
+      yield* walk(e.object);
+      yield* walk(e.key);
       return;
     case 'literal':
-    case 'call':
+    case 'ref':
       return;
   }
+}
+
+export function* references(e: Expr): Generator<{ ref: Reference; offset: number }> {
+  for (const node of walk(e)) if (node.type === 'ref') yield { ref: node.ref, offset: node.offset };
+}
+
+/** The calls of success(), failure() and always() in an expression, with their offsets. */
+export function* statusCalls(e: Expr): Generator<{ fn: StatusFunction; offset: number }> {
+  for (const node of walk(e)) if (node.type === 'call' && isStatusFunction(node.fn)) yield { fn: node.fn, offset: node.offset };
 }
 
 export function usesStatusFunction(e: Expr): boolean {
-  switch (e.type) {
-    case 'call':
-      return true;
-    case 'not':
-      return usesStatusFunction(e.operand);
-    case 'binary':
-      return usesStatusFunction(e.left) || usesStatusFunction(e.right);
-    default:
-      return false;
-  }
+  return !statusCalls(e).next().done;
 }
-
-export type Value = Literal;
 
 /** What evaluation may look up; a missing reference is an error, not an empty string. */
 export interface EvalScope {
@@ -308,7 +407,9 @@ export function evaluate(e: Expr, scope: EvalScope): Value {
     case 'ref':
       return scope.resolve(e.ref);
     case 'call':
-      return e.fn === 'always' ? true : e.fn === 'success' ? !scope.failed : scope.failed;
+      return call(e.fn, e.args.map((a) => evaluate(a, scope)), e.offset, scope);
+    case 'member':
+      return member(evaluate(e.object, scope), evaluate(e.key, scope));
     case 'not':
       return !truthy(evaluate(e.operand, scope));
     case 'binary': {
@@ -320,18 +421,96 @@ export function evaluate(e: Expr, scope: EvalScope): Value {
         const l = evaluate(e.left, scope);
         return truthy(l) ? l : evaluate(e.right, scope);
       }
-      const eq = looseEquals(evaluate(e.left, scope), evaluate(e.right, scope));
-      return e.op === '==' ? eq : !eq;
+      const l = evaluate(e.left, scope);
+      const r = evaluate(e.right, scope);
+      switch (e.op) {
+        case '==':
+          return looseEquals(l, r);
+        case '!=':
+          return !looseEquals(l, r);
+        default: {
+          const o = order(l, r);
+          if (o === undefined) return false;
+          return e.op === '<' ? o < 0 : e.op === '<=' ? o <= 0 : e.op === '>' ? o > 0 : o >= 0;
+        }
+      }
     }
   }
+}
+
+function call(fn: FunctionName, args: Value[], offset: number, scope: EvalScope): Value {
+  const [a = null, b = null] = args;
+  switch (fn) {
+    case 'success':
+      return !scope.failed;
+    case 'failure':
+      return scope.failed;
+    case 'always':
+      return true;
+    case 'contains':
+      if (Array.isArray(a)) return a.some((item: Value) => looseEquals(item, b));
+      return isText(a) && isText(b) && formatValue(a).toLowerCase().includes(formatValue(b).toLowerCase());
+    case 'startsWith':
+      return isText(a) && isText(b) && formatValue(a).toLowerCase().startsWith(formatValue(b).toLowerCase());
+    case 'endsWith':
+      return isText(a) && isText(b) && formatValue(a).toLowerCase().endsWith(formatValue(b).toLowerCase());
+    case 'fromJSON': {
+      if (!isText(a)) throw new ExpressionEvalError(`fromJSON() takes text, not ${Array.isArray(a) ? 'a list' : 'a mapping'}`, offset);
+      try {
+        return JSON.parse(formatValue(a)) as Value;
+      } catch (e) {
+        throw new ExpressionEvalError(`fromJSON(): ${(e as Error).message}`, offset);
+      }
+    }
+  }
+}
+
+/** A literal (not a list or mapping): what the string functions work on, as text. */
+function isText(v: Value): v is Literal {
+  return v === null || typeof v !== 'object';
+}
+
+function member(object: Value, key: Value): Value {
+  if (Array.isArray(object)) {
+    return typeof key === 'number' && Number.isInteger(key) && key >= 0 && key < object.length ? (object[key] as Value) : null;
+  }
+  if (object !== null && typeof object === 'object' && (typeof key === 'string' || typeof key === 'number')) {
+    const map = object as { readonly [key: string]: Value };
+    return Object.hasOwn(map, String(key)) ? (map[String(key)] as Value) : null;
+  }
+  return null;
+}
+
+const DECIMAL = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
+
+/** The number a string is the decimal text of (surrounding blanks allowed), if it is one. */
+function decimalNumber(s: string): number | undefined {
+  const t = s.trim();
+  return DECIMAL.test(t) ? Number(t) : undefined;
 }
 
 /** Strings compare case-sensitively; a number and its decimal text are equal (outputs are often text). */
 function looseEquals(a: Value, b: Value): boolean {
   if (a === b) return true;
-  if (typeof a === 'number' && typeof b === 'string') return b.trim() !== '' && Number(b) === a;
-  if (typeof b === 'number' && typeof a === 'string') return a.trim() !== '' && Number(a) === b;
+  if (typeof a === 'number' && typeof b === 'string') return decimalNumber(b) === a;
+  if (typeof b === 'number' && typeof a === 'string') return decimalNumber(a) === b;
   return false;
+}
+
+/**
+ * How `a` orders against `b`, consistent with ==: two numbers as numbers, two strings by character code
+ * (case-sensitive), a number and a string as numbers when the string is decimal text, false before true,
+ * null with null. Undefined (every ordering comparison false) otherwise: null against anything else, a
+ * boolean against a non-boolean, lists, mappings, text that is not a number against a number.
+ */
+function order(a: Value, b: Value): -1 | 0 | 1 | undefined {
+  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+  if (typeof a === 'boolean' && typeof b === 'boolean') return a === b ? 0 : a ? 1 : -1;
+  if (a === null && b === null) return 0;
+  const x = typeof a === 'number' ? a : typeof a === 'string' && typeof b === 'number' ? decimalNumber(a) : undefined;
+  const y = typeof b === 'number' ? b : typeof b === 'string' && typeof a === 'number' ? decimalNumber(b) : undefined;
+  if (x === undefined || y === undefined) return undefined;
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 export function truthy(v: Value): boolean {
@@ -345,8 +524,11 @@ export function shouldRun(condition: Expr | undefined, scope: EvalScope): boolea
   return truthy(evaluate(condition, scope));
 }
 
+/** A value as text: null is empty, a list or mapping is its JSON. */
 export function formatValue(v: Value): string {
-  return v === null ? '' : String(v);
+  if (v === null) return '';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
 }
 
 /** Interpolate a string: a string that is exactly one `${{ }}` keeps the value's type. */

@@ -4,12 +4,14 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { InputError, PlaybookError, type Diagnostic } from '../errors.js';
+import { closest, didYouMean } from '../util/suggest.js';
 import { parseDuration } from './duration.js';
 import {
   ExpressionSyntaxError,
   parseCondition,
   parseTemplate,
   references,
+  statusCalls,
   type Expr,
   type Reference,
 } from './expressions.js';
@@ -135,7 +137,8 @@ export function parsePlaybook(bytes: Buffer, file: string, path: string = resolv
   const locator = new Locator(doc, text, lineCounter);
   const parsed = playbookSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new PlaybookError(sortDiagnostics(parsed.error.issues.flatMap((i) => issueDiagnostics(i, file, locator, raw))));
+    const typos = misspeltKeys(parsed.error.issues, raw);
+    throw new PlaybookError(sortDiagnostics(parsed.error.issues.flatMap((i) => issueDiagnostics(i, file, locator, raw, typos))));
   }
   const spec = parsed.data;
   const diagnostics = semanticChecks(spec, file, locator);
@@ -258,15 +261,38 @@ function describeType(v: unknown): string {
   return typeof v;
 }
 
-function issueDiagnostics(issue: z.core.$ZodIssue, file: string, locator: Locator, raw: unknown): Diagnostic[] {
+/** A key that looks like a typo, by its path as JSON: the key it was meant to be, and that key's path. */
+type Typos = Map<string, { meant: string; meantPath: string }>;
+
+function misspeltKeys(issues: readonly z.core.$ZodIssue[], raw: unknown): Typos {
+  const typos: Typos = new Map();
+  for (const issue of issues) {
+    if (issue.code !== 'unrecognized_keys') continue;
+    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    const known = knownKeys(playbookSchema, path, raw);
+    for (const k of issue.keys) {
+      const meant = closest(k, known);
+      if (meant !== undefined) typos.set(JSON.stringify([...path, k]), { meant, meantPath: JSON.stringify([...path, meant]) });
+    }
+  }
+  return typos;
+}
+
+function issueDiagnostics(
+  issue: z.core.$ZodIssue,
+  file: string,
+  locator: Locator,
+  raw: unknown,
+  typos: Typos,
+): Diagnostic[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
   const where = pathText(path);
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => ({
-      file,
-      ...locator.at([...path, k], true),
-      message: `unknown key '${k}'${path.length ? ` in ${where}` : ''}`,
-    }));
+    return issue.keys.map((k) => {
+      const typo = typos.get(JSON.stringify([...path, k]));
+      const hint = typo === undefined ? '' : ` (did you mean '${typo.meant}'?)`;
+      return { file, ...locator.at([...path, k], true), message: `unknown key '${k}'${path.length ? ` in ${where}` : ''}${hint}` };
+    });
   }
   const value = valueAt(raw, path);
   const missing = value === undefined;
@@ -275,13 +301,19 @@ function issueDiagnostics(issue: z.core.$ZodIssue, file: string, locator: Locato
   if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator === 'uses') {
     if (missing) return [{ file, ...pos, message: `${pathText(path.slice(0, -1))}: missing 'uses' (the step kind)` }];
     return [
-      { file, ...pos, message: `${where}: unknown step kind '${String(value)}'; known kinds: ${STEP_KINDS.join(', ')}` },
+      {
+        file,
+        ...pos,
+        message: `${where}: unknown step kind '${String(value)}'${didYouMean(String(value), STEP_KINDS)}; known kinds: ${STEP_KINDS.join(', ')}`,
+      },
     ];
   }
   if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator === 'channel') {
     return [{ file, ...pos, message: `${where}: expected channel stdout, file or webhook` }];
   }
   if (missing && issue.code === 'invalid_type') {
+    // `wiht:` is reported once, as a misspelt `with:`, not also as a missing `with:`.
+    if ([...typos.values()].some((t) => t.meantPath === JSON.stringify(path))) return [];
     return [{ file, ...pos, message: `${pathText(path.slice(0, -1))}: missing required key '${String(last)}'` }];
   }
   if (issue.code === 'invalid_type') {
@@ -292,6 +324,58 @@ function issueDiagnostics(issue: z.core.$ZodIssue, file: string, locator: Locato
     return [{ file, ...pos, message: `${where}: expected ${expected}, got ${JSON.stringify(value) ?? 'nothing'}` }];
   }
   return [{ file, ...pos, message: `${where}: ${issue.message}` }];
+}
+
+/**
+ * The keys the schema allows for the mapping at `path` in `raw`, to suggest one for a misspelt key. A
+ * union offers the keys of every option, a discriminated union those of the option `raw` names.
+ */
+function knownKeys(schema: z.core.$ZodType, path: readonly (string | number)[], raw: unknown): string[] {
+  const def = schema._zod.def;
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'nonoptional':
+    case 'readonly':
+    case 'catch':
+      return knownKeys((def as z.core.$ZodOptionalDef).innerType, path, raw);
+    case 'pipe':
+      return knownKeys((def as z.core.$ZodPipeDef).in, path, raw);
+    case 'array': {
+      const [, ...rest] = path;
+      return knownKeys((def as z.core.$ZodArrayDef).element, rest, valueAt(raw, path.slice(0, 1)));
+    }
+    case 'record': {
+      const [, ...rest] = path;
+      return knownKeys((def as z.core.$ZodRecordDef).valueType, rest, valueAt(raw, path.slice(0, 1)));
+    }
+    case 'union': {
+      const union = def as z.core.$ZodDiscriminatedUnionDef;
+      let options: readonly z.core.$ZodType[] = union.options;
+      if (union.discriminator !== undefined) {
+        const tag = valueAt(raw, [union.discriminator]);
+        const chosen = options.filter((o) => {
+          const d = o._zod.def;
+          if (d.type !== 'object') return false;
+          const lit = (d as z.core.$ZodObjectDef).shape[union.discriminator]?._zod.def;
+          return lit?.type === 'literal' && (lit as z.core.$ZodLiteralDef<z.core.util.Literal>).values.some((v) => v === tag);
+        });
+        if (chosen.length > 0) options = chosen;
+      }
+      return [...new Set(options.flatMap((o) => knownKeys(o, path, raw)))];
+    }
+    case 'object': {
+      const shape = (def as z.core.$ZodObjectDef).shape;
+      const [head, ...rest] = path;
+      if (head === undefined) return Object.keys(shape);
+      const child = shape[String(head)];
+      return child ? knownKeys(child, rest, valueAt(raw, [head])) : [];
+    }
+    default:
+      return [];
+  }
 }
 
 /** Checks zod cannot express: unique ids, and expressions that parse and name what exists earlier. */
@@ -332,14 +416,17 @@ function semanticChecks(spec: PlaybookSpec, file: string, locator: Locator): Dia
     switch (ref.kind) {
       case 'env':
         return undefined;
-      case 'var':
+      case 'var': {
         if (scope.where === 'vars') return `vars may only refer to env.X, not vars.${ref.name}`;
-        return vars.has(ref.name) ? undefined : `unknown var '${ref.name}' (not declared under vars:)`;
+        if (vars.has(ref.name)) return undefined;
+        const hint = didYouMean(ref.name, vars);
+        return `unknown var '${ref.name}'${hint || ' (not declared under vars:)'}`;
+      }
       case 'step-output':
       case 'step-outcome': {
         if (scope.where === 'vars') return `vars may only refer to env.X, not steps.${ref.step}`;
         const idx = stepIndex.get(ref.step);
-        if (idx === undefined) return `unknown step '${ref.step}'`;
+        if (idx === undefined) return `unknown step '${ref.step}'${didYouMean(ref.step, stepIndex.keys())}`;
         if (scope.where === 'step' && idx >= scope.index) {
           return idx === scope.index
             ? `step '${ref.step}' cannot refer to itself`
@@ -349,10 +436,14 @@ function semanticChecks(spec: PlaybookSpec, file: string, locator: Locator): Dia
       }
     }
   };
-  const checkExpr = (e: Expr, base: number, path: YamlPath, scope: Scope): void => {
+  const checkExpr = (e: Expr, base: number, path: YamlPath, scope: Scope, condition = false): void => {
     for (const { ref, offset } of references(e)) {
       const problem = checkRef(ref, scope);
       if (problem) out.push({ file, ...locator.inScalar(path, base + offset), message: `${pathText(path)}: ${problem}` });
+    }
+    if (condition) return;
+    for (const { fn, offset } of statusCalls(e)) {
+      out.push({ file, ...locator.inScalar(path, base + offset), message: `${pathText(path)}: ${fn}() can only be used in if:` });
     }
   };
   const walkStrings = (value: unknown, path: YamlPath, scope: Scope): void => {
@@ -376,7 +467,7 @@ function semanticChecks(spec: PlaybookSpec, file: string, locator: Locator): Dia
     if (s.if !== undefined) {
       try {
         const { expr, offset } = parseCondition(s.if);
-        checkExpr(expr, offset, [...path, 'if'], scope);
+        checkExpr(expr, offset, [...path, 'if'], scope, true);
       } catch (e) {
         if (!(e instanceof ExpressionSyntaxError)) throw e;
         out.push({ file, ...locator.inScalar([...path, 'if'], e.offset), message: `${pathText([...path, 'if'])}: ${e.message}` });

@@ -90,11 +90,22 @@ export const STEP_KINDS = Object.keys(kinds) as (keyof typeof kinds)[];
 
 export const varSchema = z.union([
   scalar,
-  z.strictObject({
-    value: scalar.optional().describe('the value; may be ${{ env.X }}'),
-    secret: z.boolean().optional().describe('redact the value from every output, report and the journal'),
-    description: z.string().optional(),
-  }),
+  z
+    .strictObject({
+      value: scalar.optional().describe('the value; may be ${{ env.X }}'),
+      file: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('read the value from this file (relative to the playbook) when the run starts, less one trailing newline; not with value'),
+      secret: z.boolean().optional().describe('redact the value from every output, report and the journal'),
+      description: z.string().optional(),
+    })
+    .refine((v) => v.value === undefined || v.file === undefined, {
+      error: 'give value or file, not both',
+      path: ['file'],
+    })
+    .meta({ not: { required: ['value', 'file'] } }),
 ]);
 
 export const engineSchema = z.union([

@@ -1,5 +1,6 @@
 import type { RunEvent } from '../runner/events.js';
 import { formatDuration, parseDuration } from '../playbook/duration.js';
+import { firstLine, stepLabel } from '../ui/lines.js';
 
 export interface IncidentStep {
   id: string;
@@ -133,6 +134,23 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
   };
 }
 
+/** A Markdown table cell: no pipe ends it early, no newline breaks the row. */
+const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+
+/** A fence longer than any run of backticks in the text, so the text cannot close it. */
+function fenced(text: string): string {
+  const longest = Math.max(2, ...(text.match(/`+/g) ?? []).map((m) => m.length));
+  const fence = '`'.repeat(longest + 1);
+  return `${fence}text\n${text}\n${fence}`;
+}
+
+/** The lines of an error after its summary (a failed command's stderr), or '' when there are none. */
+function errorDetail(error: string | null): string {
+  if (!error) return '';
+  const nl = error.indexOf('\n');
+  return nl === -1 ? '' : error.slice(nl + 1);
+}
+
 export function renderMarkdown(r: IncidentReport): string {
   const lines = [
     `# Incident report: ${r.incident ?? r.playbook}`,
@@ -144,10 +162,20 @@ export function renderMarkdown(r: IncidentReport): string {
     '',
     '## Steps',
     '',
-    '| step | kind | start | end | outcome | duration |',
-    '| --- | --- | --- | --- | --- | --- |',
-    ...r.steps.map((s) => `| ${s.phase === 'rollback' ? 'rollback/' : ''}${s.id} | ${s.uses} | ${s.startedAt ?? ''} | ${s.endedAt ?? ''} | ${s.outcome}${s.error ? `: ${s.error.replace(/\|/g, '\\|')}` : ''} | ${formatDuration(s.durationMs)} |`),
+    '| step | name | kind | start | end | outcome | duration |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...r.steps.map(
+      (s) =>
+        `| ${s.phase === 'rollback' ? 'rollback/' : ''}${s.id} | ${cell(s.name ?? '')} | ${s.uses} | ${s.startedAt ?? ''} | ${s.endedAt ?? ''} | ${s.outcome}${s.error ? `: ${cell(firstLine(s.error))}` : ''} | ${formatDuration(s.durationMs)} |`,
+    ),
   ];
+  const detailed = r.steps.filter((s) => s.outcome === 'failure' && errorDetail(s.error));
+  if (detailed.length) {
+    lines.push('', '## Failures');
+    for (const s of detailed) {
+      lines.push('', `### ${s.phase === 'rollback' ? 'rollback/' : ''}${stepLabel(s.id, s.name)}`, '', firstLine(s.error ?? ''), '', fenced(errorDetail(s.error)));
+    }
+  }
   if (r.rollback) lines.push('', `Rollback: ${r.rollback.reason} — ${r.rollback.ok === null ? 'running' : r.rollback.ok ? 'succeeded' : 'FAILED'}`);
   if (r.approvals.length) lines.push('', '## Approvals', '', ...r.approvals.map((a) => `- ${a.step}: approved by ${a.by} at ${a.at}`));
   if (r.notifications.length) lines.push('', '## Notifications', '', ...r.notifications.map((n) => `- ${n.sentAt} ${n.step} (${n.channel})`));
@@ -174,7 +202,7 @@ export function renderHtml(r: IncidentReport): string {
       const y = 30 + i * 22;
       const x1 = x(s.startedAt);
       const x2 = Math.max(x1 + 2, x(s.endedAt ?? s.startedAt));
-      return `<text x="4" y="${y + 12}" class="label">${esc(s.phase === 'rollback' ? `↩ ${s.id}` : s.id)}</text><rect class="step ${s.outcome}" data-step="${esc(s.id)}" x="${x1.toFixed(1)}" y="${y}" width="${(x2 - x1).toFixed(1)}" height="16" fill="${colour[s.outcome] ?? '#555'}"><title>${esc(`${s.id} ${s.outcome} ${formatDuration(s.durationMs)}${s.error ? `: ${s.error}` : ''}`)}</title></rect>`;
+      return `<text x="4" y="${y + 12}" class="label">${esc(s.phase === 'rollback' ? `↩ ${s.id}` : s.id)}</text><rect class="step ${s.outcome}" data-step="${esc(s.id)}" x="${x1.toFixed(1)}" y="${y}" width="${(x2 - x1).toFixed(1)}" height="16" fill="${colour[s.outcome] ?? '#555'}"><title>${esc(`${stepLabel(s.id, s.name)} ${s.outcome} ${formatDuration(s.durationMs)}${s.error ? `: ${firstLine(s.error)}` : ''}`)}</title></rect>`;
     })
     .join('\n');
   const phaseMarks = r.phases.map((p) => `<line class="phase" x1="${x(p.at).toFixed(1)}" x2="${x(p.at).toFixed(1)}" y1="20" y2="${40 + r.steps.length * 22}" stroke="#6a1b9a" stroke-dasharray="4 3"><title>${esc(`${p.at} ${p.phase}`)}</title></line><text x="${(x(p.at) + 3).toFixed(1)}" y="16" class="phase-label">${esc(p.phase)}</text>`).join('');
@@ -186,11 +214,17 @@ export function renderHtml(r: IncidentReport): string {
   const chart = r.samples.length
     ? `<svg class="chart" id="traffic" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="queue depth and admission weight over time"><path id="queue-depth" d="${depthPath}" fill="none" stroke="#c62828" stroke-width="2"/><path id="admission-weight" d="${weightPath}" fill="none" stroke="#1565c0" stroke-width="2"/><text x="4" y="14" class="label">queue depth (max ${maxDepth}, red) · admission weight % (blue)</text></svg>`
     : '<p>No traffic-shift samples in this run.</p>';
-  const stepRows = r.steps.map((s) => `<tr class="${s.outcome}"><td>${esc(s.phase === 'rollback' ? `rollback/${s.id}` : s.id)}</td><td>${esc(s.uses)}</td><td>${esc(s.startedAt ?? '')}</td><td>${esc(s.endedAt ?? '')}</td><td>${esc(s.outcome)}${s.error ? `: ${esc(s.error)}` : ''}</td><td>${esc(formatDuration(s.durationMs))}</td></tr>`).join('\n');
+  const stepRows = r.steps
+    .map((s) => {
+      const detail = errorDetail(s.error);
+      const outcome = `${esc(s.outcome)}${s.error ? `: ${esc(firstLine(s.error))}` : ''}${detail ? `<pre class="tail">${esc(detail)}</pre>` : ''}`;
+      return `<tr class="${s.outcome}"><td>${esc(s.phase === 'rollback' ? `rollback/${s.id}` : s.id)}</td><td class="name">${esc(s.name ?? '')}</td><td>${esc(s.uses)}</td><td>${esc(s.startedAt ?? '')}</td><td>${esc(s.endedAt ?? '')}</td><td>${outcome}</td><td>${esc(formatDuration(s.durationMs))}</td></tr>`;
+    })
+    .join('\n');
   const gateRows = r.samples.map((s) => `<tr><td>${esc(s.at)}</td><td>${s.stage}</td><td>${s.weight}%</td><td>${s.queueDepth}</td><td>${s.p99LatencyMs ?? ''}</td><td>${s.errorRate}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Incident report: ${esc(r.incident ?? r.playbook)}</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.label{font:11px sans-serif}.phase-label{font:10px sans-serif;fill:#6a1b9a}.breached{color:#c62828;font-weight:bold}.met{color:#2e7d32;font-weight:bold}tr.failure td{background:#fdecea}</style></head>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.label{font:11px sans-serif}.phase-label{font:10px sans-serif;fill:#6a1b9a}.breached{color:#c62828;font-weight:bold}.met{color:#2e7d32;font-weight:bold}tr.failure td{background:#fdecea}pre.tail{margin:4px 0 0;font-size:12px;white-space:pre-wrap}</style></head>
 <body>
 <h1>Incident report: ${esc(r.incident ?? r.playbook)}</h1>
 <p>Playbook <code>${esc(r.playbook)}</code>, run <code>${esc(r.run)}</code>, outcome <strong id="outcome">${esc(r.outcome)}</strong>.</p>
@@ -201,7 +235,7 @@ export function renderHtml(r: IncidentReport): string {
 <h2>Queue depth and admission weight</h2>
 ${chart}
 <h2>Steps</h2>
-<table id="steps"><tr><th>step</th><th>kind</th><th>start</th><th>end</th><th>outcome</th><th>duration</th></tr>
+<table id="steps"><tr><th>step</th><th>name</th><th>kind</th><th>start</th><th>end</th><th>outcome</th><th>duration</th></tr>
 ${stepRows}
 </table>
 <h2>Gate values per traffic stage</h2>

@@ -52,7 +52,7 @@ export type RunEvent =
       outputs?: StepOutputs;
       checks?: StepCheck[];
     })
-  | (StepBase & { event: 'skip'; uses: string; reason: SkipReason; detail: string })
+  | (StepBase & { event: 'skip'; uses: string; name: string | null; reason: SkipReason; detail: string })
   /** A step finished in an earlier attempt of this run (resume); shown, not journaled again. */
   | (StepBase & { event: 'restored'; outcome: StepOutcome })
   | (Base & { event: 'rollback'; step: null; reason: string })

@@ -1,9 +1,10 @@
-import { evaluate, ExpressionSyntaxError, shouldRun, truthy, type Reference } from '../playbook/expressions.js';
+import { evaluate, ExpressionEvalError, ExpressionSyntaxError, shouldRun, truthy, type Reference } from '../playbook/expressions.js';
 import { formatDuration } from '../playbook/duration.js';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { stepKind } from '../steps/registry.js';
 import { errorMessage, type Approver, type EngineTarget, type OutputValue, type StepContext, type StepResult } from '../steps/types.js';
 import type { Clock } from '../util/clock.js';
+import { firstLine } from '../util/text.js';
 import type { Redactor } from '../util/redact.js';
 import type { EventSink, Phase, RunEvent, RunEventBody, RunOutcome, StepOutcome } from './events.js';
 import type { RunState } from './journal.js';
@@ -150,6 +151,7 @@ export class Runner {
           step: step.id,
           phase: 'main',
           uses: step.uses,
+          name: step.name === undefined ? null : this.displayName(step.name),
           reason: 'manual',
           detail: `done by hand before --from-step ${this.o.fromStep}`,
         });
@@ -170,7 +172,7 @@ export class Runner {
         failedStep = step.id;
         failError = outcome.error;
         if (pb.rollback.length > 0 && !rolledBack) {
-          const stopped = await runRollback(`step ${step.id} failed: ${outcome.error ?? 'failed'}`);
+          const stopped = await runRollback(`step ${step.id} failed: ${firstLine(outcome.error ?? 'failed')}`);
           if (stopped) return stopped;
         }
       }
@@ -187,7 +189,7 @@ export class Runner {
       outcome === 'success'
         ? `${this.o.playbook.spec.metadata.name} succeeded in ${formatDuration(durationMs)}`
         : outcome === 'failed'
-          ? `step ${failedStep ?? '?'} failed: ${error ?? 'failed'}${this.o.playbook.rollback.length ? '; rollback succeeded' : '; nothing to roll back'}`
+          ? `step ${failedStep ?? '?'} failed: ${firstLine(error ?? 'failed')}${this.o.playbook.rollback.length ? '; rollback succeeded' : '; nothing to roll back'}`
           : outcome === 'rollback-failed'
             ? `step ${failedStep ?? '?'} failed and the rollback failed at ${rollbackFailedSteps.join(', ')}: a human must look`
             : `interrupted; resume with: recoverctl run ${this.o.playbook.file} --resume ${this.o.runId}`;
@@ -233,6 +235,16 @@ export class Runner {
       else run = shouldRun(step.condition, scope);
     } catch (e) {
       if (!(e instanceof ExpressionSyntaxError)) throw e;
+      // A condition that cannot be evaluated (fromJSON of text that is not JSON) fails the step, as in
+      // GitHub Actions: silently skipping it could skip a safety check.
+      if (e instanceof ExpressionEvalError) {
+        const at = pb.locate([...step.yamlPath, 'if']);
+        const error = `${pb.file}:${at.line}:${at.col}: if: ${e.message}`;
+        this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt: 1, description: step.uses });
+        record({ outcome: 'failure', outputs: {} });
+        this.emit({ event: 'fail', step: step.id, phase, uses: step.uses, durationMs: 0, attempts: 1, error, continued: step.continueOnError });
+        return { outcome: 'failure', error };
+      }
       run = false;
     }
     if (!run) {
@@ -243,6 +255,7 @@ export class Runner {
         step: step.id,
         phase,
         uses: step.uses,
+        name: step.name === undefined ? null : this.displayName(step.name),
         reason,
         detail: reason === 'condition' ? `if: ${this.conditionSource(step)}` : 'an earlier step failed',
       });

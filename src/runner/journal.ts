@@ -186,3 +186,12 @@ export function isResumable(state: RunState): boolean {
 export function isRunId(id: string): boolean {
   return /^[\w][\w.-]*$/.test(id) && !id.includes('..');
 }
+
+/** A run named on the command line: a run id, or `last` for the newest run in the state dir. */
+export function resolveRunRef(stateDir: string, ref: string): string | { problem: string } {
+  if (ref === 'last') {
+    const newest = listRuns(stateDir).at(-1);
+    return newest ? newest.runId : { problem: `last: no runs in ${runsDir(stateDir)}` };
+  }
+  return isRunId(ref) ? ref : { problem: `${ref}: not a run id (a run id from 'recoverctl runs list', or last)` };
+}

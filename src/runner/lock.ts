@@ -121,6 +121,14 @@ export class RunLock {
     throw new LockHeldError(`${path}: could not take the lock (contended)`);
   }
 
+  /** Who holds the lock now, without taking it: a live holder on this host, or one on another host. */
+  static holder(path: string): LockHolder | undefined {
+    const other = readHolder(path);
+    if (!other) return undefined;
+    if (other.host !== hostname()) return other;
+    return isPidAlive(other.pid) && other.pid !== process.pid ? other : undefined;
+  }
+
   /** Remove the lock if it is still ours. */
   release(): void {
     if (!this.held) return;

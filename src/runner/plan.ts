@@ -4,7 +4,7 @@ import { stepKind } from '../steps/registry.js';
 import type { EngineTarget } from '../steps/types.js';
 import type { Redactor } from '../util/redact.js';
 import type { RunState } from './journal.js';
-import { interpolateDeep, type ResolvedVars } from './scope.js';
+import { interpolateDeep, UnresolvedReference, type ResolvedVars } from './scope.js';
 
 export type PlanStepStatus = 'pending' | 'done' | 'manual' | 'rerun';
 
@@ -59,7 +59,14 @@ export function describeStep(step: RuntimeStep, opts: PlanOptions, playbookDir: 
         return `<steps.${ref.step}.outcome>`;
     }
   };
-  const filled = interpolateDeep(step.with, placeholder);
+  let filled: unknown;
+  try {
+    filled = interpolateDeep(step.with, placeholder);
+  } catch (e) {
+    // fromJSON() of a placeholder is not JSON: describe the step as written.
+    if (!(e instanceof UnresolvedReference)) throw e;
+    filled = step.with;
+  }
   const parsed = kind.with.safeParse(filled);
   const ctx = { playbookDir, timeScale: opts.timeScale, engine: opts.engine };
   return opts.redactor.text(kind.describe(parsed.success ? parsed.data : step.with, ctx));

@@ -1,13 +1,29 @@
-import { PlaybookError, UsageError } from '../errors.js';
-import { formatValue, interpolate, type Reference, type Value } from '../playbook/expressions.js';
+import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { PlaybookError, UsageError, type Diagnostic } from '../errors.js';
+import {
+  evaluate,
+  ExpressionEvalError,
+  formatValue,
+  interpolate,
+  statusCalls,
+  type Expr,
+  type Literal,
+  type Reference,
+  type Value,
+} from '../playbook/expressions.js';
 import type { LoadedPlaybook } from '../playbook/load.js';
 import type { StepOutputs } from '../steps/types.js';
 import { Redactor } from '../util/redact.js';
+import { didYouMean } from '../util/suggest.js';
 import type { StepOutcome } from './events.js';
 
 export interface ResolvedVars {
-  values: Record<string, Value>;
+  /** Vars are scalars: an expression that gives a list or mapping is kept as its JSON text. */
+  values: Record<string, Literal>;
   secretNames: Set<string>;
+  /** With allowMissing: why a var was left without a value when there is more to say (its file cannot be read). */
+  missing?: Map<string, Diagnostic>;
 }
 
 /** A reference that has no value at run time (an unset env var, an output a step did not give). */
@@ -32,12 +48,15 @@ export function parseVarFlags(flags: readonly string[]): Record<string, string> 
   return out;
 }
 
-/** Resolve the playbook's vars: `--var` overrides, then the declared value with its `${{ env.X }}` filled in. */
+/**
+ * Resolve the playbook's vars: `--var` overrides, then the declared value with its `${{ env.X }}` filled
+ * in, or the contents of the declared file.
+ */
 export function resolveVars(
   pb: LoadedPlaybook,
   overrides: Record<string, string>,
   env: NodeJS.ProcessEnv,
-  /** For a plan: a var with no value yet is shown as <vars.X> instead of refused. */
+  /** For a plan: a var with no value yet (or an unreadable file) is shown as <vars.X> instead of refused. */
   opts: { allowMissing?: boolean } = {},
 ): ResolvedVars {
   const declared = pb.spec.vars ?? {};
@@ -45,12 +64,22 @@ export function resolveVars(
     if (!(key in declared)) {
       const known = Object.keys(declared);
       throw new UsageError(
-        `--var ${key}: ${pb.file} declares no var '${key}'${known.length ? ` (declared: ${known.join(', ')})` : ''}`,
+        `--var ${key}: ${pb.file} declares no var '${key}'${didYouMean(key, known) || (known.length ? ` (declared: ${known.join(', ')})` : '')}`,
       );
     }
   }
-  const values: Record<string, Value> = {};
+  const values: Record<string, Literal> = {};
   const secretNames = new Set<string>();
+  const missing = new Map<string, Diagnostic>();
+  const fromEnv = (src: string): Value =>
+    interpolate(src, (e) =>
+      evaluateWith(e, (ref) => {
+        if (ref.kind !== 'env') throw new UnresolvedReference('vars may only refer to env.X');
+        const v = env[ref.name];
+        if (v === undefined) throw new UnresolvedReference(`env.${ref.name} is not set`);
+        return v;
+      }),
+    );
   for (const [name, decl] of Object.entries(declared)) {
     const isObject = typeof decl === 'object';
     if (isObject && decl.secret) secretNames.add(name);
@@ -60,40 +89,76 @@ export function resolveVars(
       values[name] = override;
       continue;
     }
+    const field = isObject ? (decl.file !== undefined ? 'file' : 'value') : undefined;
+    const problem = (message: string): Diagnostic => ({
+      file: pb.file,
+      ...pb.locate(field === undefined ? ['vars', name] : ['vars', name, field]),
+      message,
+    });
+    const fail = (message: string): never => {
+      throw new PlaybookError([problem(message)]);
+    };
+    if (isObject && decl.file !== undefined) {
+      // A plan goes on without the file (it may exist only where the run happens) but says why.
+      const lacking = (message: string): void => {
+        if (!opts.allowMissing) fail(message);
+        missing.set(name, problem(message));
+      };
+      let file: string;
+      try {
+        file = formatValue(fromEnv(decl.file));
+      } catch (e) {
+        if (!(e instanceof UnresolvedReference)) throw e;
+        lacking(`vars.${name}.file: ${e.message}`);
+        continue;
+      }
+      const text = readVarFile(pb.dir, file);
+      if (text.ok) values[name] = text.value;
+      else lacking(`vars.${name}.file: cannot read ${file} (${text.why})`);
+      continue;
+    }
     const raw = isObject ? decl.value : decl;
     if (raw === undefined && opts.allowMissing) continue;
-    if (raw === undefined) {
-      const at = pb.locate(['vars', name]);
-      throw new PlaybookError([
-        { file: pb.file, ...at, message: `vars.${name} has no value: pass --var ${name}=VALUE` },
-      ]);
-    }
+    if (raw === undefined) return fail(`vars.${name} has no value: pass --var ${name}=VALUE`);
     if (typeof raw !== 'string') {
       values[name] = raw;
       continue;
     }
     try {
-      values[name] = interpolate(raw, (e) => {
-        if (e.type === 'ref' && e.ref.kind === 'env') {
-          const v = env[e.ref.name];
-          if (v === undefined) throw new UnresolvedReference(`env.${e.ref.name} is not set`);
-          return v;
-        }
-        throw new UnresolvedReference('vars may only refer to env.X');
-      });
+      const value = fromEnv(raw);
+      values[name] = value !== null && typeof value === 'object' ? formatValue(value) : value;
     } catch (e) {
       if (!(e instanceof UnresolvedReference)) throw e;
-      const at = pb.locate(isObject ? ['vars', name, 'value'] : ['vars', name]);
-      throw new PlaybookError([{ file: pb.file, ...at, message: `vars.${name}: ${e.message}` }]);
+      // Preflight lists every var without a value at once; elsewhere the first is enough.
+      if (opts.allowMissing) missing.set(name, problem(`vars.${name}: ${e.message}`));
+      else return fail(`vars.${name}: ${e.message}`);
     }
   }
-  return { values, secretNames };
+  return { values, secretNames, ...(missing.size > 0 ? { missing } : {}) };
+}
+
+/** A var file's text, relative to the playbook's folder, less one trailing newline. */
+function readVarFile(dir: string, file: string): { ok: true; value: string } | { ok: false; why: string } {
+  try {
+    const text = readFileSync(resolvePath(dir, file), 'utf8');
+    return { ok: true, value: text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : (code ?? String(e));
+    return { ok: false, why };
+  }
 }
 
 /** The redactor for a run: secret vars, and every value given to an `env:` map in a step. */
 export function buildRedactor(pb: LoadedPlaybook, vars: ResolvedVars): Redactor {
   const redactor = new Redactor();
-  for (const name of vars.secretNames) redactor.add(formatValue(vars.values[name] ?? null));
+  for (const name of vars.secretNames) {
+    const secret = formatValue(vars.values[name] ?? null);
+    redactor.add(secret);
+    // A multi-line secret (a key file) is also hidden line by line, as a command may print one line of it.
+    if (secret.includes('\n')) for (const line of secret.split(/\r?\n/)) redactor.add(line.trim());
+  }
   for (const step of [...pb.steps, ...pb.rollback]) addEnvSecrets(redactor, step.with);
   return redactor;
 }
@@ -167,14 +232,26 @@ export class References {
   }
 }
 
+/**
+ * Evaluate one interpolated expression: any expression but the status functions, which only mean
+ * something in `if:`. A value that cannot be computed (fromJSON of text that is not JSON) is unresolved.
+ */
+function evaluateWith(e: Expr, resolve: (ref: Reference) => Value): Value {
+  const status = statusCalls(e).next();
+  if (!status.done) throw new UnresolvedReference(`${status.value.fn}() can only be used in if:`);
+  try {
+    return evaluate(e, { resolve, failed: false });
+  } catch (err) {
+    if (err instanceof ExpressionEvalError) throw new UnresolvedReference(err.message);
+    throw err;
+  }
+}
+
 /** Fill `${{ }}` in every string of a `with` block. */
 export function interpolateDeep(value: unknown, resolve: (ref: Reference) => Value): unknown {
   if (typeof value === 'string') {
     if (!value.includes('${{')) return value;
-    return interpolate(value, (e) => {
-      if (e.type === 'ref') return resolve(e.ref);
-      throw new UnresolvedReference('only references (vars.X, env.X, steps.ID.outputs.X) can be interpolated');
-    });
+    return interpolate(value, (e) => evaluateWith(e, resolve));
   }
   if (Array.isArray(value)) return value.map((v) => interpolateDeep(v, resolve));
   if (value !== null && typeof value === 'object') {

@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { duration, durationOrExpr } from '../playbook/fields.js';
 import { parseDuration } from '../playbook/duration.js';
@@ -36,6 +37,7 @@ export const engineStartStep = defineStep({
   uses: 'engine.start',
   with: engineStartWith,
   describe: (w, ctx) => `start the engine on ${engineLabel(ctx.engine)} (or attach to it), phase ${w.phase}`,
+  needs: () => [{ need: 'engine', starts: true }],
   run: (w, ctx) =>
     guarded('engine.start', ctx, async (): Promise<StepResult> => {
       const target = ctx.engine;
@@ -73,6 +75,7 @@ export const engineHaltWith = z.strictObject({ reason: z.string().min(1).optiona
 export const engineHaltStep = defineStep({
   uses: 'engine.halt',
   with: engineHaltWith,
+  needs: () => [{ need: 'engine' }],
   describe: (w, ctx) => `halt trading on ${engineLabel(ctx.engine)}${w.reason ? ` (${w.reason})` : ''}`,
   run: (w, ctx) =>
     guarded('engine.halt', ctx, async (): Promise<StepResult> => {
@@ -95,6 +98,7 @@ export const engineResumeWith = z
 export const engineResumeStep = defineStep({
   uses: 'engine.resume',
   with: engineResumeWith,
+  needs: () => [{ need: 'engine' }],
   describe: (w, ctx) => `walk ${engineLabel(ctx.engine)} through ${w.phases.join(' → ')}, ${w.dwell} in each`,
   run: (w, ctx) =>
     guarded('engine.resume', ctx, async (): Promise<StepResult> => {
@@ -126,6 +130,7 @@ export const engineResumeStep = defineStep({
 export const engineStopStep = defineStep({
   uses: 'engine.stop',
   with: z.strictObject({ timeout: duration.default('10s').describe('SIGKILL after this') }).prefault({}),
+  needs: () => [{ need: 'engine' }],
   describe: (w, ctx) => `stop the engine on ${engineLabel(ctx.engine)} (SIGTERM, SIGKILL after ${w.timeout})`,
   run: (w, ctx) =>
     guarded('engine.stop', ctx, async (): Promise<StepResult> => {
@@ -140,6 +145,7 @@ export const engineStopStep = defineStep({
 export const snapshotTakeStep = defineStep({
   uses: 'snapshot.take',
   with: z.strictObject({ label: z.string().optional().describe('a note for the timeline') }).prefault({}),
+  needs: () => [{ need: 'engine' }],
   describe: (_w, ctx) => `write a snapshot of ${engineLabel(ctx.engine)}`,
   run: (_w, ctx) =>
     guarded('snapshot.take', ctx, async (): Promise<StepResult> => {
@@ -157,6 +163,7 @@ export const snapshotVerifyWith = z.strictObject({
 export const snapshotVerifyStep = defineStep({
   uses: 'snapshot.verify',
   with: snapshotVerifyWith,
+  needs: (w, ctx) => [{ need: 'file', field: 'path', path: resolvePath(ctx.playbookDir, w.path) }, ...(w.beforeHalt ? [{ need: 'engine' } as const] : [])],
   describe: (w) => `verify ${w.path}: trailer count and sha256, order${w.beforeHalt ? ', and that it precedes the halt' : ''}`,
   async run(w, ctx): Promise<StepResult> {
     const { resolve } = await import('node:path');

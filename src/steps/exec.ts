@@ -1,9 +1,15 @@
 import { isAbsolute, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { stringMap } from '../playbook/fields.js';
 import { defineStep, errorMessage, type StepResult } from './types.js';
 
 const TAIL_BYTES = 4_096;
+/** How many of the last stderr lines a failed step's error carries. */
+export const ERROR_TAIL_LINES = 20;
+const LINE_CHARS = 300;
+/** Progress from a chatty command: at most one line this often (the latest one wins). */
+const PROGRESS_EVERY_MS = 500;
 
 export const execWith = z
   .strictObject({
@@ -22,8 +28,62 @@ export const execWith = z
 
 export type ExecWith = z.output<typeof execWith>;
 
+/** The last TAIL_BYTES of an output, from the start of a line so that no fragment leads it. */
 function tail(text: string): string {
-  return text.length > TAIL_BYTES ? text.slice(-TAIL_BYTES) : text;
+  if (text.length <= TAIL_BYTES) return text;
+  const cut = text.slice(-TAIL_BYTES);
+  const nl = cut.indexOf('\n');
+  return nl === -1 ? cut : cut.slice(nl + 1);
+}
+
+// CSI and OSC sequences, and the two-character escapes: colour and cursor moves are not text.
+const ESCAPES = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[@-_])/g;
+const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F]/g;
+
+/** A line of a child's output as a human sees it: what a `\r` redraw left, no escapes, at most LINE_CHARS. */
+export function displayLine(raw: string): string {
+  const shown = raw
+    .slice(raw.lastIndexOf('\r') + 1)
+    .replace(ESCAPES, '')
+    .replace(/\t/g, '  ')
+    .replace(CONTROL, '')
+    .trimEnd();
+  return shown.length > LINE_CHARS ? `${shown.slice(0, LINE_CHARS - 1)}…` : shown;
+}
+
+/** The last `n` non-blank lines of an output, for a failed step's error. */
+export function lastLines(text: string, n: number): string[] {
+  const lines = text.split('\n').map(displayLine);
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return lines.slice(-n);
+}
+
+/** Cuts a stream of chunks into whole lines: a line split across chunks (or a UTF-8 character) waits for its end. */
+export class LineSplitter {
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+  constructor(
+    private readonly onLine: (line: string) => void,
+    /** A line longer than this is passed on in pieces rather than held without bound. */
+    private readonly maxLine = 64 * 1024,
+  ) {}
+
+  push(chunk: Buffer | string): void {
+    const lines = (this.partial + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk))).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+    while (this.partial.length > this.maxLine) {
+      this.onLine(this.partial.slice(0, this.maxLine));
+      this.partial = this.partial.slice(this.maxLine);
+    }
+  }
+
+  /** At exit: the last line, when the output did not end with a newline. */
+  end(): void {
+    const rest = this.partial + this.decoder.end();
+    this.partial = '';
+    if (rest !== '') this.onLine(rest.endsWith('\r') ? rest.slice(0, -1) : rest);
+  }
 }
 
 function quote(arg: string): string {
@@ -33,6 +93,13 @@ function quote(arg: string): string {
 export const execStep = defineStep({
   uses: 'exec',
   with: execWith,
+  needs: (w, ctx) => {
+    const cwd = w.cwd === undefined ? ctx.playbookDir : resolve(ctx.playbookDir, w.cwd);
+    const dir = w.cwd === undefined ? [] : [{ need: 'dir' as const, field: 'cwd', path: cwd }];
+    // A shell command line is the shell's to parse; an argv command can be looked up.
+    if (!Array.isArray(w.command)) return dir;
+    return [...dir, { need: 'command' as const, field: 'command', command: w.command[0] as string, cwd, path: w.env?.PATH }];
+  },
   describe: (w) => {
     const cmd = Array.isArray(w.command) ? w.command.map(quote).join(' ') : `sh -c ${quote(w.command)}`;
     return `run ${cmd}${w.cwd ? ` in ${w.cwd}` : ''}`;
@@ -46,31 +113,56 @@ export const execStep = defineStep({
       env: { ...w.env },
       extendEnv: true,
       stdin: 'ignore' as const,
-      all: true,
       reject: false,
       cancelSignal: ctx.signal,
       forceKillAfterDelay: 5_000,
       maxBuffer: 16 * 1024 * 1024,
     };
-    let lastProgress = 0;
+    // Progress is the newest whole line, at most every PROGRESS_EVERY_MS; one that arrives sooner waits its turn.
+    let lastProgressAt = -Infinity;
+    let pending: string | undefined;
+    let waiting = false;
+    const stopProgress = new AbortController();
+    const sendPending = (): void => {
+      waiting = false;
+      if (pending === undefined || stopProgress.signal.aborted) return;
+      lastProgressAt = ctx.clock.now();
+      ctx.progress(pending);
+      pending = undefined;
+    };
+    const onLine = (raw: string): void => {
+      const line = displayLine(raw);
+      if (line === '') return;
+      pending = line;
+      if (waiting) return;
+      const wait = lastProgressAt + PROGRESS_EVERY_MS - ctx.clock.now();
+      if (wait <= 0) {
+        sendPending();
+        return;
+      }
+      waiting = true;
+      void ctx.clock.sleep(wait, stopProgress.signal).then(sendPending, () => undefined);
+    };
+    const stdoutLines = new LineSplitter(onLine);
+    const stderrLines = new LineSplitter(onLine);
     try {
       const child = Array.isArray(w.command)
         ? execa(w.command[0] as string, w.command.slice(1), options)
         : execa(w.command, { ...options, shell: true });
-      child.all?.on('data', (chunk: Buffer) => {
-        const now = ctx.clock.now();
-        if (now - lastProgress < 500) return;
-        lastProgress = now;
-        const line = chunk.toString('utf8').trimEnd().split('\n').pop() ?? '';
-        if (line) ctx.progress(line.slice(0, 200));
-      });
+      child.stdout?.on('data', (chunk: Buffer) => stdoutLines.push(chunk));
+      child.stderr?.on('data', (chunk: Buffer) => stderrLines.push(chunk));
       const result = await child;
+      stdoutLines.end();
+      stderrLines.end();
+      // The last line out is the one a person wants to see: it does not wait for its turn.
+      sendPending();
+      const stderr = String(result.stderr ?? '');
       const outputs = {
         exitCode: result.exitCode ?? null,
         signal: result.signal ?? null,
         durationMs: Math.round(ctx.clock.now() - started),
         stdout: tail(String(result.stdout ?? '')),
-        stderr: tail(String(result.stderr ?? '')),
+        stderr: tail(stderr),
       };
       if (result.isCanceled) return { ok: false, error: 'command canceled', outputs };
       if (result.failed) {
@@ -80,12 +172,15 @@ export const execStep = defineStep({
             : result.exitCode !== undefined
               ? `command exited with code ${result.exitCode}`
               : `command failed: ${result.shortMessage ?? 'unknown error'}`;
-        const lastErr = outputs.stderr.trimEnd().split('\n').pop();
-        return { ok: false, error: lastErr ? `${why}: ${lastErr.slice(0, 300)}` : why, outputs };
+        // The first line says what happened; the lines after it are the end of stderr, which usually says why.
+        const lines = lastLines(stderr, ERROR_TAIL_LINES);
+        return { ok: false, error: [why, ...lines].join('\n'), outputs };
       }
       return { ok: true, outputs };
     } catch (e) {
       return { ok: false, error: `could not run the command: ${errorMessage(e)}` };
+    } finally {
+      stopProgress.abort();
     }
   },
 });

@@ -11,6 +11,7 @@ export const gateApproveStep = defineStep({
   uses: 'gate.approve',
   with: gateApproveWith,
   describe: (w) => `ask the operator: "${w.message}" (a TTY prompt, or --yes)`,
+  needs: () => [{ need: 'approval' }],
   async run(w, ctx): Promise<StepResult> {
     const answer = await ctx.approver.approve(w.message, ctx.signal);
     const decidedAt = new Date(ctx.clock.now()).toISOString();

@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { patternOrExpr } from '../playbook/fields.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepContext, type StepResult } from './types.js';
@@ -44,6 +45,7 @@ export async function readArtifact(ctx: StepContext, artifact: string): Promise<
 export const hotfixDeployStep = defineStep({
   uses: 'hotfix.deploy',
   with: hotfixDeployWith,
+  needs: (w, ctx) => [{ need: 'file', field: 'artifact', path: resolvePath(ctx.playbookDir, w.artifact) }, { need: 'engine' }],
   describe: (w, ctx) =>
     `verify ${w.artifact} (sha256 ${w.sha256.slice(0, 12)}…), install it as ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} on ${engineLabel(ctx.engine)} and activate it`,
   async run(w, ctx): Promise<StepResult> {
@@ -109,6 +111,7 @@ export const hotfixDeployStep = defineStep({
 export const hotfixRollbackStep = defineStep({
   uses: 'hotfix.rollback',
   with: hotfixRollbackWith,
+  needs: () => [{ need: 'engine' }],
   describe: (w, ctx) => `switch ${w.component} on ${engineLabel(ctx.engine)} back from ${w.from} to its previous version (if ${w.from} is active)`,
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('hotfix.rollback');
@@ -145,6 +148,7 @@ export const fundingRecomputeWith = z
 export const fundingRecomputeStep = defineStep({
   uses: 'funding.recompute',
   with: fundingRecomputeWith,
+  needs: () => [{ need: 'engine' }],
   describe: (w, ctx) => `settle the funding intervals missed on ${engineLabel(ctx.engine)} from ${w.from ?? 'the first unsettled one'} to ${w.to ?? 'now'}; payments must net to zero`,
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('funding.recompute');

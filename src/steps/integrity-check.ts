@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
 
@@ -14,6 +15,11 @@ export const integrityCheckWith = z.strictObject({
 export const integrityCheckStep = defineStep({
   uses: 'integrity.check',
   with: integrityCheckWith,
+  needs: (w, ctx) => [
+    { need: 'file', field: 'snapshot', path: resolvePath(ctx.playbookDir, w.snapshot) },
+    ...(w.against === undefined ? [{ need: 'engine' } as const] : [{ need: 'file', field: 'against', path: resolvePath(ctx.playbookDir, w.against) } as const]),
+    ...(typeof w.wal === 'string' ? [{ need: 'dir', field: 'wal', path: resolvePath(ctx.playbookDir, w.wal) } as const] : []),
+  ],
   describe: (w, ctx) =>
     `compare ${w.snapshot} with ${w.against ?? `the state of ${engineLabel(ctx.engine)}`}${w.wal === false ? '' : ', changes explained by the WAL'}: no order lost, positions as before`,
   async run(w, ctx): Promise<StepResult> {

@@ -17,7 +17,7 @@ import { reportIncidentStep, reportUsersStep } from './reports.js';
 import { smokeTestnetStep } from './smoke-testnet.js';
 import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
-import type { DescribeContext, StepContext, StepKind, StepResult } from './types.js';
+import type { DescribeContext, StepContext, StepKind, StepNeed, StepResult } from './types.js';
 import { waitStep } from './wait.js';
 
 export type Uses = PlaybookStep['uses'];
@@ -52,6 +52,7 @@ export interface ErasedStepKind {
   readonly uses: string;
   readonly with: z.ZodType;
   describe(w: unknown, ctx: DescribeContext): string;
+  needs?(w: unknown, ctx: DescribeContext): StepNeed[];
   run(w: unknown, ctx: StepContext): Promise<StepResult>;
 }
 

@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, errorMessage, type StepResult } from './types.js';
 
@@ -9,6 +10,7 @@ export const reportUsersWith = z.strictObject({
 export const reportUsersStep = defineStep({
   uses: 'report.users',
   with: reportUsersWith,
+  needs: (w, ctx) => [{ need: 'file', field: 'snapshot', path: resolvePath(ctx.playbookDir, w.snapshot) }],
   describe: (w) => `write each affected account's orders, positions and balances from ${w.snapshot} to ${w.out} (JSON and CSV)`,
   async run(w, ctx): Promise<StepResult> {
     const { resolve } = await import('node:path');

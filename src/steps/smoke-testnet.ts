@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, errorMessage, type StepCheck, type StepResult } from './types.js';
 import { hotfixDeployWith, readArtifact, versionFromName } from './hotfix.js';
@@ -25,6 +26,7 @@ export const smokeTestnetWith = z.strictObject({
 export const smokeTestnetStep = defineStep({
   uses: 'smoke.testnet',
   with: smokeTestnetWith,
+  needs: (w, ctx) => [{ need: 'file', field: 'artifact', path: resolvePath(ctx.playbookDir, w.artifact) }],
   describe: (w) =>
     `start a testnet engine with ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} (${w.artifact}), run ${w.suites.join(', ')}; accept ${Object.entries(w.accept).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`,
   async run(w, ctx): Promise<StepResult> {

@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { duration } from '../playbook/fields.js';
 import { formatDuration, parseDuration } from '../playbook/duration.js';
@@ -43,6 +44,7 @@ function stagesOf(w: TrafficShiftWith): { weight: number; bake: string }[] {
 export const trafficShiftStep = defineStep({
   uses: 'traffic.shift',
   with: trafficShiftWith,
+  needs: (w, ctx) => [{ need: 'engine' }, ...(w.load.replay ? [{ need: 'file', field: 'load.replay', path: resolvePath(ctx.playbookDir, w.load.replay) } as const] : [])],
   describe: (w, ctx) => {
     const stages = stagesOf(w).map((s) => `${s.weight}%/${s.bake}`).join(' → ');
     const gates = Object.entries(w.gates).map(([k, v]) => `${k} ${String(v)}`).join(', ') || 'no gates';
@@ -85,7 +87,7 @@ export const trafficShiftStep = defineStep({
         await client.setAdmission(stage.weight);
         // However short the scaled bake, every stage is judged on at least MIN_SAMPLES samples.
         const bakeMs = Math.max(Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale), MIN_SAMPLES * intervalMs);
-        ctx.progress(`stage ${n}/${stages.length}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, { stage: n, weight: stage.weight });
+        ctx.progress(`stage ${n}/${stages.length}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, { stage: n, stages: stages.length, weight: stage.weight, bakeMs });
         const stageStart = ctx.clock.now();
         let prevMetrics = parseMetrics(await client.metrics());
         let prevStats = gen.stats();
@@ -109,6 +111,7 @@ export const trafficShiftStep = defineStep({
           if (w.gates.p99LatencyMs !== undefined && p99 !== null && p99 > w.gates.p99LatencyMs) breaches.push(`p99 ${p99}ms > ${w.gates.p99LatencyMs}ms`);
           ctx.progress(`stage ${n}/${stages.length} weight ${stage.weight}%`, {
             stage: n,
+            stages: stages.length,
             weight: stage.weight,
             queueDepth: m.queueDepth,
             errorRate: Number(errorRate.toFixed(4)),

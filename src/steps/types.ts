@@ -69,12 +69,27 @@ export function noEngine(kind: string): StepResult {
   return { ok: false, error: `${kind} needs an engine: add engine.dataDir (or engine.url and engine.tokenFile) to the playbook` };
 }
 
+/**
+ * What a step will need when it runs, so preflight can check it before the first step acts. Paths are
+ * absolute; `field` names the `with` key, to point at its line in the playbook.
+ */
+export type StepNeed =
+  | { need: 'file'; field: string; path: string }
+  | { need: 'dir'; field: string; path: string }
+  /** `path`: the step's own PATH, when its `env` sets one. */
+  | { need: 'command'; field: string; command: string; cwd: string; path?: string | undefined }
+  | { need: 'approval' }
+  /** A running engine; `starts` when this step starts one itself. */
+  | { need: 'engine'; starts?: boolean };
+
 /** A step kind: its `with` schema, its dry-run description and its action. */
 export interface StepKind<W extends z.ZodType> {
   readonly uses: string;
   readonly with: W;
   /** One line for the plan, with resolved values; never has side effects. */
   describe(w: z.output<W>, ctx: DescribeContext): string;
+  /** What it will need at run time (files, commands, an engine, an answer); pure, no I/O. */
+  needs?(w: z.output<W>, ctx: DescribeContext): StepNeed[];
   /** Do the work; safe to call again after an interruption (checks before it acts). */
   run(w: z.output<W>, ctx: StepContext): Promise<StepResult>;
 }

@@ -3,6 +3,8 @@ import type { StepCheck } from '../steps/types.js';
 
 export interface StepSummary {
   id: string;
+  /** The step's title (`name:`), from its `start` event; null when it has none or never started. */
+  name: string | null;
   phase: Phase;
   uses: string;
   outcome: StepOutcome | 'interrupted' | 'restored';
@@ -22,7 +24,7 @@ export class RunRecorder implements EventSink {
   outcome: RunOutcome | undefined;
   summary = '';
   durationMs = 0;
-  private readonly running = new Map<string, { uses: string; ts: string }>();
+  private readonly running = new Map<string, { uses: string; ts: string; name: string | null }>();
 
   write(e: RunEvent): void {
     switch (e.event) {
@@ -32,13 +34,16 @@ export class RunRecorder implements EventSink {
         this.startedAt ||= e.ts;
         return;
       case 'start':
-        this.running.set(`${e.phase}:${e.step}`, { uses: e.uses, ts: e.ts });
+        this.running.set(`${e.phase}:${e.step}`, { uses: e.uses, ts: e.ts, name: e.name });
         return;
       case 'ok':
-      case 'fail':
-        this.running.delete(`${e.phase}:${e.step}`);
+      case 'fail': {
+        const key = `${e.phase}:${e.step}`;
+        const name = this.running.get(key)?.name ?? null;
+        this.running.delete(key);
         this.steps.push({
           id: e.step,
+          name,
           phase: e.phase,
           uses: e.uses,
           outcome: e.event === 'ok' ? 'success' : 'failure',
@@ -49,9 +54,12 @@ export class RunRecorder implements EventSink {
           checks: e.checks ?? [],
         });
         return;
+      }
       case 'skip':
         this.steps.push({
           id: e.step,
+          // Journals written before skip events carried a name have none.
+          name: e.name ?? null,
           phase: e.phase,
           uses: e.uses,
           outcome: 'skipped',
@@ -65,6 +73,7 @@ export class RunRecorder implements EventSink {
       case 'restored':
         this.steps.push({
           id: e.step,
+          name: null,
           phase: e.phase,
           uses: '',
           // A failure from before the interruption is still a failure in the report.
@@ -82,6 +91,7 @@ export class RunRecorder implements EventSink {
           const running = key ? this.running.get(key) : undefined;
           this.steps.push({
             id: e.step,
+            name: running?.name ?? null,
             phase: key?.startsWith('rollback:') ? 'rollback' : 'main',
             uses: running?.uses ?? '',
             outcome: 'interrupted',

@@ -1,15 +1,32 @@
 import type { ChalkInstance } from 'chalk';
 import type { EventSink, RunEvent } from '../runner/events.js';
-import { formatLine } from './lines.js';
+import { formatLine, StepTitles } from './lines.js';
+
+/** Plain output shows a step's progress at most this often; the journal and `--json` keep every event. */
+export const PLAIN_PROGRESS_EVERY_MS = 1_000;
 
 /** Plain timestamped lines on stderr: CI logs, pipes, NO_COLOR terminals. */
 export class PlainRenderer implements EventSink {
+  private readonly titles = new StepTitles();
+  /** When each running step's last progress line was printed (event time). */
+  private readonly lastProgress = new Map<string, number>();
+
   constructor(
     private readonly out: NodeJS.WritableStream,
     private readonly c: ChalkInstance,
   ) {}
+
   write(e: RunEvent): void {
-    const line = formatLine(e, this.c);
+    const name = this.titles.of(e);
+    if (e.event === 'start') this.lastProgress.delete(`${e.phase}:${e.step}`);
+    if (e.event === 'progress') {
+      const key = `${e.phase}:${e.step}`;
+      const at = Date.parse(e.ts);
+      const last = this.lastProgress.get(key);
+      if (last !== undefined && at - last < PLAIN_PROGRESS_EVERY_MS) return;
+      this.lastProgress.set(key, at);
+    }
+    const line = formatLine(e, this.c, name);
     if (line !== undefined) this.out.write(`${this.c.dim(e.ts)} ${line}\n`);
   }
 }

@@ -89,26 +89,7 @@ describe('plan', () => {
     expect(existsSync(join(dir, '.recoverctl'))).toBe(false);
     expect(existsSync(join(dir, 'notes.log'))).toBe(false);
   });
-
-  it('every command has help with an example', async () => {
-    for (const cmd of [
-      ['validate'],
-      ['plan'],
-      ['run'],
-      ['runs', 'list'],
-      ['runs', 'show'],
-      ['schema'],
-      ['rehearse'],
-      ['engine'],
-      ['integrity', 'check'],
-      ['report', 'incident'],
-      ['report', 'users'],
-    ]) {
-      const r = await runCli([...cmd, '--help']);
-      expect(r.exitCode).toBe(0);
-      expect(r.stdout, cmd.join(' ')).toMatch(/Examples?:\n\s+recoverctl /);
-    }
-  });
+  // Every command's examples are run as written by test/e2e/help-examples.test.ts.
 });
 
 describe('run', () => {
@@ -149,7 +130,7 @@ describe('run', () => {
     expect(r.stderr).not.toMatch(/\u001b\[/);
   });
 
-  it('a gate with no TTY and no --yes fails, later steps do not run, rollback runs (exit 1)', async () => {
+  it('a gate with no TTY and no --yes is refused by preflight: exit 2, no step and no rollback runs', async () => {
     const dir = tempDir();
     const pb = playbook(
       dir,
@@ -164,10 +145,12 @@ describe('run', () => {
     );
     writeFileSync(pb, `${readFileSync(pb, 'utf8')}rollback:\n  - uses: exec\n    with: { command: ${marker('rollback.txt', 'undone')} }\n`);
     const r = await runCli(['run', pb], { cwd: dir });
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('no TTY to ask on: pass --yes');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/p\.yaml:\d+:\d+: step gate: gate\.approve needs an answer, but stdin is not a terminal and --yes was not given/);
+    expect(r.stderr).toMatch(/^preflight: 1 problem; nothing was done$/m);
     expect(existsSync(join(dir, 'side-effect.txt'))).toBe(false);
-    expect(readFileSync(join(dir, 'rollback.txt'), 'utf8')).toBe('undone\n');
+    expect(existsSync(join(dir, 'rollback.txt'))).toBe(false);
+    expect(existsSync(join(dir, '.recoverctl'))).toBe(false);
     const ok = await runCli(['run', pb, '--yes'], { cwd: dir });
     expect(ok.exitCode).toBe(0);
     expect(readFileSync(join(dir, 'side-effect.txt'), 'utf8')).toBe('done\n');
@@ -386,14 +369,16 @@ describe('GitHub Actions', () => {
   it('prints validation errors and failed steps as workflow annotations when GITHUB_ACTIONS=true', async () => {
     const bad = await runCli(['validate', 'test/fixtures/bad-playbooks/unknown-step-kind.yaml'], { env: { GITHUB_ACTIONS: 'true' } });
     expect(bad.exitCode).toBe(2);
-    expect(bad.stdout).toMatch(/^::error file=test\/fixtures\/bad-playbooks\/unknown-step-kind\.yaml,line=7,col=11::steps\[0\]\.uses: unknown step kind 'hotfix\.teleport'/m);
+    expect(bad.stdout).not.toContain('::error');
+    expect(bad.stderr).toMatch(/^::error file=test\/fixtures\/bad-playbooks\/unknown-step-kind\.yaml,line=7,col=11::steps\[0\]\.uses: unknown step kind 'hotfix\.teleport'/m);
     const dir = tempDir();
     const pb = playbook(dir, `  - id: fine\n    uses: wait\n    with: { duration: 1ms }\n  - id: broken\n    uses: exec\n    with: { command: [node, -e, "process.exit(3)"] }\n`);
     const r = await runCli(['run', pb], { cwd: dir, env: { GITHUB_ACTIONS: 'true' } });
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toContain(`::error file=${pb},line=9,col=5,title=step broken failed::command exited with code 3`);
+    expect(r.stdout).not.toContain('::error');
+    expect(r.stderr).toContain(`::error file=${pb},line=9,col=5,title=step broken failed::command exited with code 3`);
     const plain = await runCli(['run', pb], { cwd: dir });
-    expect(plain.stdout).not.toContain('::error');
+    expect(plain.stdout + plain.stderr).not.toContain('::error');
   });
 });
 

@@ -16,7 +16,9 @@ function chromium(args: string[], profile: string) {
 }
 
 // .ci/run installs Debian's chromium when it is missing; on a machine without it this is skipped, said so.
-describe.skipIf(!existsSync(CHROMIUM))('the HTML incident report in a real browser', () => {
+const SKIP = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)`;
+if (SKIP) console.warn(`skipped: the HTML incident report in a real browser: ${SKIP}`);
+describe.skipIf(SKIP !== undefined)(`the HTML incident report in a real browser${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
   it('renders every step, the charts and no console errors', async () => {
     const dir = tempDir();
     const state = join(dir, 'state');

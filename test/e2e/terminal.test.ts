@@ -30,6 +30,7 @@ steps:
     uses: engine.resume
     with: { phases: [open], admission: 0 }
   - id: shift
+    name: Move the traffic
     uses: traffic.shift
     with:
       stepWeights: [10, 100]
@@ -45,31 +46,49 @@ steps:
   return file;
 }
 
-describe.skipIf(TMUX === undefined)('the live terminal', () => {
-  it('shows stage, weight and gate values on the spinner line, then every step with its duration', async () => {
+// .ci/run installs Debian's tmux when it is missing; on a machine without it this is skipped, said so.
+const SKIP = TMUX === undefined ? 'tmux is not installed (apt-get install tmux; .ci/run installs it)' : undefined;
+if (SKIP) console.warn(`skipped: the live terminal: ${SKIP}`);
+describe.skipIf(SKIP !== undefined)(`the live terminal${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
+  it('shows the live values first on the spinner line, cut to the width so it never wraps, then every step with its duration', async () => {
     const { dir: dataDir } = await startTestEngine({ feedInterval: '200ms' });
     const dir = tempDir();
     const pb = playbook(dir, dataDir);
     const session = `recoverctl-${process.pid}-${Date.now()}`;
     sessions.push(session);
     const command = `cd ${dir} && env -u CI NO_COLOR=1 ${process.execPath} ${BIN} run ${pb}; echo EXIT=$?; sleep 60`;
-    await execa(TMUX as string, ['new-session', '-d', '-s', session, '-x', '220', '-y', '50', command]);
+    // Narrower than the shift's line would be: the description must be cut, not wrapped.
+    const width = 120;
+    await execa(TMUX as string, ['new-session', '-d', '-s', session, '-x', String(width), '-y', '50', command]);
+    // -J joins a wrapped line back into one, so a line that wrapped shows as wider than the pane.
     const pane = () => execaSync(TMUX as string, ['capture-pane', '-p', '-J', '-t', session], { reject: false }).stdout;
+    // Who and how long, then the values, each once, then the description: no `weight 100%` then `weight=100` again.
+    const spinnerLine =
+      /^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] shift — Move the traffic [\d.]+m?s · stage 2(?:\/2)? · 100% · queueDepth \d+ · errorRate [\d.]+ · p99 (?:[\d.]+ ms|–)(?: · .*)?$/m;
+    const snapshots: string[] = [];
     let during = '';
     await waitFor(() => {
       during = pane();
-      return /shift: shift traffic .*stage 2\/2 weight 100%.*queueDepth=\d+ errorRate=[\d.]+ p99LatencyMs=/.test(during);
+      snapshots.push(during);
+      return spinnerLine.test(during);
     }, 30_000, 'the spinner line of the traffic shift').catch((e: Error) => {
       throw new Error(`${e.message}; the pane showed:\n${during}`);
     });
-    expect(during).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
+    const line = spinnerLine.exec(during)?.[0] ?? '';
+    expect(line).toMatch(/…$/);
+    expect(line).not.toMatch(/=/);
+    for (const snapshot of snapshots) {
+      for (const l of snapshot.split('\n')) expect([...l].length, `a wrapped line: ${l}`).toBeLessThan(width);
+    }
     let final = '';
     await waitFor(() => {
       final = pane();
       return final.includes('EXIT=');
     }, 30_000, 'the run to finish');
     expect(final).toContain('EXIT=0');
-    for (const step of ['deploy', 'open', 'shift', 'done']) expect(final).toMatch(new RegExp(`✓ ${step}\\s+[\\d.]+m?s`));
+    for (const step of ['deploy', 'open', 'done']) expect(final).toMatch(new RegExp(`✓ ${step}\\s+[\\d.]+m?s`));
+    expect(final).toMatch(/✓ shift — Move the traffic \([\d.]+m?s\)/);
+    expect(final).toMatch(/✓ shift\s+Move the traffic\s+[\d.]+m?s/);
     expect(final).toContain('all traffic shifted');
   });
 
