@@ -93,6 +93,7 @@ function printPlan(plan: Plan, checks: PreflightCheck[], json: boolean): void {
   if (plan.resumeOf) lines.push(`resuming run ${plan.resumeOf}`);
   if (plan.fromStep) lines.push(`starting at step ${plan.fromStep}`);
   const width = Math.max(...[...plan.steps, ...plan.rollback].map((s) => s.id.length));
+  const kindWidth = Math.max(...[...plan.steps, ...plan.rollback].map((s) => s.uses.length));
   const row = (s: Plan['steps'][number], i: number): string => {
     const tags = [
       s.condition ? `if: ${s.condition}` : '',
@@ -102,7 +103,7 @@ function printPlan(plan: Plan, checks: PreflightCheck[], json: boolean): void {
     ].filter(Boolean);
     const status = s.status === 'pending' ? '' : c.yellow(` [${s.status === 'done' ? 'done' : s.status === 'manual' ? 'skipped: done by hand' : 'was running: re-check and re-run'}]`);
     const title = s.name ? `${c.bold(s.name)} — ` : '';
-    return `  ${String(i + 1).padStart(2)}. ${s.id.padEnd(width)}  ${c.cyan(s.uses.padEnd(12))} ${title}${s.description}${status}${tags.length ? c.dim(`  (${tags.join(', ')})`) : ''}`;
+    return `  ${String(i + 1).padStart(2)}. ${s.id.padEnd(width)}  ${c.cyan(s.uses.padEnd(kindWidth))}  ${title}${s.description}${status}${tags.length ? c.dim(`  (${tags.join(', ')})`) : ''}`;
   };
   lines.push('steps:', ...plan.steps.map(row));
   lines.push(plan.rollback.length ? 'rollback (on failure):' : 'rollback: none', ...plan.rollback.map(row));

@@ -297,3 +297,32 @@ rollback:
     expect(r.stderr).toMatch(/✓ undo/);
   });
 });
+
+describe('integrity findings name files as they were typed', () => {
+  it('relative paths stay relative in the human report and in --json, for both sides and for a corrupt file', async () => {
+    const { writeCorpus, breakSnapshot } = (await import('../support/snapshot-corpus.mjs')) as {
+      writeCorpus: (o: { pre: string; post: string; records: number; seed: number; discrepancies: Record<string, number> }) => void;
+      breakSnapshot: (src: string, dest: string, how: string) => void;
+    };
+    const dir = tempDir();
+    mkdirSync(join(dir, 'snaps'));
+    writeCorpus({ pre: join(dir, 'snaps/pre.ndjson'), post: join(dir, 'snaps/post.ndjson'), records: 800, seed: 3, discrepancies: { missing: 1, unexpected: 1, mismatch: 1 } });
+    const r = await runCli(['integrity', 'check', '--snapshot', 'snaps/pre.ndjson', '--against', './snaps/post.ndjson', '--json'], { cwd: dir });
+    expect(r.exitCode).toBe(1);
+    const report = JSON.parse(r.stdout) as { pre: { file: string }; post: { file: string }; findings: { category: string; file?: string }[] };
+    expect(report.pre.file).toBe('snaps/pre.ndjson');
+    expect(report.post.file).toBe('./snaps/post.ndjson');
+    expect(new Set(report.findings.map((f) => `${f.category}:${f.file ?? ''}`))).toEqual(
+      new Set(['missing:snaps/pre.ndjson', 'unexpected:./snaps/post.ndjson', 'mismatch:./snaps/post.ndjson']),
+    );
+    expect(r.stdout).not.toContain(dir);
+    const human = await runCli(['integrity', 'check', '--snapshot', 'snaps/pre.ndjson', '--against', './snaps/post.ndjson'], { cwd: dir });
+    expect(human.stdout).toMatch(/missing \S+ \S+ \(snaps\/pre\.ndjson:\d+\)/);
+    expect(human.stdout + human.stderr).not.toContain(dir);
+    breakSnapshot(join(dir, 'snaps/post.ndjson'), join(dir, 'snaps/torn.ndjson'), 'truncated');
+    const torn = await runCli(['integrity', 'check', '--snapshot', 'snaps/pre.ndjson', '--against', 'snaps/torn.ndjson'], { cwd: dir });
+    expect(torn.exitCode).toBe(2);
+    expect(torn.stderr).toMatch(/^snaps\/torn\.ndjson:\d+: truncated/m);
+    expect(torn.stdout + torn.stderr).not.toContain(dir);
+  });
+});
