@@ -213,6 +213,10 @@ export async function preflight(o: PreflightOptions): Promise<PreflightCheck[]> 
           approvalStep ??= place;
           break;
         case 'engine':
+          // Starting, stopping or installing into an engine needs its data dir on this machine.
+          if (need.local && o.engine && 'url' in o.engine) {
+            checks.push({ check: 'engine', ok: false, message: `step ${step.id}: ${step.uses} needs engine.dataDir (a local engine); this playbook names engine.url`, at: at([...step.yamlPath, 'uses']) });
+          }
           engineSteps.push(place);
           if (need.starts && place.phase === 'main') starts = true;
           break;

@@ -37,7 +37,7 @@ export const engineStartStep = defineStep({
   uses: 'engine.start',
   with: engineStartWith,
   describe: (w, ctx) => `start the engine on ${engineLabel(ctx.engine)} (or attach to it), phase ${w.phase}`,
-  needs: () => [{ need: 'engine', starts: true }],
+  needs: () => [{ need: 'engine', starts: true, local: true }],
   run: (w, ctx) =>
     guarded('engine.start', ctx, async (): Promise<StepResult> => {
       const target = ctx.engine;
@@ -130,7 +130,7 @@ export const engineResumeStep = defineStep({
 export const engineStopStep = defineStep({
   uses: 'engine.stop',
   with: z.strictObject({ timeout: duration.default('10s').describe('SIGKILL after this') }).prefault({}),
-  needs: () => [{ need: 'engine' }],
+  needs: () => [{ need: 'engine', local: true }],
   describe: (w, ctx) => `stop the engine on ${engineLabel(ctx.engine)} (SIGTERM, SIGKILL after ${w.timeout})`,
   run: (w, ctx) =>
     guarded('engine.stop', ctx, async (): Promise<StepResult> => {

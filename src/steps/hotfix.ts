@@ -45,7 +45,7 @@ export async function readArtifact(ctx: StepContext, artifact: string): Promise<
 export const hotfixDeployStep = defineStep({
   uses: 'hotfix.deploy',
   with: hotfixDeployWith,
-  needs: (w, ctx) => [{ need: 'file', field: 'artifact', path: resolvePath(ctx.playbookDir, w.artifact) }, { need: 'engine' }],
+  needs: (w, ctx) => [{ need: 'file', field: 'artifact', path: resolvePath(ctx.playbookDir, w.artifact) }, { need: 'engine', local: true }],
   describe: (w, ctx) =>
     `verify ${w.artifact} (sha256 ${w.sha256.slice(0, 12)}…), install it as ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} on ${engineLabel(ctx.engine)} and activate it`,
   async run(w, ctx): Promise<StepResult> {

@@ -79,8 +79,8 @@ export type StepNeed =
   /** `path`: the step's own PATH, when its `env` sets one. */
   | { need: 'command'; field: string; command: string; cwd: string; path?: string | undefined }
   | { need: 'approval' }
-  /** A running engine; `starts` when this step starts one itself. */
-  | { need: 'engine'; starts?: boolean };
+  /** A running engine; `starts` when this step starts one itself; `local` when it needs engine.dataDir. */
+  | { need: 'engine'; starts?: boolean; local?: boolean };
 
 /** A step kind: its `with` schema, its dry-run description and its action. */
 export interface StepKind<W extends z.ZodType> {

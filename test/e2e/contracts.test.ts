@@ -203,6 +203,21 @@ describe('preflight: run checks what it will need before its first step', () => 
   });
 });
 
+describe('preflight: an engine named by URL', () => {
+  it('cannot be started or patched from here, and its token file must be readable', async () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'p.yaml'),
+      `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata:\n  name: remote\nengine:\n  url: http://127.0.0.1:9\n  tokenFile: missing.token\nsteps:\n  - id: attach\n    uses: engine.start\n`,
+    );
+    const r = await runCli(['run', 'p.yaml'], { cwd: dir });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/^p\.yaml:10:11: step attach: engine\.start needs engine\.dataDir \(a local engine\); this playbook names engine\.url$/m);
+    expect(r.stderr).toMatch(/^p\.yaml:7:14: engine\.tokenFile missing\.token: no such file$/m);
+    expect(r.stderr).toMatch(/^preflight: 2 problems; nothing was done$/m);
+  });
+});
+
 describe('the end of a run says where the report is, what is still running, and what to do next', () => {
   it('names the report and the engine it left running; after a failure, how to inspect the run', async () => {
     const dir = tempDir();
