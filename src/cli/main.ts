@@ -1,8 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, PlaybookError, PreflightFailed, RecoverctlError } from '../errors.js';
+import { VERSION } from '../util/version.js';
 import { addEngineCommands } from './engine-program.js';
 
-const VERSION = '0.1.0';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

@@ -4,6 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { ExitCode, InputError, Interrupted, PlaybookError, PreflightFailed, RecoverctlError, RollbackFailed, StepFailed, UsageError } from '../errors.js';
 import { expandPlaybookArgs } from '../playbook/files.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
+import { EXIT_CODE_OF, type RunOutcome } from '../runner/events.js';
 import type { RunResult } from '../runner/execute.js';
 import { preflight } from '../runner/preflight.js';
 import { buildRedactor, resolveVars } from '../runner/scope.js';
@@ -47,9 +48,9 @@ export function rehearsalVerdict(expected: string, result: Pick<RunResult, 'outc
 /** The exit code of a verdict: 0 when the rehearsal ended as expected. */
 function verdictExitCode(v: RehearsalVerdict): number {
   if (v.ok) return ExitCode.ok;
-  if (v.outcome === 'interrupted') return ExitCode.interrupted;
-  if (v.outcome === 'rollback-failed') return ExitCode.humanNeeded;
-  return ExitCode.failed;
+  // A run that succeeded against an expected failure is still a failed rehearsal.
+  const outcome = Object.keys(EXIT_CODE_OF).find((o): o is RunOutcome => o === v.outcome);
+  return outcome === undefined || outcome === 'success' ? ExitCode.failed : EXIT_CODE_OF[outcome];
 }
 
 function summaryEvent(rows: readonly RehearsalRow[], exitCode: number): string {
@@ -292,8 +293,8 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
         // the playbook's own steps promise.
         const checks: StepCheck[] = [];
         const h = await client.health();
-        const { readJournal } = await import('../runner/journal.js');
-        const events = readJournal(join(dir, 'journal.ndjson')).events;
+        const { JOURNAL_FILE, readJournal } = await import('../runner/journal.js');
+        const events = readJournal(join(dir, JOURNAL_FILE)).events;
         const okOutputs = (uses: string) => events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
         const has = (uses: string) => pb.steps.some((st) => st.uses === uses);
         const { runIntegrity } = await import('../integrity/run.js');

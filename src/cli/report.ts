@@ -7,9 +7,9 @@ export async function reportIncidentCommand(ref: string, opts: { format: string;
   if (!['md', 'json', 'html'].includes(opts.format)) throw new UsageError(`--format: md, json or html, not '${opts.format}'`);
   const runId = resolveRunRef(resolve(opts.stateDir), ref);
   if (typeof runId !== 'string') throw new UsageError(runId.problem);
-  const { readJournal, runDir } = await import('../runner/journal.js');
+  const { JOURNAL_FILE, readJournal, runDir } = await import('../runner/journal.js');
   const { buildIncident, detectionOf, renderHtml, renderMarkdown } = await import('../report/incident.js');
-  const file = join(runDir(resolve(opts.stateDir), runId), 'journal.ndjson');
+  const file = join(runDir(resolve(opts.stateDir), runId), JOURNAL_FILE);
   let events;
   try {
     events = readJournal(file).events;

@@ -20,11 +20,11 @@ import { summaryText } from '../ui/summary.js';
 import { TrailerFacts, trailerText } from '../ui/trailer.js';
 import { systemClock } from '../util/clock.js';
 import type { Approver, EngineTarget } from '../steps/types.js';
-import type { Redactor } from '../util/redact.js';
 import type { GitHubAnnotations } from '../ui/annotations.js';
 import { didYouMean } from '../util/suggest.js';
 import { firstLine } from '../util/text.js';
 import type { RunFlags } from './main.js';
+import { REDACTED, type Redactor } from '../util/redact.js';
 
 /** The playbook's engine with its paths resolved against the playbook's folder. */
 export function engineTargetOf(pb: LoadedPlaybook): EngineTarget | undefined {
@@ -282,7 +282,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const journaled = resume?.lastStart.varOverrides ?? {};
   for (const [key, value] of Object.entries(journaled)) {
     const decl = pb.spec.vars?.[key];
-    if (value === '***' && typeof decl === 'object' && decl.secret && overrides[key] === undefined) {
+    if (value === REDACTED && typeof decl === 'object' && decl.secret && overrides[key] === undefined) {
       throw new UsageError(`--var ${key} is secret and was not journaled: give it again with --var ${key}=... to resume`);
     }
   }

@@ -3,8 +3,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isPidAlive } from '../util/pid.js';
 import { EngineClient, EngineHttpError, EngineUnreachable } from './client.js';
+import { VERSION } from '../util/version.js';
 
-export const ENGINE_VERSION = '0.1.0';
+/** The engine ships in this package: its version is the package's. */
+export const ENGINE_VERSION = VERSION;
 
 /** What `engine.json` records about a running engine, so later commands can find it again. */
 export interface EngineInfo {

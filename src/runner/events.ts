@@ -1,8 +1,17 @@
+import { ExitCode } from '../errors.js';
 import type { OutputValue, StepCheck, StepOutputs } from '../steps/types.js';
 
 export type Phase = 'main' | 'rollback';
 export type StepOutcome = 'success' | 'failure' | 'skipped';
 export type RunOutcome = 'success' | 'failed' | 'rollback-failed' | 'interrupted';
+
+/** The exit code of each outcome of a run: the one map from outcome to code (docs/cli.md, Exit codes). */
+export const EXIT_CODE_OF = {
+  success: ExitCode.ok,
+  failed: ExitCode.failed,
+  'rollback-failed': ExitCode.humanNeeded,
+  interrupted: ExitCode.interrupted,
+} as const satisfies Record<RunOutcome, ExitCode>;
 export type SkipReason = 'condition' | 'manual' | 'earlier-failure';
 
 interface Base {

@@ -5,10 +5,10 @@ import { stepKind } from '../steps/registry.js';
 import { errorMessage, type Approver, type EngineTarget, type OutputValue, type StepContext, type StepResult } from '../steps/types.js';
 import type { Clock } from '../util/clock.js';
 import { firstLine } from '../util/text.js';
-import type { Redactor } from '../util/redact.js';
-import type { EventSink, Phase, RunEvent, RunEventBody, RunOutcome, StepOutcome } from './events.js';
+import { EXIT_CODE_OF, type EventSink, type Phase, type RunEvent, type RunEventBody, type RunOutcome, type StepOutcome } from './events.js';
 import type { RunState } from './journal.js';
 import { addEnvSecrets, interpolateDeep, References, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
+import { REDACTED, type Redactor } from '../util/redact.js';
 
 /** Why a step's signal was aborted. */
 export class StepTimeout extends Error {}
@@ -45,7 +45,7 @@ export interface RunOptions {
 
 export interface RunResult {
   outcome: RunOutcome;
-  exitCode: 0 | 1 | 3 | 130;
+  exitCode: (typeof EXIT_CODE_OF)[RunOutcome];
   failedStep: string | undefined;
   error: string | undefined;
   rollbackFailedSteps: string[];
@@ -85,9 +85,9 @@ export class Runner {
     const pb = this.o.playbook;
     const resume = this.o.resume;
     const redactedVars: Record<string, OutputValue> = {};
-    for (const [k, v] of Object.entries(this.o.vars.values)) redactedVars[k] = this.o.vars.secretNames.has(k) ? '***' : v;
+    for (const [k, v] of Object.entries(this.o.vars.values)) redactedVars[k] = this.o.vars.secretNames.has(k) ? REDACTED : v;
     const redactedOverrides: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.o.varOverrides)) redactedOverrides[k] = this.o.vars.secretNames.has(k) ? '***' : v;
+    for (const [k, v] of Object.entries(this.o.varOverrides)) redactedOverrides[k] = this.o.vars.secretNames.has(k) ? REDACTED : v;
     this.emit({
       event: 'run-start',
       step: null,
@@ -183,7 +183,7 @@ export class Runner {
   }
 
   private finish(outcome: RunOutcome, failedStep: string | undefined, error: string | undefined, rollbackFailedSteps: string[]): RunResult {
-    const exitCode = outcome === 'success' ? 0 : outcome === 'failed' ? 1 : outcome === 'rollback-failed' ? 3 : 130;
+    const exitCode = EXIT_CODE_OF[outcome];
     const durationMs = this.o.clock.now() - this.started;
     const summary =
       outcome === 'success'

@@ -2,9 +2,9 @@ import { type Reference, type Value } from '../playbook/expressions.js';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { stepKind } from '../steps/registry.js';
 import type { EngineTarget } from '../steps/types.js';
-import type { Redactor } from '../util/redact.js';
 import type { RunState } from './journal.js';
 import { interpolateDeep, UnresolvedReference, type ResolvedVars } from './scope.js';
+import { REDACTED, type Redactor } from '../util/redact.js';
 
 export type PlanStepStatus = 'pending' | 'done' | 'manual' | 'rerun';
 
@@ -50,7 +50,7 @@ export function describeStep(step: RuntimeStep, opts: PlanOptions, playbookDir: 
   const placeholder = (ref: Reference): Value => {
     switch (ref.kind) {
       case 'var':
-        return opts.vars.secretNames.has(ref.name) ? '***' : (opts.vars.values[ref.name] ?? `<vars.${ref.name}>`);
+        return opts.vars.secretNames.has(ref.name) ? REDACTED : (opts.vars.values[ref.name] ?? `<vars.${ref.name}>`);
       case 'env':
         return opts.env[ref.name] ?? `<env.${ref.name}>`;
       case 'step-output':
