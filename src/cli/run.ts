@@ -160,41 +160,34 @@ export interface ExecutedRun {
   annotations: GitHubAnnotations | undefined;
 }
 
-export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
-  const { pb, stateDir } = o;
-  const runId = o.resume?.runId ?? newRunId();
-  const dir = runDir(stateDir, runId);
+/** The state dir, the lock and the journal of a run; nothing is left held when one of them fails. */
+function openRun(o: ExecuteOptions, runId: string, dir: string): { lock: RunLock; journal: JournalWriter } {
+  const lockPath = lockPathFor(o.pb, o.stateDir, o.engine);
   let lock: RunLock;
-  let journal: JournalWriter;
   try {
-    ensureStateDir(stateDir);
-    lock = RunLock.acquire(lockPathFor(pb, stateDir, o.engine), { pid: process.pid, runId, playbook: pb.path });
+    ensureStateDir(o.stateDir);
+    lock = RunLock.acquire(lockPath, { pid: process.pid, runId, playbook: o.pb.path });
   } catch (e) {
     if (e instanceof LockHeldError) throw e;
-    throw new InputError(`cannot use state dir ${stateDir} or lock ${lockPathFor(pb, stateDir, o.engine)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InputError(`cannot use state dir ${o.stateDir} or lock ${lockPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
-    journal = new JournalWriter(join(dir, JOURNAL_FILE));
+    return { lock, journal: new JournalWriter(join(dir, JOURNAL_FILE)) };
   } catch (e) {
     lock.release();
     throw new InputError(`cannot write the journal in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  // A reader that goes away (| head) must not crash the run: results are lost, the journal is not.
-  const onStdoutError = (e: NodeJS.ErrnoException): void => {
-    if (e.code !== 'EPIPE') throw e;
-  };
-  process.stdout.on('error', onStdoutError);
-  process.stderr.on('error', onStdoutError);
-  const recorder = new RunRecorder();
+}
+
+/** Where a run's events go: journal, recorder, the terminal (spinner or plain lines), stdout, annotations. */
+async function runSinks(o: ExecuteOptions, journal: JournalWriter, recorder: RunRecorder) {
   const stderrChalk = chalkFor(process.stderr);
   const sinks: EventSink[] = [journal, recorder, ...(o.sinks ?? [])];
-  let pauseUi: (() => void) | undefined;
-  let resumeUi: (() => void) | undefined;
+  let ui: { pauseUi?: () => void; resumeUi?: () => void } = {};
   if (useSpinner(process.stderr)) {
     const { SpinnerRenderer } = await import('../ui/spinner.js');
     const spinner = await SpinnerRenderer.create(process.stderr, stderrChalk);
-    pauseUi = () => spinner.pause();
-    resumeUi = () => spinner.resume();
+    ui = { pauseUi: () => spinner.pause(), resumeUi: () => spinner.resume() };
     sinks.push(spinner);
   } else {
     sinks.push(new PlainRenderer(process.stderr, stderrChalk));
@@ -204,12 +197,14 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
   if (process.env.GITHUB_ACTIONS === 'true') {
     const { GitHubAnnotations } = await import('../ui/annotations.js');
     // On stderr, which Actions reads too: stdout is data only.
-    annotations = new GitHubAnnotations(pb, process.stderr, o.deferAnnotations ?? false);
+    annotations = new GitHubAnnotations(o.pb, process.stderr, o.deferAnnotations ?? false);
     sinks.push(annotations);
   }
-  const sink = new FanOut(sinks);
+  return { sink: new FanOut(sinks), ui, annotations };
+}
 
-  const interrupt = new AbortController();
+/** SIGINT/SIGTERM abort the run through `interrupt`; a second one exits at once, journal closed, lock released. */
+function onSignals(interrupt: AbortController, journal: JournalWriter, lock: RunLock): () => void {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
@@ -223,11 +218,30 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
 
+export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
+  const runId = o.resume?.runId ?? newRunId();
+  const dir = runDir(o.stateDir, runId);
+  const { lock, journal } = openRun(o, runId, dir);
+  // A reader that goes away (| head) must not crash the run: results are lost, the journal is not.
+  const onStdoutError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+  };
+  process.stdout.on('error', onStdoutError);
+  process.stderr.on('error', onStdoutError);
+  const recorder = new RunRecorder();
+  const { sink, ui, annotations } = await runSinks(o, journal, recorder);
+  const interrupt = new AbortController();
+  const offSignals = onSignals(interrupt, journal, lock);
   let result: RunResult;
   try {
     const runner = new Runner({
-      playbook: pb,
+      playbook: o.pb,
       runId,
       runDir: dir,
       vars: o.vars,
@@ -235,15 +249,7 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
       env: process.env,
       redactor: o.redactor,
       clock: systemClock,
-      approver:
-        o.approver ??
-        promptApprover({
-          yes: o.yes,
-          input: process.stdin,
-          output: process.stderr,
-          ...(pauseUi ? { pauseUi } : {}),
-          ...(resumeUi ? { resumeUi } : {}),
-        }),
+      approver: o.approver ?? promptApprover({ yes: o.yes, input: process.stdin, output: process.stderr, ...ui }),
       engine: o.engine,
       timeScale: o.timeScale,
       sink,
@@ -253,8 +259,7 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
     });
     result = await runner.run();
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
     await sink.close();
     lock.release();
   }

@@ -103,6 +103,16 @@ interface StepPlace {
   phase: 'main' | 'rollback';
 }
 
+type Where = (path: readonly (string | number)[]) => { file: string; line: number; col: number };
+
+/** What walking the steps' needs found beyond the checks it made: who asks, who needs the engine. */
+interface StepFindings {
+  approvalStep: StepPlace | undefined;
+  engineSteps: StepPlace[];
+  /** A main step starts the engine. */
+  starts: boolean;
+}
+
 /**
  * Everything about a run that can be known before its first step: vars have values, the files and
  * commands steps name exist, approval gates can be answered, the engine is reachable or startable, the
@@ -111,30 +121,47 @@ interface StepPlace {
 export async function preflight(o: PreflightOptions): Promise<PreflightCheck[]> {
   const { pb } = o;
   const cwd = o.cwd ?? process.cwd();
-  const checks: PreflightCheck[] = [];
-  const at = (path: readonly (string | number)[]) => ({ file: pb.file, ...pb.locate(path) });
-
-  // Vars: every declared one has a value (or is set later by the caller).
-  const missing = Object.keys(pb.spec.vars ?? {}).filter((name) => o.vars.values[name] === undefined && !o.pendingVars?.has(name));
-  for (const name of missing) {
-    // A var file that cannot be read says why, at its own position.
-    const why = o.vars.missing?.get(name);
-    checks.push(
-      why
-        ? { check: 'vars', ok: false, message: why.message, at: { file: why.file, line: why.line, col: why.col } }
-        : { check: 'vars', ok: false, message: `vars.${name} has no value: pass --var ${name}=VALUE`, at: at(['vars', name]) },
-    );
+  const at: Where = (path) => ({ file: pb.file, ...pb.locate(path) });
+  const checks: PreflightCheck[] = [...varChecks(o, at)];
+  const found = stepChecks(o, at, cwd, checks);
+  if (found.approvalStep) checks.push(approvalCheck(found.approvalStep, o.approval, at));
+  if (found.engineSteps.length > 0 && !o.engine) {
+    for (const { step } of found.engineSteps) {
+      checks.push({ check: 'engine', ok: false, message: `step ${step.id}: ${step.uses} needs an engine: add engine.dataDir (or engine.url and engine.tokenFile)`, at: at([...step.yamlPath, 'uses']) });
+    }
+  } else if (found.engineSteps.length > 0 && o.engine && o.checkEngine !== false) {
+    checks.push(await engineCheck(o.engine, found.starts, pb, cwd));
   }
-  if (missing.length === 0) checks.push({ check: 'vars', ok: true, message: `${Object.keys(pb.spec.vars ?? {}).length} vars have values` });
+  if (o.lockPath) checks.push(lockCheck(o.lockPath));
+  if (o.stateDir) checks.push(stateDirCheck(o.stateDir, cwd));
+  const redactor = o.redactor;
+  return redactor ? checks.map((k) => ({ ...k, message: redactor.text(k.message) })) : checks;
+}
 
+/** Every declared var has a value (or is set later by the caller); a var file that cannot be read says why. */
+function varChecks(o: PreflightOptions, at: Where): PreflightCheck[] {
+  const declared = Object.keys(o.pb.spec.vars ?? {});
+  const missing = declared.filter((name) => o.vars.values[name] === undefined && !o.pendingVars?.has(name));
+  if (missing.length === 0) return [{ check: 'vars', ok: true, message: `${declared.length} vars have values` }];
+  return missing.map((name): PreflightCheck => {
+    const why = o.vars.missing?.get(name);
+    return why
+      ? { check: 'vars', ok: false, message: why.message, at: { file: why.file, line: why.line, col: why.col } }
+      : { check: 'vars', ok: false, message: `vars.${name} has no value: pass --var ${name}=VALUE`, at: at(['vars', name]) };
+  });
+}
+
+/**
+ * Each step's `with`, filled with what is known now, asked for its needs: files, folders and commands
+ * are checked here (into `checks`); approval and engine needs are returned for the checks after.
+ */
+function stepChecks(o: PreflightOptions, at: Where, cwd: string, checks: PreflightCheck[]): StepFindings {
   const places: StepPlace[] = [
-    ...pb.steps.filter((s) => !o.skipSteps?.has(s.id)).map((step) => ({ step, phase: 'main' as const })),
-    ...pb.rollback.map((step) => ({ step, phase: 'rollback' as const })),
+    ...o.pb.steps.filter((s) => !o.skipSteps?.has(s.id)).map((step) => ({ step, phase: 'main' as const })),
+    ...o.pb.rollback.map((step) => ({ step, phase: 'rollback' as const })),
   ];
+  const found: StepFindings = { approvalStep: undefined, engineSteps: [], starts: false };
   const seenFiles = new Set<string>();
-  let approvalStep: StepPlace | undefined;
-  const engineSteps: StepPlace[] = [];
-  let starts = false;
   // An exec step can make files and commands (a build, a download): after one, a literal path in a later
   // step is checked when that step runs. A path that comes from a var, --var or env is checked here.
   let afterExec = false;
@@ -142,127 +169,118 @@ export async function preflight(o: PreflightOptions): Promise<PreflightCheck[]> 
     const { step } = place;
     const checkLiteral = !afterExec;
     if (step.uses === 'exec') afterExec = true;
-    const fromValue = (field: string): boolean => {
-      let raw: unknown = step.with;
-      for (const key of field.split('.')) raw = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)[key] : undefined;
-      if (Array.isArray(raw)) raw = raw[0];
-      return typeof raw === 'string' && raw.includes('${{');
-    };
-    const unsetEnv = new Set<string>();
-    const known = (ref: Reference): Value => {
-      switch (ref.kind) {
-        case 'var':
-          return o.pendingVars?.has(ref.name) ? LATER : (o.vars.values[ref.name] ?? LATER);
-        case 'env': {
-          const v = o.env[ref.name];
-          if (v === undefined) unsetEnv.add(ref.name);
-          return v ?? LATER;
-        }
-        default:
-          return LATER;
-      }
-    };
-    let filled: unknown;
-    try {
-      filled = interpolateDeep(step.with, known);
-    } catch {
-      filled = step.with;
-    }
+    const { needs, unsetEnv } = needsOf(step, o);
     for (const name of unsetEnv) {
       checks.push({ check: 'env', ok: false, message: `${place.phase === 'rollback' ? 'rollback step' : 'step'} ${step.id}: env.${name} is not set`, at: at([...step.yamlPath, 'with']) });
     }
-    const kind = stepKind(step.uses);
-    const parsed = kind.with.safeParse(filled);
-    if (!parsed.success || !kind.needs) continue;
-    const needs: StepNeed[] = kind.needs(parsed.data, { playbookDir: pb.dir, timeScale: 1, engine: o.engine });
+    const checked = (field: string, value: string): boolean => !value.includes(LATER) && !value.includes('${{') && (checkLiteral || fromValue(step, field));
     for (const need of needs) {
       switch (need.need) {
         case 'file':
         case 'dir': {
-          if (need.path.includes(LATER) || need.path.includes('${{')) continue;
-          if (!checkLiteral && !fromValue(need.field)) continue;
           const key = `${need.need}:${need.path}`;
-          if (seenFiles.has(key)) continue;
+          if (!checked(need.field, need.path) || seenFiles.has(key)) continue;
           seenFiles.add(key);
-          const problem = fileProblem(need.path, need.need === 'dir');
-          const where = at([...step.yamlPath, 'with', ...need.field.split('.')]);
-          checks.push(
-            problem
-              ? { check: need.need, ok: false, message: `step ${step.id}: ${need.field} ${show(need.path, cwd)}: ${problem}`, at: where }
-              : { check: need.need, ok: true, message: `${show(need.path, cwd)} readable` },
-          );
+          checks.push(pathCheck(need, step, at, cwd));
           break;
         }
-        case 'command': {
-          if (need.command.includes(LATER) || need.command.includes('${{')) continue;
-          if (!checkLiteral && !fromValue(need.field)) continue;
-          const found = findCommand(need.command, need.cwd, need.path ?? o.env.PATH ?? '');
-          checks.push(
-            found
-              ? { check: 'command', ok: true, message: `${need.command} found (${show(found, cwd)})` }
-              : {
-                  check: 'command',
-                  ok: false,
-                  message: `step ${step.id}: command ${need.command} not found${need.command.includes('/') ? ` (or not executable) in ${show(need.cwd, cwd)}` : ' on PATH'}`,
-                  at: at([...step.yamlPath, 'with', need.field]),
-                },
-          );
+        case 'command':
+          if (checked(need.field, need.command)) checks.push(commandCheck(need, step, o.env, at, cwd));
           break;
-        }
         case 'approval':
-          approvalStep ??= place;
+          found.approvalStep ??= place;
           break;
         case 'engine':
           // Starting, stopping or installing into an engine needs its data dir on this machine.
           if (need.local && o.engine && 'url' in o.engine) {
             checks.push({ check: 'engine', ok: false, message: `step ${step.id}: ${step.uses} needs engine.dataDir (a local engine); this playbook names engine.url`, at: at([...step.yamlPath, 'uses']) });
           }
-          engineSteps.push(place);
-          if (need.starts && place.phase === 'main') starts = true;
+          found.engineSteps.push(place);
+          if (need.starts && place.phase === 'main') found.starts = true;
           break;
       }
     }
   }
+  return found;
+}
 
-  if (approvalStep) {
-    const where = at([...approvalStep.step.yamlPath, 'uses']);
-    if (o.approval === 'none') {
-      checks.push({
-        check: 'approval',
-        ok: false,
-        message: `step ${approvalStep.step.id}: gate.approve needs an answer, but stdin is not a terminal and --yes was not given (run it in a terminal, or pass --yes)`,
-        at: where,
-      });
-    } else {
-      checks.push({ check: 'approval', ok: true, message: `gates answered by ${o.approval === 'yes' ? '--yes' : o.approval === 'tty' ? 'the operator at this terminal' : 'the rehearsal'}` });
+/** A step's needs, with its `with` filled from vars and env (what only the run will know stays LATER). */
+function needsOf(step: RuntimeStep, o: PreflightOptions): { needs: StepNeed[]; unsetEnv: Set<string> } {
+  const unsetEnv = new Set<string>();
+  const known = (ref: Reference): Value => {
+    switch (ref.kind) {
+      case 'var':
+        return o.pendingVars?.has(ref.name) ? LATER : (o.vars.values[ref.name] ?? LATER);
+      case 'env': {
+        const v = o.env[ref.name];
+        if (v === undefined) unsetEnv.add(ref.name);
+        return v ?? LATER;
+      }
+      default:
+        return LATER;
     }
+  };
+  let filled: unknown;
+  try {
+    filled = interpolateDeep(step.with, known);
+  } catch {
+    filled = step.with;
   }
+  const kind = stepKind(step.uses);
+  const parsed = kind.with.safeParse(filled);
+  if (!parsed.success || !kind.needs) return { needs: [], unsetEnv };
+  return { needs: kind.needs(parsed.data, { playbookDir: o.pb.dir, timeScale: 1, engine: o.engine }), unsetEnv };
+}
 
-  if (engineSteps.length > 0 && !o.engine) {
-    for (const { step } of engineSteps) {
-      checks.push({ check: 'engine', ok: false, message: `step ${step.id}: ${step.uses} needs an engine: add engine.dataDir (or engine.url and engine.tokenFile)`, at: at([...step.yamlPath, 'uses']) });
-    }
-  } else if (engineSteps.length > 0 && o.engine && o.checkEngine !== false) {
-    checks.push(await engineCheck(o.engine, starts, pb, cwd));
-  }
+/** Whether a `with` field's value comes through an expression (a var, --var or env) rather than the playbook's text. */
+function fromValue(step: RuntimeStep, field: string): boolean {
+  let raw: unknown = step.with;
+  for (const key of field.split('.')) raw = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)[key] : undefined;
+  if (Array.isArray(raw)) raw = raw[0];
+  return typeof raw === 'string' && raw.includes('${{');
+}
 
-  if (o.lockPath) {
-    const holder = RunLock.holder(o.lockPath);
-    checks.push(
-      holder
-        ? { check: 'lock', ok: false, message: `${o.lockPath}: locked by run ${holder.runId} (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''}, since ${holder.since}); wait for it or stop it first` }
-        : { check: 'lock', ok: true, message: 'free' },
-    );
+function pathCheck(need: Extract<StepNeed, { need: 'file' | 'dir' }>, step: RuntimeStep, at: Where, cwd: string): PreflightCheck {
+  const problem = fileProblem(need.path, need.need === 'dir');
+  return problem
+    ? { check: need.need, ok: false, message: `step ${step.id}: ${need.field} ${show(need.path, cwd)}: ${problem}`, at: at([...step.yamlPath, 'with', ...need.field.split('.')]) }
+    : { check: need.need, ok: true, message: `${show(need.path, cwd)} readable` };
+}
+
+function commandCheck(need: Extract<StepNeed, { need: 'command' }>, step: RuntimeStep, env: NodeJS.ProcessEnv, at: Where, cwd: string): PreflightCheck {
+  const found = findCommand(need.command, need.cwd, need.path ?? env.PATH ?? '');
+  if (found) return { check: 'command', ok: true, message: `${need.command} found (${show(found, cwd)})` };
+  return {
+    check: 'command',
+    ok: false,
+    message: `step ${step.id}: command ${need.command} not found${need.command.includes('/') ? ` (or not executable) in ${show(need.cwd, cwd)}` : ' on PATH'}`,
+    at: at([...step.yamlPath, 'with', need.field]),
+  };
+}
+
+function approvalCheck(place: StepPlace, approval: ApprovalMode, at: Where): PreflightCheck {
+  if (approval === 'none') {
+    return {
+      check: 'approval',
+      ok: false,
+      message: `step ${place.step.id}: gate.approve needs an answer, but stdin is not a terminal and --yes was not given (run it in a terminal, or pass --yes)`,
+      at: at([...place.step.yamlPath, 'uses']),
+    };
   }
-  if (o.stateDir) {
-    checks.push(
-      writable(o.stateDir)
-        ? { check: 'state-dir', ok: true, message: `${show(o.stateDir, cwd)} writable` }
-        : { check: 'state-dir', ok: false, message: `state dir ${o.stateDir}: cannot be written (${nearestExisting(o.stateDir)} is not writable)` },
-    );
-  }
-  const redactor = o.redactor;
-  return redactor ? checks.map((k) => ({ ...k, message: redactor.text(k.message) })) : checks;
+  return { check: 'approval', ok: true, message: `gates answered by ${approval === 'yes' ? '--yes' : approval === 'tty' ? 'the operator at this terminal' : 'the rehearsal'}` };
+}
+
+function lockCheck(lockPath: string): PreflightCheck {
+  const holder = RunLock.holder(lockPath);
+  return holder
+    ? { check: 'lock', ok: false, message: `${lockPath}: locked by run ${holder.runId} (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''}, since ${holder.since}); wait for it or stop it first` }
+    : { check: 'lock', ok: true, message: 'free' };
+}
+
+function stateDirCheck(stateDir: string, cwd: string): PreflightCheck {
+  return writable(stateDir)
+    ? { check: 'state-dir', ok: true, message: `${show(stateDir, cwd)} writable` }
+    : { check: 'state-dir', ok: false, message: `state dir ${stateDir}: cannot be written (${nearestExisting(stateDir)} is not writable)` };
 }
 
 async function engineCheck(target: EngineTarget, starts: boolean, pb: LoadedPlaybook, cwd: string): Promise<PreflightCheck> {
