@@ -53,6 +53,8 @@ export interface RunResult {
 }
 
 type AttemptResult = StepResult | { interrupted: true };
+/** How a step ended, for the run's bookkeeping. */
+type StepRun = { outcome: StepOutcome; error?: string } | 'interrupted';
 
 /** Exponential backoff with full jitter over the upper half: delay in [base*2^n / 2, base*2^n]. */
 export function backoffDelay(baseMs: number, retryNumber: number, random: () => number): number {
@@ -81,9 +83,9 @@ export class Runner {
     return new References(this.o.vars, this.o.env, this.steps);
   }
 
-  async run(): Promise<RunResult> {
+  /** The run's first event: what runs, with which (redacted) values. */
+  private emitRunStart(): void {
     const pb = this.o.playbook;
-    const resume = this.o.resume;
     const redactedVars: Record<string, OutputValue> = {};
     for (const [k, v] of Object.entries(this.o.vars.values)) redactedVars[k] = this.o.vars.secretNames.has(k) ? REDACTED : v;
     const redactedOverrides: Record<string, string> = {};
@@ -95,7 +97,7 @@ export class Runner {
       file: pb.path,
       sha256: pb.sha256,
       pid: process.pid,
-      resumed: resume !== undefined,
+      resumed: this.o.resume !== undefined,
       fromStep: this.o.fromStep ?? null,
       steps: pb.steps.map((s) => s.id),
       rollbackSteps: pb.rollback.map((s) => s.id),
@@ -105,6 +107,34 @@ export class Runner {
       rto: pb.spec.metadata.rto ?? null,
       incident: pb.spec.metadata.incident ?? null,
     });
+  }
+
+  /** A main step that does not run now: finished in an earlier attempt (resume), or done by hand (--from-step). */
+  private passedOver(step: RuntimeStep, index: number, fromIndex: number): boolean {
+    const previous = this.o.resume?.finished.get(step.id);
+    if (previous) {
+      this.steps.set(step.id, previous);
+      this.emit({ event: 'restored', step: step.id, phase: 'main', outcome: previous.outcome });
+      return true;
+    }
+    if (index >= fromIndex) return false;
+    this.steps.set(step.id, { outcome: 'skipped', outputs: {} });
+    this.emit({
+      event: 'skip',
+      step: step.id,
+      phase: 'main',
+      uses: step.uses,
+      name: step.name === undefined ? null : this.displayName(step.name),
+      reason: 'manual',
+      detail: `done by hand before --from-step ${this.o.fromStep}`,
+    });
+    return true;
+  }
+
+  async run(): Promise<RunResult> {
+    const pb = this.o.playbook;
+    const resume = this.o.resume;
+    this.emitRunStart();
 
     let failedStep: string | undefined;
     let failError: string | undefined;
@@ -138,25 +168,7 @@ export class Runner {
 
     for (let i = 0; i < pb.steps.length; i++) {
       const step = pb.steps[i] as RuntimeStep;
-      const previous = resume?.finished.get(step.id);
-      if (previous) {
-        this.steps.set(step.id, previous);
-        this.emit({ event: 'restored', step: step.id, phase: 'main', outcome: previous.outcome });
-        continue;
-      }
-      if (i < fromIndex) {
-        this.steps.set(step.id, { outcome: 'skipped', outputs: {} });
-        this.emit({
-          event: 'skip',
-          step: step.id,
-          phase: 'main',
-          uses: step.uses,
-          name: step.name === undefined ? null : this.displayName(step.name),
-          reason: 'manual',
-          detail: `done by hand before --from-step ${this.o.fromStep}`,
-        });
-        continue;
-      }
+      if (this.passedOver(step, i, fromIndex)) continue;
       if (resume?.inFlight.has(`main:${step.id}`)) {
         this.emit({
           event: 'recheck',
@@ -217,38 +229,14 @@ export class Runner {
     return failedSteps;
   }
 
-  private async runStep(step: RuntimeStep, phase: Phase): Promise<{ outcome: StepOutcome; error?: string } | 'interrupted'> {
-    const pb = this.o.playbook;
-    const record = (state: StepState): void => {
-      if (phase === 'main') this.steps.set(step.id, state);
-    };
+  private async runStep(step: RuntimeStep, phase: Phase): Promise<StepRun> {
     if (this.o.interrupt.aborted) {
       this.emit({ event: 'interrupted', step: null, signal: this.interruptSignalName() });
       return 'interrupted';
     }
-
-    // Rollback steps run by default, as if always(): the run has failed by the time they do.
-    let run: boolean;
-    try {
-      const scope = { failed: phase === 'rollback' ? true : this.failed, resolve: (r: Reference) => this.refs.lenient(r) };
-      if (phase === 'rollback') run = step.condition === undefined || truthy(evaluate(step.condition, scope));
-      else run = shouldRun(step.condition, scope);
-    } catch (e) {
-      if (!(e instanceof ExpressionSyntaxError)) throw e;
-      // A condition that cannot be evaluated (fromJSON of text that is not JSON) fails the step, as in
-      // GitHub Actions: silently skipping it could skip a safety check.
-      if (e instanceof ExpressionEvalError) {
-        const at = pb.locate([...step.yamlPath, 'if']);
-        const error = `${pb.file}:${at.line}:${at.col}: if: ${e.message}`;
-        this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt: 1, description: step.uses });
-        record({ outcome: 'failure', outputs: {} });
-        this.emit({ event: 'fail', step: step.id, phase, uses: step.uses, durationMs: 0, attempts: 1, error, continued: step.continueOnError });
-        return { outcome: 'failure', error };
-      }
-      run = false;
-    }
-    if (!run) {
-      record({ outcome: 'skipped', outputs: {} });
+    const decision = this.decide(step, phase);
+    if (decision === 'skip') {
+      this.record(step, phase, { outcome: 'skipped', outputs: {} });
       const reason = step.condition === undefined ? 'earlier-failure' : 'condition';
       this.emit({
         event: 'skip',
@@ -261,11 +249,37 @@ export class Runner {
       });
       return { outcome: 'skipped' };
     }
-
-    const kind = stepKind(step.uses);
+    if (decision !== 'run') return this.failBeforeStart(step, phase, decision.error);
     const started = this.o.clock.now();
-    let withValue: unknown;
-    let description: string;
+    const prepared = this.prepare(step);
+    if ('error' in prepared) return this.failBeforeStart(step, phase, prepared.error);
+    return this.attempts(step, phase, prepared, started);
+  }
+
+  private record(step: RuntimeStep, phase: Phase, state: StepState): void {
+    if (phase === 'main') this.steps.set(step.id, state);
+  }
+
+  /** Whether the step runs, by its `if:` and the run's state; a condition that cannot be evaluated fails it. */
+  private decide(step: RuntimeStep, phase: Phase): 'run' | 'skip' | { error: string } {
+    // Rollback steps run by default, as if always(): the run has failed by the time they do.
+    try {
+      const scope = { failed: phase === 'rollback' ? true : this.failed, resolve: (r: Reference) => this.refs.lenient(r) };
+      const run = phase === 'rollback' ? step.condition === undefined || truthy(evaluate(step.condition, scope)) : shouldRun(step.condition, scope);
+      return run ? 'run' : 'skip';
+    } catch (e) {
+      if (!(e instanceof ExpressionSyntaxError)) throw e;
+      // fromJSON of text that is not JSON fails the step, as in GitHub Actions: skipping it could skip a safety check.
+      if (!(e instanceof ExpressionEvalError)) return 'skip';
+      const at = this.o.playbook.locate([...step.yamlPath, 'if']);
+      return { error: `${this.o.playbook.file}:${at.line}:${at.col}: if: ${e.message}` };
+    }
+  }
+
+  /** The step's `with` filled in and parsed, and its description; a reference with no value is an error at its place. */
+  private prepare(step: RuntimeStep): { withValue: unknown; description: string } | { error: string } {
+    const pb = this.o.playbook;
+    const kind = stepKind(step.uses);
     try {
       const filled = interpolateDeep(step.with, (r) => this.refs.value(r));
       addEnvSecrets(this.o.redactor, filled);
@@ -273,46 +287,43 @@ export class Runner {
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         const at = pb.locate([...step.yamlPath, 'with', ...(issue?.path.filter((p) => typeof p !== 'symbol') ?? [])]);
-        throw new UnresolvedReference(
-          `with${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'} (after interpolation)`,
-          at,
-        );
+        throw new UnresolvedReference(`with${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'} (after interpolation)`, at);
       }
-      withValue = parsed.data;
-      description = this.o.redactor.text(kind.describe(withValue, { playbookDir: pb.dir, timeScale: this.o.timeScale, engine: this.o.engine }));
+      const description = this.o.redactor.text(kind.describe(parsed.data, { playbookDir: pb.dir, timeScale: this.o.timeScale, engine: this.o.engine }));
+      return { withValue: parsed.data, description };
     } catch (e) {
       if (!(e instanceof UnresolvedReference)) throw e;
       const at = e.at ?? pb.locate([...step.yamlPath, 'with']);
-      const error = `${pb.file}:${at.line}:${at.col}: ${e.message}`;
-      this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt: 1, description: step.uses });
-      record({ outcome: 'failure', outputs: {} });
-      this.emit({ event: 'fail', step: step.id, phase, uses: step.uses, durationMs: 0, attempts: 1, error, continued: step.continueOnError });
-      return { outcome: 'failure', error };
+      return { error: `${pb.file}:${at.line}:${at.col}: ${e.message}` };
     }
+  }
 
+  /** A step that fails before its first attempt: journaled as started and failed, so it shows everywhere. */
+  private failBeforeStart(step: RuntimeStep, phase: Phase, error: string): StepRun {
+    this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name: step.name ?? null, attempt: 1, description: step.uses });
+    this.record(step, phase, { outcome: 'failure', outputs: {} });
+    this.emit({ event: 'fail', step: step.id, phase, uses: step.uses, durationMs: 0, attempts: 1, error, continued: step.continueOnError });
+    return { outcome: 'failure', error };
+  }
+
+  /** Attempts with backoff between them, until one succeeds or the retries are spent. */
+  private async attempts(step: RuntimeStep, phase: Phase, prepared: { withValue: unknown; description: string }, started: number): Promise<StepRun> {
+    const kind = stepKind(step.uses);
     const name = step.name === undefined ? null : this.displayName(step.name);
     const attempts = step.retries + 1;
     let last: StepResult = { ok: false, error: 'not run' };
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name, attempt, description });
-      const result = await this.attempt(step, phase, kind.run.bind(kind), withValue, attempt);
+      this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name, attempt, description: prepared.description });
+      const result = await this.attempt(step, phase, kind.run.bind(kind), prepared.withValue, attempt);
       if ('interrupted' in result) {
         this.emit({ event: 'interrupted', step: step.id, signal: this.interruptSignalName() });
         return 'interrupted';
       }
       last = result;
       if (result.ok) {
-        record({ outcome: 'success', outputs: result.outputs });
-        this.emit({
-          event: 'ok',
-          step: step.id,
-          phase,
-          uses: step.uses,
-          durationMs: this.o.clock.now() - started,
-          attempts: attempt,
-          outputs: result.outputs,
-          ...(result.checks ? { checks: result.checks } : {}),
-        });
+        this.record(step, phase, { outcome: 'success', outputs: result.outputs });
+        const checks = result.checks ? { checks: result.checks } : {};
+        this.emit({ event: 'ok', step: step.id, phase, uses: step.uses, durationMs: this.o.clock.now() - started, attempts: attempt, outputs: result.outputs, ...checks });
         return { outcome: 'success' };
       }
       if (attempt < attempts) {
@@ -327,7 +338,7 @@ export class Runner {
       }
     }
     const failure = last as Extract<StepResult, { ok: false }>;
-    record({ outcome: 'failure', outputs: failure.outputs ?? {} });
+    this.record(step, phase, { outcome: 'failure', outputs: failure.outputs ?? {} });
     this.emit({
       event: 'fail',
       step: step.id,
