@@ -255,11 +255,11 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     await client.fault('margin-burst');
     const deadline = Date.now() + 10_000;
     let halted = await client.health();
-    while (!(halted.phase === 'halted' && halted.reason?.startsWith('EXCESS_QUEUE_DEPTH')) && Date.now() < deadline) {
+    while (halted.haltCode !== 'EXCESS_QUEUE_DEPTH' && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
       halted = await client.health();
     }
-    if (halted.phase !== 'halted' || !halted.reason?.startsWith('EXCESS_QUEUE_DEPTH')) {
+    if (halted.haltCode !== 'EXCESS_QUEUE_DEPTH') {
       throw new InputError(`the injected margin burst did not halt the scratch engine (phase ${halted.phase}, reason ${halted.reason ?? 'none'})`);
     }
     log(flags.json ?? false, `incident reproduced: ${halted.reason}`);

@@ -16,6 +16,8 @@ export class EngineUnreachable extends Error {}
 export interface EngineHealth {
   phase: 'halted' | 'cancel-only' | 'post-only' | 'open';
   reason: string | null;
+  /** Set while the engine is halted by its own decision (e.g. `EXCESS_QUEUE_DEPTH`); null otherwise. */
+  haltCode: 'EXCESS_QUEUE_DEPTH' | null;
   seq: number;
   modules: Record<string, { active: string; previous: string | null }>;
   queueDepth: number;

@@ -11,7 +11,7 @@ import { EngineMetrics } from './metrics.js';
 import { ensureBaseline, loadMarginModule, ModuleRefused, readActive, writeActive, type ActiveModules } from './module-store.js';
 import { EXCESS_QUEUE_DEPTH, type MarginModule, type MarginQueue } from './modules/api.js';
 import { snapshotHeader, snapshotRecords, SnapshotLoader } from './snapshot-codec.js';
-import type { Command, OrderRequest, OrderResult, Phase } from './types.js';
+import type { Command, HaltCode, OrderRequest, OrderResult, Phase } from './types.js';
 import { scanWal, WalWriter, type WalDamage } from './wal.js';
 
 /** The most funding intervals one recompute request may cover (over 9 years at 8h). */
@@ -55,6 +55,26 @@ interface LoadedMargin {
   queue: MarginQueue;
 }
 
+/** A halt the engine decided itself: the code for programs, the reason (what the WAL records) for people. */
+interface SelfHalt {
+  code: HaltCode;
+  reason: string;
+}
+
+/** The reason the engine records when a margin module overflows its queue (the WAL keeps this text). */
+function excessQueueDepthReason(version: string, detail: string): string {
+  return `EXCESS_QUEUE_DEPTH in margin ${version}: ${detail}`;
+}
+const EXCESS_QUEUE_DEPTH_REASON = /^EXCESS_QUEUE_DEPTH in margin [^\s:]+: /;
+
+/**
+ * The code of a halt restored from disk. The WAL and snapshots keep only the reason text, so after a
+ * restart the code is recovered from the one reason format the engine itself writes (above).
+ */
+function restoredHaltCode(phase: Phase, reason: string | null): HaltCode | null {
+  return phase === 'halted' && reason !== null && EXCESS_QUEUE_DEPTH_REASON.test(reason) ? 'EXCESS_QUEUE_DEPTH' : null;
+}
+
 /** The engine process's state: the exchange, its WAL, the margin module and the timers that drive them. */
 export class EngineRuntime {
   seq = 0;
@@ -65,7 +85,9 @@ export class EngineRuntime {
   private wal!: WalWriter;
   private timers: NodeJS.Timeout[] = [];
   private replaying = true;
-  private pendingHalt: string | undefined;
+  private pendingHalt: SelfHalt | undefined;
+  /** Why the engine halted itself, while it stays halted that way; null when running or halted by an operator. */
+  private haltCode: HaltCode | null = null;
   private admissionCredit = 0;
   private sinceSnapshot = 0;
   private fatal: ((e: Error) => void) | undefined;
@@ -134,6 +156,7 @@ export class EngineRuntime {
       rt.seq = r.seq;
       recovery.replayed++;
     }
+    rt.haltCode = restoredHaltCode(ex.phase, ex.reason);
     rt.wal = await WalWriter.open(walDir, rt.seq + 1);
     rt.active = ensureBaseline(opts.dataDir);
     const version = rt.active.margin?.active ?? '1.4.2';
@@ -172,10 +195,12 @@ export class EngineRuntime {
     const durable = this.wal.append(this.seq, cmd);
     durable.catch((e: Error) => this.fatal?.(e));
     this.sinceSnapshot++;
+    // Any phase change ends the engine's own halt; `halt` sets the code again after committing its record.
+    if (cmd.op === 'phase') this.haltCode = null;
     if (this.pendingHalt !== undefined && cmd.op !== 'phase') {
-      const reason = this.pendingHalt;
+      const pending = this.pendingHalt;
       this.pendingHalt = undefined;
-      this.halt(reason);
+      this.halt(pending);
     }
     if (this.opts.snapshotEvery > 0 && this.sinceSnapshot >= this.opts.snapshotEvery) {
       this.sinceSnapshot = 0;
@@ -184,9 +209,10 @@ export class EngineRuntime {
     return { result, durable };
   }
 
-  private halt(reason: string): void {
+  private halt({ code, reason }: SelfHalt): void {
     if (this.ex.phase === 'halted' && this.ex.reason === reason) return;
     this.commit({ op: 'phase', ts: this.now(), phase: 'halted', reason });
+    this.haltCode = code;
     this.opts.log({ level: 'error', msg: 'trading halted', reason });
   }
 
@@ -202,7 +228,8 @@ export class EngineRuntime {
     } catch (e) {
       if ((e as { code?: string }).code !== EXCESS_QUEUE_DEPTH) throw e;
       if (this.pendingHalt === undefined) {
-        this.pendingHalt = `EXCESS_QUEUE_DEPTH in margin ${this.margin.module.version}: ${(e as Error).message.replace(/^EXCESS_QUEUE_DEPTH: /, '')}`;
+        const detail = (e as Error).message.replace(/^EXCESS_QUEUE_DEPTH: /, '');
+        this.pendingHalt = { code: 'EXCESS_QUEUE_DEPTH', reason: excessQueueDepthReason(this.margin.module.version, detail) };
       }
       // The overflowing queue is abandoned: activation of a module rebuilds it from the accounts.
       this.margin = this.instantiate(this.margin.module);
@@ -211,9 +238,9 @@ export class EngineRuntime {
 
   private flushPendingHalt(): void {
     if (this.pendingHalt === undefined) return;
-    const reason = this.pendingHalt;
+    const pending = this.pendingHalt;
     this.pendingHalt = undefined;
-    this.halt(reason);
+    this.halt(pending);
   }
 
   private recalc(account: string): void {
@@ -471,6 +498,7 @@ export class EngineRuntime {
     return {
       phase: this.ex.phase,
       reason: this.ex.reason,
+      haltCode: this.haltCode,
       haltedAtSeq: this.ex.haltedAtSeq,
       haltedAt: this.ex.haltedAt === null ? null : new Date(this.ex.haltedAt).toISOString(),
       haltReason: this.ex.haltReason,

@@ -119,6 +119,190 @@ export interface ServerOptions {
   onCrash: () => void;
 }
 
+/** One request as a handler sees it: the path's parameters already decoded and validated. */
+interface RouteCall {
+  req: IncomingMessage;
+  res: ServerResponse;
+  rt: EngineRuntime;
+  params: string[];
+  onCrash: () => void;
+}
+
+interface Route {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** An exact path, or a pattern whose groups are the parameters. */
+  path: string | RegExp;
+  /** Decodes the groups; runs on a path match whatever the method, so a bad id is 400 before 404. */
+  params?: (groups: string[]) => string[];
+  handle: (call: RouteCall) => Promise<void> | void;
+}
+
+const ORDER_PATH = /^\/orders\/([0-9]{1,20})$/;
+const ACCOUNT_PATH = /^\/accounts\/([^/]+)$/;
+const DEPOSIT_PATH = /^\/accounts\/([^/]+)\/deposit$/;
+
+function orderIdParam([digits]: string[]): string[] {
+  return [(digits as string).padStart(12, '0')];
+}
+
+function accountIdParam([encoded]: string[]): string[] {
+  let id: string;
+  try {
+    id = decodeURIComponent(encoded as string);
+  } catch {
+    throw new BadRequest('bad percent-encoding in the account id');
+  }
+  // System accounts (@external, @fees, @insurance) can be read, not credited.
+  if (!ACCOUNT_RE.test(id.startsWith('@') ? id.slice(1) : id)) throw new BadRequest('bad account id');
+  return [id];
+}
+
+function sendMetrics({ rt, res }: RouteCall): void {
+  const text = rt.metrics.render({
+    phase: rt.ex.phase,
+    queueDepth: rt.queueDepth,
+    admissionWeight: rt.ex.admissionWeight,
+    seq: rt.seq,
+    openOrders: rt.openOrderCount(),
+  });
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+  res.end(text);
+}
+
+async function placeOrder({ req, res, rt }: RouteCall): Promise<void> {
+  const order = parseOrderRequest(await readBody(req));
+  send(res, 200, orderAnswer(await rt.placeOrder(order)));
+}
+
+function getOrder({ res, rt, params: [id] }: RouteCall): void {
+  const ord = rt.ex.orders.get(id as string);
+  if (!ord) return send(res, 404, { error: `no order ${id}` });
+  const avgPrice = avgPriceOf(ord);
+  send(res, 200, { id: ord.id, account: ord.account, symbol: ord.symbol, side: ord.side, type: ord.type, price: ord.type === 'market' ? null : fmtPrice(ord.price), qty: fmtQty(ord.qty), filled: fmtQty(ord.filled), status: ord.status, avgPrice: avgPrice === null ? null : fmtPrice(avgPrice) });
+}
+
+async function deposit({ req, res, rt, params: [id] }: RouteCall): Promise<void> {
+  const account = id as string;
+  if (account.startsWith('@')) throw new BadRequest('system accounts take no deposits');
+  const body = await readBody(req);
+  const asset = str(body, 'asset');
+  if (!isAsset(asset)) throw new BadRequest('asset must be USDT or USDC');
+  const amountText = str(body, 'amount') as string;
+  let amount: bigint;
+  try {
+    amount = parseFixed(amountText, MONEY_DECIMALS);
+  } catch (e) {
+    throw new BadRequest(`amount: ${(e as Error).message}`);
+  }
+  if (amount <= 0n || amount > 10n ** 20n) throw new BadRequest('amount must be positive and at most 1e12');
+  await rt.deposit(account, asset, amountText);
+  send(res, 200, accountView(rt, account));
+}
+
+function getAccount({ res, rt, params: [id] }: RouteCall): void {
+  if (!rt.ex.accounts.has(id as string)) return send(res, 404, { error: `no account ${id}` });
+  send(res, 200, accountView(rt, id as string));
+}
+
+async function setPhase({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const phase = str(body, 'phase') as Phase;
+  if (!PHASES.includes(phase)) throw new BadRequest(`phase must be one of ${PHASES.join(', ')}`);
+  await rt.setPhase(phase, str(body, 'reason', false) ?? null);
+  send(res, 200, { phase: rt.ex.phase, reason: rt.ex.reason });
+}
+
+async function setAdmission({ req, res, rt }: RouteCall): Promise<void> {
+  const w = (await readBody(req)).weight;
+  if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 100) throw new BadRequest('weight must be an integer 0..100');
+  await rt.setAdmission(w);
+  send(res, 200, { admissionWeight: rt.ex.admissionWeight });
+}
+
+async function activateModule({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  send(res, 200, await rt.activate(str(body, 'component') as string, str(body, 'version') as string));
+}
+
+async function rollbackModule({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  send(res, 200, await rt.rollback(str(body, 'component') as string));
+}
+
+async function streamState({ res, rt }: RouteCall): Promise<void> {
+  const lines = rt.stateLines();
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('sha256');
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  for (let i = 0; i < lines.length; i += 1000) {
+    const chunk = `${lines.slice(i, i + 1000).join('\n')}\n`;
+    hash.update(chunk);
+    if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+  }
+  res.end(`${JSON.stringify({ type: 'trailer', records: lines.length - 1, sha256: hash.digest('hex') })}\n`);
+}
+
+async function recomputeFunding({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const from = Date.parse(str(body, 'from') as string);
+  const to = Date.parse(str(body, 'to') as string);
+  if (Number.isNaN(from) || Number.isNaN(to) || to < from) throw new BadRequest('from and to must be ISO times, from <= to');
+  send(res, 200, await rt.recomputeFunding(from, to));
+}
+
+async function injectFault({ req, res, rt, onCrash }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const kind = str(body, 'kind');
+  if (kind === 'margin-burst') {
+    const events = body.events === undefined ? rt.opts.queueLimit * 2 : body.events;
+    if (typeof events !== 'number' || !Number.isInteger(events) || events < 1 || events > 10_000_000) throw new BadRequest('events must be an integer 1..10000000');
+    return send(res, 200, rt.marginBurst(events));
+  }
+  if (kind === 'crash') {
+    send(res, 202, { crashing: true });
+    setTimeout(onCrash, 20);
+    return;
+  }
+  throw new BadRequest('kind must be margin-burst or crash');
+}
+
+/** The control API's routes (docs/engine.md lists them); a path no route matches is 404. */
+const ROUTES: readonly Route[] = [
+  { method: 'GET', path: '/health', handle: ({ res, rt }) => send(res, 200, rt.health()) },
+  { method: 'GET', path: '/metrics', handle: sendMetrics },
+  { method: 'POST', path: '/orders', handle: placeOrder },
+  { method: 'DELETE', path: ORDER_PATH, params: orderIdParam, handle: async ({ res, rt, params: [id] }) => send(res, 200, orderAnswer(await rt.cancel(id as string))) },
+  { method: 'GET', path: ORDER_PATH, params: orderIdParam, handle: getOrder },
+  { method: 'POST', path: DEPOSIT_PATH, params: accountIdParam, handle: deposit },
+  { method: 'GET', path: ACCOUNT_PATH, params: accountIdParam, handle: getAccount },
+  { method: 'POST', path: '/phase', handle: setPhase },
+  { method: 'POST', path: '/admission', handle: setAdmission },
+  { method: 'POST', path: '/modules/activate', handle: activateModule },
+  { method: 'POST', path: '/modules/rollback', handle: rollbackModule },
+  { method: 'POST', path: '/snapshot', handle: async ({ res, rt }) => send(res, 200, await rt.snapshot()) },
+  { method: 'GET', path: '/state', handle: streamState },
+  { method: 'POST', path: '/funding/recompute', handle: recomputeFunding },
+  { method: 'POST', path: '/fault', handle: injectFault },
+];
+
+/** The groups of a path that matches the route's path, or null. */
+function matchPath(pattern: string | RegExp, path: string): string[] | null {
+  if (typeof pattern === 'string') return pattern === path ? [] : null;
+  const m = pattern.exec(path);
+  return m ? m.slice(1).map((g) => g ?? '') : null;
+}
+
+/** Find the route for a request and run it; a route's parameter check may refuse (400) before any method match. */
+async function dispatch(call: Omit<RouteCall, 'params'>, method: string, path: string): Promise<void> {
+  for (const route of ROUTES) {
+    const groups = matchPath(route.path, path);
+    if (!groups) continue;
+    const params = route.params ? route.params(groups) : groups;
+    if (route.method === method) return route.handle({ ...call, params });
+  }
+  send(call.res, 404, { error: `no route ${method} ${path}` });
+}
+
 /** The control API (SPEC section 4): JSON over HTTP on loopback, every request with the bearer token. */
 export function createControlServer(o: ServerOptions): Server {
   const rt = o.runtime;
@@ -139,124 +323,7 @@ export function createControlServer(o: ServerOptions): Server {
     if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) return send(res, 403, { error: 'loopback only' });
     if (!tokenMatches(req.headers.authorization, token)) return send(res, 401, { error: 'missing or wrong bearer token' });
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const path = url.pathname;
-    const method = req.method ?? 'GET';
-    const route = `${method} ${path}`;
-    if (route === 'GET /health') return send(res, 200, rt.health());
-    if (route === 'GET /metrics') {
-      const text = rt.metrics.render({
-        phase: rt.ex.phase,
-        queueDepth: rt.queueDepth,
-        admissionWeight: rt.ex.admissionWeight,
-        seq: rt.seq,
-        openOrders: rt.openOrderCount(),
-      });
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      return void res.end(text);
-    }
-    if (route === 'POST /orders') {
-      const req2 = parseOrderRequest(await readBody(req));
-      return send(res, 200, orderAnswer(await rt.placeOrder(req2)));
-    }
-    let m = /^\/orders\/([0-9]{1,20})$/.exec(path);
-    if (m) {
-      const id = (m[1] as string).padStart(12, '0');
-      if (method === 'DELETE') return send(res, 200, orderAnswer(await rt.cancel(id)));
-      if (method === 'GET') {
-        const ord = rt.ex.orders.get(id);
-        if (!ord) return send(res, 404, { error: `no order ${id}` });
-        return send(res, 200, { id: ord.id, account: ord.account, symbol: ord.symbol, side: ord.side, type: ord.type, price: ord.type === 'market' ? null : fmtPrice(ord.price), qty: fmtQty(ord.qty), filled: fmtQty(ord.filled), status: ord.status, avgPrice: avgPriceOf(ord) === null ? null : fmtPrice(avgPriceOf(ord) as number) });
-      }
-    }
-    m = /^\/accounts\/([^/]+)(\/deposit)?$/.exec(path);
-    if (m) {
-      let id: string;
-      try {
-        id = decodeURIComponent(m[1] as string);
-      } catch {
-        throw new BadRequest('bad percent-encoding in the account id');
-      }
-      // System accounts (@external, @fees, @insurance) can be read, not credited.
-      if (!ACCOUNT_RE.test(id.startsWith('@') ? id.slice(1) : id)) throw new BadRequest('bad account id');
-      if (m[2] && method === 'POST') {
-        if (id.startsWith('@')) throw new BadRequest('system accounts take no deposits');
-        const body = await readBody(req);
-        const asset = str(body, 'asset');
-        if (!isAsset(asset)) throw new BadRequest('asset must be USDT or USDC');
-        const amountText = str(body, 'amount') as string;
-        let amount: bigint;
-        try {
-          amount = parseFixed(amountText, MONEY_DECIMALS);
-        } catch (e) {
-          throw new BadRequest(`amount: ${(e as Error).message}`);
-        }
-        if (amount <= 0n || amount > 10n ** 20n) throw new BadRequest('amount must be positive and at most 1e12');
-        await rt.deposit(id, asset, amountText);
-        return send(res, 200, accountView(rt, id));
-      }
-      if (!m[2] && method === 'GET') {
-        if (!rt.ex.accounts.has(id)) return send(res, 404, { error: `no account ${id}` });
-        return send(res, 200, accountView(rt, id));
-      }
-    }
-    if (route === 'POST /phase') {
-      const body = await readBody(req);
-      const phase = str(body, 'phase') as Phase;
-      if (!PHASES.includes(phase)) throw new BadRequest(`phase must be one of ${PHASES.join(', ')}`);
-      await rt.setPhase(phase, str(body, 'reason', false) ?? null);
-      return send(res, 200, { phase: rt.ex.phase, reason: rt.ex.reason });
-    }
-    if (route === 'POST /admission') {
-      const body = await readBody(req);
-      const w = body.weight;
-      if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 100) throw new BadRequest('weight must be an integer 0..100');
-      await rt.setAdmission(w);
-      return send(res, 200, { admissionWeight: rt.ex.admissionWeight });
-    }
-    if (route === 'POST /modules/activate') {
-      const body = await readBody(req);
-      return send(res, 200, await rt.activate(str(body, 'component') as string, str(body, 'version') as string));
-    }
-    if (route === 'POST /modules/rollback') {
-      const body = await readBody(req);
-      return send(res, 200, await rt.rollback(str(body, 'component') as string));
-    }
-    if (route === 'POST /snapshot') return send(res, 200, await rt.snapshot());
-    if (route === 'GET /state') {
-      const lines = rt.stateLines();
-      const { createHash } = await import('node:crypto');
-      const hash = createHash('sha256');
-      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      for (let i = 0; i < lines.length; i += 1000) {
-        const chunk = `${lines.slice(i, i + 1000).join('\n')}\n`;
-        hash.update(chunk);
-        if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-      }
-      return void res.end(`${JSON.stringify({ type: 'trailer', records: lines.length - 1, sha256: hash.digest('hex') })}\n`);
-    }
-    if (route === 'POST /funding/recompute') {
-      const body = await readBody(req);
-      const from = Date.parse(str(body, 'from') as string);
-      const to = Date.parse(str(body, 'to') as string);
-      if (Number.isNaN(from) || Number.isNaN(to) || to < from) throw new BadRequest('from and to must be ISO times, from <= to');
-      return send(res, 200, await rt.recomputeFunding(from, to));
-    }
-    if (route === 'POST /fault') {
-      const body = await readBody(req);
-      const kind = str(body, 'kind');
-      if (kind === 'margin-burst') {
-        const events = body.events === undefined ? rt.opts.queueLimit * 2 : body.events;
-        if (typeof events !== 'number' || !Number.isInteger(events) || events < 1 || events > 10_000_000) throw new BadRequest('events must be an integer 1..10000000');
-        return send(res, 200, rt.marginBurst(events));
-      }
-      if (kind === 'crash') {
-        send(res, 202, { crashing: true });
-        setTimeout(o.onCrash, 20);
-        return;
-      }
-      throw new BadRequest('kind must be margin-burst or crash');
-    }
-    send(res, 404, { error: `no route ${route}` });
+    return dispatch({ req, res, rt, onCrash: o.onCrash }, req.method ?? 'GET', url.pathname);
   }
   return server;
 }

@@ -3,6 +3,8 @@ import type { Side } from './book.js';
 
 export type Phase = 'halted' | 'cancel-only' | 'post-only' | 'open';
 export const PHASES: readonly Phase[] = ['halted', 'cancel-only', 'post-only', 'open'];
+/** Why the engine halted itself, for programs (the human `reason` says it in words). */
+export type HaltCode = 'EXCESS_QUEUE_DEPTH';
 export type OrderStatus = 'open' | 'partially_filled' | 'filled' | 'canceled' | 'rejected';
 export type MarginMode = 'cross' | 'isolated';
 export type OrderType = 'limit' | 'market';

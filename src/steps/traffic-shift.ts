@@ -2,7 +2,8 @@ import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { duration } from '../playbook/fields.js';
 import { formatDuration, parseDuration } from '../playbook/duration.js';
-import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
+import { errorRateOf, judgeSample, type GateSample } from './gates.js';
+import { defineStep, engineLabel, errorMessage, noEngine, type EngineTarget, type StepCheck, type StepContext, type StepResult } from './types.js';
 
 const weight = z.number().int().min(0).max(100);
 /** A stage is never judged on fewer samples than this. */
@@ -41,6 +42,124 @@ function stagesOf(w: TrafficShiftWith): { weight: number; bake: string }[] {
   return w.stages ?? (w.stepWeights ?? []).map((weight) => ({ weight, bake: w.bake ?? '30s' }));
 }
 
+type Client = import('../engine-client/client.js').EngineClient;
+type Load = import('../engine-client/load.js').LoadGenerator;
+
+/** What the whole shift has seen so far: the failures count across stages against failureLimit. */
+interface ShiftTally {
+  checks: StepCheck[];
+  failures: number;
+  samples: number;
+  maxQueueDepth: number;
+  maxP99: number | null;
+}
+
+/** The traders, their funding and the load generator (synthetic or a recorded flow), not yet started. */
+async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: EngineTarget, client: Client): Promise<Load> {
+  const { LoadGenerator } = await import('../engine-client/load.js');
+  const { readFile } = await import('node:fs/promises');
+  const { resolve, join } = await import('node:path');
+  const accounts = Array.from({ length: w.load.accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
+  if (w.load.fund) for (const a of accounts) await client.deposit(a, 'USDT', w.load.fund);
+  let replay;
+  if (w.load.replay) {
+    const text = await readFile(resolve(ctx.playbookDir, w.load.replay), 'utf8');
+    replay = text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
+  }
+  const tokenFile = 'dataDir' in engine ? join(engine.dataDir, 'control.token') : engine.tokenFile;
+  const token = (await readFile(tokenFile, 'utf8')).trim();
+  return new LoadGenerator({ url: client.url, token, rate: w.load.rate, accounts, seed: w.load.seed, ...(replay ? { replay } : {}) });
+}
+
+interface StageRun {
+  n: number;
+  of: number;
+  stage: { weight: number; bake: string };
+  intervalMs: number;
+}
+
+/**
+ * Bake one stage: sample /metrics every interval and judge each sample. Returns the breaches that abort
+ * the shift (a halted engine, or one failed sample more than failureLimit), or null when the stage held.
+ */
+async function bakeStage(w: TrafficShiftWith, ctx: StepContext, client: Client, gen: Load, run: StageRun, tally: ShiftTally): Promise<string[] | null> {
+  const { parseMetrics, p99Between } = await import('../engine-client/load.js');
+  const { n, of, stage, intervalMs } = run;
+  await client.setAdmission(stage.weight);
+  // However short the scaled bake, every stage is judged on at least MIN_SAMPLES samples.
+  const bakeMs = Math.max(Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale), MIN_SAMPLES * intervalMs);
+  ctx.progress(`stage ${n}/${of}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, { stage: n, stages: of, weight: stage.weight, bakeMs });
+  const stageStart = ctx.clock.now();
+  let prevMetrics = parseMetrics(await client.metrics());
+  let prevStats = gen.stats();
+  let stageFailures = 0;
+  while (ctx.clock.now() - stageStart < bakeMs) {
+    await ctx.clock.sleep(Math.min(intervalMs, Math.max(1, bakeMs - (ctx.clock.now() - stageStart))), ctx.signal);
+    const m = parseMetrics(await client.metrics());
+    const stats = gen.stats();
+    const sample: GateSample = {
+      halted: m.halted,
+      queueDepth: m.queueDepth,
+      sent: stats.sent - prevStats.sent,
+      errors: stats.errors - prevStats.errors,
+      p99LatencyMs: p99Between(prevMetrics.latencyBuckets, m.latencyBuckets),
+    };
+    prevMetrics = m;
+    prevStats = stats;
+    tally.samples++;
+    tally.maxQueueDepth = Math.max(tally.maxQueueDepth, sample.queueDepth);
+    if (sample.p99LatencyMs !== null) tally.maxP99 = Math.max(tally.maxP99 ?? 0, sample.p99LatencyMs);
+    // Only a breach counts against failureLimit: an inconclusive or unmeasurable sample does not.
+    const { breaches } = judgeSample(w.gates, sample);
+    ctx.progress(`stage ${n}/${of} weight ${stage.weight}%`, {
+      stage: n,
+      stages: of,
+      weight: stage.weight,
+      queueDepth: sample.queueDepth,
+      errorRate: Number(errorRateOf(sample).toFixed(4)),
+      p99LatencyMs: sample.p99LatencyMs,
+      sent: sample.sent,
+      breaches: breaches.length,
+    });
+    if (breaches.length) {
+      tally.failures++;
+      stageFailures++;
+      if (sample.halted || tally.failures > w.failureLimit) {
+        tally.checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: false, message: breaches.join('; '), durationMs: ctx.clock.now() - stageStart });
+        return breaches;
+      }
+    }
+  }
+  tally.checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: true, durationMs: ctx.clock.now() - stageStart, ...(stageFailures ? { message: `${stageFailures} failed samples tolerated` } : {}) });
+  return null;
+}
+
+/** Every stage in turn under load; on a breach or an error admission goes to 0 and the shift stops. */
+async function shiftStages(w: TrafficShiftWith, ctx: StepContext, client: Client, gen: Load): Promise<StepResult> {
+  const stages = stagesOf(w);
+  const intervalMs = Math.max(50, Math.round((parseDuration(w.interval) ?? 1000) * ctx.timeScale));
+  const tally: ShiftTally = { checks: [], failures: 0, samples: 0, maxQueueDepth: 0, maxP99: null };
+  const fail = async (error: string, stage: number): Promise<StepResult> => {
+    await client.setAdmission(0).catch(() => undefined);
+    return { ok: false, error, checks: tally.checks, outputs: { failedStage: stage, weight: 0, samples: tally.samples, maxQueueDepth: tally.maxQueueDepth, maxP99LatencyMs: tally.maxP99, ...gen.stats() } };
+  };
+  gen.start();
+  try {
+    for (const [i, stage] of stages.entries()) {
+      const n = i + 1;
+      const breaches = await bakeStage(w, ctx, client, gen, { n, of: stages.length, stage, intervalMs }, tally);
+      if (breaches) return await fail(`gate breached at stage ${n} (weight ${stage.weight}%): ${breaches.join('; ')}; admission set to 0`, n);
+    }
+  } catch (e) {
+    if (ctx.signal.aborted) throw e;
+    return fail(`traffic.shift: ${errorMessage(e)}`, -1);
+  } finally {
+    await gen.stop();
+  }
+  const last = stages[stages.length - 1] as { weight: number };
+  return { ok: true, checks: tally.checks, outputs: { weight: last.weight, stages: stages.length, samples: tally.samples, maxQueueDepth: tally.maxQueueDepth, maxP99LatencyMs: tally.maxP99, ...gen.stats() } };
+}
+
 export const trafficShiftStep = defineStep({
   uses: 'traffic.shift',
   with: trafficShiftWith,
@@ -53,90 +172,10 @@ export const trafficShiftStep = defineStep({
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('traffic.shift');
     const { connect } = await import('../engine-client/supervisor.js');
-    const { LoadGenerator, parseMetrics, p99Between } = await import('../engine-client/load.js');
-    const { readFile } = await import('node:fs/promises');
-    const { resolve, join } = await import('node:path');
     const client = await connect(ctx.engine);
     const health = await client.health();
     if (health.phase === 'halted') return { ok: false, error: `traffic.shift: the engine is halted${health.reason ? ` (${health.reason})` : ''}; resume it first` };
-    const accounts = Array.from({ length: w.load.accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
-    if (w.load.fund) for (const a of accounts) await client.deposit(a, 'USDT', w.load.fund);
-    let replay;
-    if (w.load.replay) {
-      const text = await readFile(resolve(ctx.playbookDir, w.load.replay), 'utf8');
-      replay = text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
-    }
-    const tokenFile = 'dataDir' in ctx.engine ? join(ctx.engine.dataDir, 'control.token') : ctx.engine.tokenFile;
-    const token = (await readFile(tokenFile, 'utf8')).trim();
-    const gen = new LoadGenerator({ url: client.url, token, rate: w.load.rate, accounts, seed: w.load.seed, ...(replay ? { replay } : {}) });
-    const stages = stagesOf(w);
-    const intervalMs = Math.max(50, Math.round((parseDuration(w.interval) ?? 1000) * ctx.timeScale));
-    const checks: StepCheck[] = [];
-    let failures = 0;
-    let maxQueueDepth = 0;
-    let maxP99: number | null = null;
-    let samples = 0;
-    const fail = async (error: string, stage: number): Promise<StepResult> => {
-      await client.setAdmission(0).catch(() => undefined);
-      return { ok: false, error, checks, outputs: { failedStage: stage, weight: 0, samples, maxQueueDepth, maxP99LatencyMs: maxP99, ...gen.stats() } };
-    };
-    gen.start();
-    try {
-      for (const [i, stage] of stages.entries()) {
-        const n = i + 1;
-        await client.setAdmission(stage.weight);
-        // However short the scaled bake, every stage is judged on at least MIN_SAMPLES samples.
-        const bakeMs = Math.max(Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale), MIN_SAMPLES * intervalMs);
-        ctx.progress(`stage ${n}/${stages.length}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, { stage: n, stages: stages.length, weight: stage.weight, bakeMs });
-        const stageStart = ctx.clock.now();
-        let prevMetrics = parseMetrics(await client.metrics());
-        let prevStats = gen.stats();
-        let stageFailures = 0;
-        while (ctx.clock.now() - stageStart < bakeMs) {
-          await ctx.clock.sleep(Math.min(intervalMs, Math.max(1, bakeMs - (ctx.clock.now() - stageStart))), ctx.signal);
-          const m = parseMetrics(await client.metrics());
-          const stats = gen.stats();
-          const sent = stats.sent - prevStats.sent;
-          const errorRate = sent > 0 ? (stats.errors - prevStats.errors) / sent : 0;
-          const p99 = p99Between(prevMetrics.latencyBuckets, m.latencyBuckets);
-          prevMetrics = m;
-          prevStats = stats;
-          samples++;
-          maxQueueDepth = Math.max(maxQueueDepth, m.queueDepth);
-          if (p99 !== null) maxP99 = Math.max(maxP99 ?? 0, p99);
-          const breaches: string[] = [];
-          if (m.halted) breaches.push('the engine halted itself');
-          if (w.gates.maxQueueDepth !== undefined && m.queueDepth > w.gates.maxQueueDepth) breaches.push(`queue depth ${m.queueDepth} > ${w.gates.maxQueueDepth}`);
-          if (w.gates.maxErrorRate !== undefined && errorRate > w.gates.maxErrorRate) breaches.push(`error rate ${errorRate.toFixed(3)} > ${w.gates.maxErrorRate}`);
-          if (w.gates.p99LatencyMs !== undefined && p99 !== null && p99 > w.gates.p99LatencyMs) breaches.push(`p99 ${p99}ms > ${w.gates.p99LatencyMs}ms`);
-          ctx.progress(`stage ${n}/${stages.length} weight ${stage.weight}%`, {
-            stage: n,
-            stages: stages.length,
-            weight: stage.weight,
-            queueDepth: m.queueDepth,
-            errorRate: Number(errorRate.toFixed(4)),
-            p99LatencyMs: p99,
-            sent,
-            breaches: breaches.length,
-          });
-          if (breaches.length) {
-            failures++;
-            stageFailures++;
-            if (m.halted || failures > w.failureLimit) {
-              checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: false, message: breaches.join('; '), durationMs: ctx.clock.now() - stageStart });
-              return await fail(`gate breached at stage ${n} (weight ${stage.weight}%): ${breaches.join('; ')}; admission set to 0`, n);
-            }
-          }
-        }
-        checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: true, durationMs: ctx.clock.now() - stageStart, ...(stageFailures ? { message: `${stageFailures} failed samples tolerated` } : {}) });
-      }
-    } catch (e) {
-      if (ctx.signal.aborted) throw e;
-      return fail(`traffic.shift: ${errorMessage(e)}`, -1);
-    } finally {
-      await gen.stop();
-    }
-    const last = stages[stages.length - 1] as { weight: number };
-    return { ok: true, checks, outputs: { weight: last.weight, stages: stages.length, samples, maxQueueDepth, maxP99LatencyMs: maxP99, ...gen.stats() } };
+    const gen = await prepareLoad(w, ctx, ctx.engine, client);
+    return shiftStages(w, ctx, client, gen);
   },
 });

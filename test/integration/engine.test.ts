@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPidAlive } from '../../src/util/pid.js';
 import { EngineClient } from '../../src/engine-client/client.js';
-import { engineBin, readEngineInfo } from '../../src/engine-client/supervisor.js';
+import { engineBin, readEngineInfo, stopEngine } from '../../src/engine-client/supervisor.js';
 import { tempDir } from '../support/cli.js';
 import { installModule, startTestEngine } from '../support/engine.js';
 
@@ -25,6 +25,19 @@ describe('engine process', () => {
     const junk = await fetch(`${client.url}/orders`, { method: 'POST', headers: { authorization: `Bearer ${readFileSync(join(dir, 'control.token'), 'utf8').trim()}` }, body: '{not json' });
     expect(junk.status).toBe(400);
     expect((await client.raw('GET', '/nope')).status).toBe(404);
+    // A path's id is checked before its method: a bad id is 400 whatever the method, a wrong method 404.
+    expect(await (await client.raw('GET', '/nope')).json()).toEqual({ error: 'no route GET /nope' });
+    expect((await client.raw('GET', '/accounts/%ZZ/deposit')).status).toBe(400);
+    expect(await (await client.raw('PUT', '/accounts/bad!id')).json()).toEqual({ error: 'bad account id' });
+    expect(await (await client.raw('POST', '/accounts/a')).json()).toEqual({ error: 'no route POST /accounts/a' });
+    expect(await (await client.raw('GET', '/accounts/a/deposit')).json()).toEqual({ error: 'no route GET /accounts/a/deposit' });
+    expect(await (await client.raw('POST', '/accounts/@fees/deposit', { asset: 'USDT', amount: '1' })).json()).toEqual({ error: 'system accounts take no deposits' });
+    expect(await (await client.raw('GET', '/accounts/nobody')).json()).toEqual({ error: 'no account nobody' });
+    expect(await (await client.raw('GET', '/orders/42')).json()).toEqual({ error: 'no order 000000000042' });
+    expect((await client.raw('DELETE', '/orders/42')).status).toBe(404);
+    expect(await (await client.raw('PUT', '/orders/42')).json()).toEqual({ error: 'no route PUT /orders/42' });
+    expect((await client.raw('GET', '/orders/abc')).status).toBe(404);
+    expect((await client.raw('GET', '/phase')).status).toBe(404);
     expect((await client.health()).phase).toBe('halted');
     // Only 127.0.0.1 (and ::1) may talk to it: a request from another source address is refused.
     const { request } = await import('node:http');
@@ -69,6 +82,7 @@ describe('engine process', () => {
     expect(h.phase).toBe('halted');
     expect(h.reason).toMatch(/^EXCESS_QUEUE_DEPTH in margin 1\.4\.2/);
     expect(h.haltedAtSeq).toBeGreaterThan(0);
+    expect(h.haltCode).toBe('EXCESS_QUEUE_DEPTH');
 
     const second = await startTestEngine();
     installModule(second.dir, '1.4.3');
@@ -82,6 +96,26 @@ describe('engine process', () => {
     // Instant rollback to the previous module.
     expect(await second.client.rollbackModule('margin')).toMatchObject({ active: '1.4.2', previous: '1.4.3' });
     expect(JSON.parse(readFileSync(join(second.dir, 'active.json'), 'utf8'))).toEqual({ margin: { active: '1.4.2', previous: '1.4.3' } });
+    expect((await second.client.health()).haltCode).toBeNull();
+  });
+
+  it('health gives a haltCode only while the engine stays halted by its own decision, across a restart too', async () => {
+    const { dir, client } = await startTestEngine();
+    expect(await client.health()).toMatchObject({ phase: 'halted', haltCode: null });
+    await fund(client, ['a', 'b', 'c']);
+    await client.setPhase('open');
+    expect((await client.health()).haltCode).toBeNull();
+    await client.fault('margin-burst');
+    expect(await client.health()).toMatchObject({ phase: 'halted', haltCode: 'EXCESS_QUEUE_DEPTH' });
+    // The WAL keeps only the reason: a restart restores the code from the engine's own reason format.
+    await stopEngine(dir, 5_000);
+    const again = await startTestEngine({ dataDir: dir });
+    expect(await again.client.health()).toMatchObject({ phase: 'halted', haltCode: 'EXCESS_QUEUE_DEPTH', reason: expect.stringMatching(/^EXCESS_QUEUE_DEPTH in margin 1\.4\.2: /) });
+    await again.client.setPhase('open');
+    expect(await again.client.health()).toMatchObject({ phase: 'open', haltCode: null, haltReason: expect.stringMatching(/^EXCESS_QUEUE_DEPTH/) });
+    // An operator's halt is free text, whatever it says: no code.
+    await again.client.setPhase('halted', 'EXCESS_QUEUE_DEPTH suspected, pausing');
+    expect(await again.client.health()).toMatchObject({ phase: 'halted', haltCode: null });
   });
 
   it('refuses a module that fails its self-test and keeps the active one', async () => {

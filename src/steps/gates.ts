@@ -1,0 +1,75 @@
+/**
+ * traffic.shift's gates, judged like an Argo Rollouts measurement: a pure function of the limits and one
+ * sample, so a new source of samples (Prometheus, say) plugs in without touching the shift itself.
+ */
+
+/** The limits a stage is held to; an absent limit is not judged. */
+export interface Gates {
+  maxQueueDepth?: number | undefined;
+  /** Errors / orders sent in the sample window, 0..1. */
+  maxErrorRate?: number | undefined;
+  p99LatencyMs?: number | undefined;
+}
+
+/** What one sample window saw. */
+export interface GateSample {
+  /** The engine reports itself halted: always a breach, whatever the limits. */
+  halted: boolean;
+  queueDepth: number;
+  /** Orders sent in the window, and the errors among them. */
+  sent: number;
+  errors: number;
+  /** null: no latency observations in the window, so there is no p99 to judge. */
+  p99LatencyMs: number | null;
+}
+
+/**
+ * `fail`: some limit was breached (or the engine halted). `error`: a measurement a limit needs is NaN (a
+ * malformed source). `inconclusive`: a limit had nothing to judge (no orders, no latencies).
+ * `pass`: every limit was judged and held. A breach outranks an error, an error outranks a gap.
+ */
+export type Verdict = 'pass' | 'fail' | 'inconclusive' | 'error';
+
+export interface Judgement {
+  verdict: Verdict;
+  /** One human line per breach, in a fixed order: halt, queue depth, error rate, p99. */
+  breaches: string[];
+}
+
+/** The window's error rate; a window with no orders sent counts as 0 (and the gate as inconclusive). */
+export function errorRateOf(sample: Pick<GateSample, 'sent' | 'errors'>): number {
+  return sample.sent > 0 ? sample.errors / sample.sent : 0;
+}
+
+type GateOutcome = { breach: string } | 'held' | 'no-data' | 'unmeasurable';
+
+function judgeQueueDepth(limit: number, s: GateSample): GateOutcome {
+  if (Number.isNaN(s.queueDepth)) return 'unmeasurable';
+  return s.queueDepth > limit ? { breach: `queue depth ${s.queueDepth} > ${limit}` } : 'held';
+}
+
+function judgeErrorRate(limit: number, s: GateSample): GateOutcome {
+  if (Number.isNaN(s.sent) || Number.isNaN(s.errors)) return 'unmeasurable';
+  if (s.sent <= 0) return 'no-data';
+  const rate = errorRateOf(s);
+  return rate > limit ? { breach: `error rate ${rate.toFixed(3)} > ${limit}` } : 'held';
+}
+
+function judgeP99(limit: number, s: GateSample): GateOutcome {
+  if (s.p99LatencyMs === null) return 'no-data';
+  if (Number.isNaN(s.p99LatencyMs)) return 'unmeasurable';
+  return s.p99LatencyMs > limit ? { breach: `p99 ${s.p99LatencyMs}ms > ${limit}ms` } : 'held';
+}
+
+/** Judge one sample against the gates. Pure: same gates and sample, same judgement. */
+export function judgeSample(gates: Gates, sample: GateSample): Judgement {
+  const outcomes: GateOutcome[] = [];
+  if (gates.maxQueueDepth !== undefined) outcomes.push(judgeQueueDepth(gates.maxQueueDepth, sample));
+  if (gates.maxErrorRate !== undefined) outcomes.push(judgeErrorRate(gates.maxErrorRate, sample));
+  if (gates.p99LatencyMs !== undefined) outcomes.push(judgeP99(gates.p99LatencyMs, sample));
+  const breaches = [...(sample.halted ? ['the engine halted itself'] : []), ...outcomes.flatMap((o) => (typeof o === 'object' ? [o.breach] : []))];
+  if (breaches.length > 0) return { verdict: 'fail', breaches };
+  if (outcomes.includes('unmeasurable')) return { verdict: 'error', breaches };
+  if (outcomes.includes('no-data')) return { verdict: 'inconclusive', breaches };
+  return { verdict: 'pass', breaches };
+}
