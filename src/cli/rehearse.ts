@@ -10,6 +10,7 @@ import { preflight } from '../runner/preflight.js';
 import { buildRedactor, resolveVars } from '../runner/scope.js';
 import type { StepCheck } from '../steps/types.js';
 import { rehearsalApprover } from '../ui/approver.js';
+import type { GitHubAnnotations } from '../ui/annotations.js';
 import type { JunitRun, RehearsalVerdict } from '../ui/junit.js';
 import type { RunRecorder } from '../ui/recorder.js';
 import { firstLine } from '../util/text.js';
@@ -152,13 +153,11 @@ function rowOf(file: string, pb: LoadedPlaybook, r: Rehearsal, seconds: number):
   };
 }
 
-/**
- * A full rehearsal: a scratch production engine with seeded accounts, positions and open orders on
- * margin 1.4.2, traffic, a pre-outage snapshot, the margin burst until the engine halts itself with
- * EXCESS_QUEUE_DEPTH; then the playbook for real against it, checks of the outcome, and the verdict.
- * Throws only when the rehearsal itself cannot be made (bad flags, preflight, an engine that won't start).
- */
-export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags): Promise<Rehearsal> {
+type Client = import('../engine-client/client.js').EngineClient;
+type Snapshot = Awaited<ReturnType<Client['snapshot']>>;
+
+/** Seed, accounts and time scale of a rehearsal, checked. */
+function rehearsalSettings(pb: LoadedPlaybook, flags: RehearseFlags): { seed: number; accounts: number; timeScale: number } {
   const seed = flags.seed === undefined ? 2026 : Number(flags.seed);
   const accounts = flags.accounts === undefined ? 40 : Number(flags.accounts);
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a whole number, got '${flags.seed ?? ''}'`);
@@ -169,16 +168,18 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     throw new UsageError(`--time-scale: expected a number in [${MIN_TIME_SCALE}, 1], got '${flags.timeScale ?? timeScale}'`);
   }
   if (!pb.spec.engine) throw new UsageError(`${pb.file} has no engine: section; there is nothing to rehearse against (use run)`);
-  const autoApprove = !(flags.noAutoApprove || flags.autoApprove === false);
+  return { seed, accounts, timeScale };
+}
+
+/** Before the scratch engine: what the playbook needs and the rehearsal does not provide. */
+async function rehearsalPreflight(pb: LoadedPlaybook, flags: RehearseFlags, autoApprove: boolean): Promise<void> {
   const declared = pb.spec.vars ?? {};
-  const pendingVars = new Set<string>(REHEARSAL_VARS.filter((v) => v in declared));
-  // Before the scratch engine: what the playbook needs and the rehearsal does not provide.
-  const preVars = resolveVars(pb, {}, process.env, { allowMissing: true });
+  const vars = resolveVars(pb, {}, process.env, { allowMissing: true });
   const checks = await preflight({
     pb,
-    vars: preVars,
-    redactor: buildRedactor(pb, preVars),
-    pendingVars,
+    vars,
+    redactor: buildRedactor(pb, vars),
+    pendingVars: new Set<string>(REHEARSAL_VARS.filter((v) => v in declared)),
     env: process.env,
     engine: { dataDir: join(tmpdir(), 'recoverctl-rehearsal-preflight') },
     approval: autoApprove ? 'rehearsal' : process.stdin.isTTY ? 'tty' : 'none',
@@ -187,16 +188,132 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   });
   const problems = checks.filter((k) => !k.ok);
   if (problems.length > 0) throw new PreflightFailed(problems.map((k) => ({ message: k.message, ...(k.at ? { at: k.at } : {}) })));
+}
 
+/** Funded traders with positions (neighbours trade with each other) and resting orders on both sides. */
+async function seedTraders(client: Client, accounts: number): Promise<string[]> {
+  const traders = Array.from({ length: accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
+  for (const [i, a] of traders.entries()) {
+    await client.deposit(a, 'USDT', '1000000');
+    if (i % 3 === 0) await client.deposit(a, 'USDC', '250000');
+  }
+  await client.setPhase('open');
+  const health = await client.health();
+  const btc = Number(health.marks.BTCUSDT);
+  const eth = Number(health.marks.ETHUSDT);
+  for (let i = 0; i + 1 < traders.length; i += 2) {
+    const qty = (0.01 * (1 + (i % 5))).toFixed(3);
+    await client.placeOrder({ account: traders[i] as string, symbol: 'BTCUSDT', side: 'sell', type: 'limit', price: btc.toFixed(1), qty });
+    await client.placeOrder({ account: traders[i + 1] as string, symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: (btc + 5).toFixed(1), qty });
+  }
+  for (const [i, a] of traders.entries()) {
+    await client.placeOrder({ account: a, symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: (eth - 5 - i * 0.05).toFixed(2), qty: '0.1', postOnly: true });
+    await client.placeOrder({ account: a, symbol: 'BTCUSDC', side: 'sell', type: 'limit', price: (btc + 50 + i).toFixed(1), qty: '0.01', postOnly: true });
+  }
+  return traders;
+}
+
+/**
+ * The incident: a pre-outage snapshot, trading after it (the WAL must explain it), then the margin burst
+ * until the engine halts itself with EXCESS_QUEUE_DEPTH, then the time it takes to page someone.
+ */
+async function reproduceIncident(client: Client, url: string, dataDir: string, traders: string[], seed: number, json: boolean, checkSetup: () => void): Promise<Snapshot> {
+  const { LoadGenerator } = await import('../engine-client/load.js');
+  const { readFileSync } = await import('node:fs');
+  const snap = await client.snapshot();
+  log(json, `pre-outage snapshot ${snap.path} (seq ${snap.seq}, ${snap.records} records)`);
+  const gen = new LoadGenerator({ url, token: readFileSync(join(dataDir, 'control.token'), 'utf8').trim(), rate: 200, accounts: traders, seed });
+  gen.start();
+  await new Promise((r) => setTimeout(r, 500));
+  await gen.stop();
+  await client.fault('margin-burst');
+  const deadline = Date.now() + 10_000;
+  let halted = await client.health();
+  while (halted.haltCode !== 'EXCESS_QUEUE_DEPTH' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    halted = await client.health();
+  }
+  if (halted.haltCode !== 'EXCESS_QUEUE_DEPTH') {
+    throw new InputError(`the injected margin burst did not halt the scratch engine (phase ${halted.phase}, reason ${halted.reason ?? 'none'})`);
+  }
+  log(json, `incident reproduced: ${halted.reason}`);
+  // Paging someone takes time: funding intervals end while trading is halted, for the playbook to settle.
+  await new Promise((r) => setTimeout(r, 2_500));
+  checkSetup();
+  return snap;
+}
+
+/**
+ * Take nothing for granted: look at the engine and the files the run says it made, checking what the
+ * playbook's own steps promise. Returns the checks and the HTML report, if one was written.
+ */
+async function outcomeChecks(pb: LoadedPlaybook, runResult: RunResult, dir: string, client: Client, url: string, dataDir: string, snap: Snapshot): Promise<{ checks: StepCheck[]; incidentHtml: string | undefined }> {
+  const checks: StepCheck[] = [];
+  let incidentHtml: string | undefined;
+  const h = await client.health();
+  const { JOURNAL_FILE, readJournal } = await import('../runner/journal.js');
+  const events = readJournal(join(dir, JOURNAL_FILE)).events;
+  const okOutputs = (uses: string) => events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
+  const has = (uses: string) => pb.steps.some((st) => st.uses === uses);
+  const { runIntegrity } = await import('../integrity/run.js');
+  const integrity = await runIntegrity({ snapshot: snap.path, engine: url, tokenFile: join(dataDir, 'control.token'), wal: join(dataDir, 'wal') });
+  checks.push({ name: 'nothing lost: integrity clean against the pre-outage snapshot and the WAL', ok: integrity.clean, ...(integrity.clean ? {} : { message: JSON.stringify(integrity.counts) }) });
+  checks.push({ name: 'ledger and funding balance to the unit', ok: Object.values(h.ledger).every((v) => v === '0'), message: JSON.stringify(h.ledger) });
+  if (runResult.outcome === 'success') {
+    if (has('engine.resume')) checks.push({ name: 'engine open after the recovery', ok: h.phase === 'open', message: `${h.phase}${h.reason ? `: ${h.reason}` : ''}` });
+    const deployed = okOutputs('hotfix.deploy').at(-1);
+    if (deployed) checks.push({ name: 'the deployed hotfix is active', ok: h.modules.margin?.active === deployed.version, message: `margin ${h.modules.margin?.active ?? '?'}, deployed ${String(deployed.version)}` });
+  } else {
+    checks.push({ name: 'engine halted after the rollback', ok: h.phase === 'halted', message: `${h.phase}, margin ${h.modules.margin?.active ?? '?'}` });
+  }
+  for (const r of okOutputs('report.incident')) {
+    const files = ['md', 'json', 'html'].map((f) => r[f]).filter((f): f is string => typeof f === 'string');
+    checks.push({ name: 'incident report written', ok: files.length > 0 && files.every((f) => existsSync(f)), message: files.join(', ') });
+    if (typeof r.html === 'string') incidentHtml = r.html;
+  }
+  return { checks, incidentHtml };
+}
+
+/** Annotations follow the verdict: an expected failure is a notice, a wrong outcome an error on the expectOutcome line. */
+async function annotateVerdict(pb: LoadedPlaybook, v: RehearsalVerdict, annotations: GitHubAnnotations | undefined): Promise<void> {
+  annotations?.flush(!v.ok);
+  if (v.ok || process.env.GITHUB_ACTIONS !== 'true') return;
+  const { errorAnnotation } = await import('../ui/annotations.js');
+  const at = pb.spec.rehearsal?.expectOutcome ? pb.locate(['rehearsal', 'expectOutcome']) : { line: 1, col: 1 };
+  process.stderr.write(errorAnnotation(v.reason ?? 'not as expected', { file: pb.file, ...at, title: `rehearsal of ${pb.spec.metadata.name}` }));
+}
+
+/** Ctrl-C during set-up stops the rehearsal at the next `check()`; set-up ends with `done()`. */
+function setupInterrupts(): { check: () => void; done: () => void } {
+  const setupAbort = new AbortController();
+  const onSetupSignal = (): void => setupAbort.abort();
+  process.once('SIGINT', onSetupSignal);
+  process.once('SIGTERM', onSetupSignal);
+  return {
+    check: () => {
+      if (setupAbort.signal.aborted) throw new Interrupted('rehearsal interrupted while setting up; the scratch engine is stopped');
+    },
+    done: () => {
+      process.off('SIGINT', onSetupSignal);
+      process.off('SIGTERM', onSetupSignal);
+    },
+  };
+}
+
+/**
+ * A full rehearsal: a scratch production engine with seeded accounts, positions and open orders on
+ * margin 1.4.2, traffic, a pre-outage snapshot, the margin burst until the engine halts itself with
+ * EXCESS_QUEUE_DEPTH; then the playbook for real against it, checks of the outcome, and the verdict.
+ * Throws only when the rehearsal itself cannot be made (bad flags, preflight, an engine that won't start).
+ */
+export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags): Promise<Rehearsal> {
+  const { seed, accounts, timeScale } = rehearsalSettings(pb, flags);
+  const autoApprove = !(flags.noAutoApprove || flags.autoApprove === false);
+  await rehearsalPreflight(pb, flags, autoApprove);
   const { startEngine, stopEngine, EngineStartFailed } = await import('../engine-client/supervisor.js');
   const { EngineUnreachable, EngineHttpError } = await import('../engine-client/client.js');
-  const { LoadGenerator } = await import('../engine-client/load.js');
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-rehearsal-'));
   const dataDir = join(scratch, 'engine');
-  // What the playbook writes (reports, notifications) outlives the scratch folder: it goes by the journal.
-  const outDir = join(resolve(flags.stateDir), 'rehearsals', basename(scratch));
-  let incidentHtml: string | undefined;
-  let verdict: RehearsalVerdict | undefined;
   // Whatever ends this process (a second Ctrl-C, a closed pipe), the scratch engine must not outlive it.
   let enginePid: number | undefined;
   const killScratch = (): void => {
@@ -212,123 +329,17 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   };
   process.on('exit', killScratch);
   process.stderr.on('error', onPipeError);
-  const setupAbort = new AbortController();
-  const onSetupSignal = (): void => setupAbort.abort();
-  process.once('SIGINT', onSetupSignal);
-  process.once('SIGTERM', onSetupSignal);
-  const checkSetup = (): void => {
-    if (setupAbort.signal.aborted) throw new Interrupted('rehearsal interrupted while setting up; the scratch engine is stopped');
-  };
+  const setup = setupInterrupts();
   try {
     log(flags.json ?? false, `scratch engine in ${dataDir} (seed ${seed}, ${accounts} accounts, time scale ${timeScale})`);
     const { client, info } = await startEngine(dataDir, { seed, feedInterval: '100ms', fundingInterval: '1s', exitWithMe: true });
     enginePid = info.pid;
-    checkSetup();
-    const traders = Array.from({ length: accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
-    for (const [i, a] of traders.entries()) {
-      await client.deposit(a, 'USDT', '1000000');
-      if (i % 3 === 0) await client.deposit(a, 'USDC', '250000');
-    }
-    await client.setPhase('open');
-    // Positions: neighbours trade with each other; then resting orders on both sides of the book.
-    const health = await client.health();
-    const btc = Number(health.marks.BTCUSDT);
-    const eth = Number(health.marks.ETHUSDT);
-    for (let i = 0; i + 1 < traders.length; i += 2) {
-      const qty = (0.01 * (1 + (i % 5))).toFixed(3);
-      await client.placeOrder({ account: traders[i] as string, symbol: 'BTCUSDT', side: 'sell', type: 'limit', price: btc.toFixed(1), qty });
-      await client.placeOrder({ account: traders[i + 1] as string, symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: (btc + 5).toFixed(1), qty });
-    }
-    for (const [i, a] of traders.entries()) {
-      await client.placeOrder({ account: a, symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: (eth - 5 - i * 0.05).toFixed(2), qty: '0.1', postOnly: true });
-      await client.placeOrder({ account: a, symbol: 'BTCUSDC', side: 'sell', type: 'limit', price: (btc + 50 + i).toFixed(1), qty: '0.01', postOnly: true });
-    }
-    checkSetup();
-    const snap = await client.snapshot();
-    log(flags.json ?? false, `pre-outage snapshot ${snap.path} (seq ${snap.seq}, ${snap.records} records)`);
-    // Trading goes on after the snapshot until the incident: the WAL must explain all of it.
-    const { readFileSync } = await import('node:fs');
-    const gen = new LoadGenerator({ url: info.url, token: readFileSync(join(dataDir, 'control.token'), 'utf8').trim(), rate: 200, accounts: traders, seed });
-    gen.start();
-    await new Promise((r) => setTimeout(r, 500));
-    await gen.stop();
-    await client.fault('margin-burst');
-    const deadline = Date.now() + 10_000;
-    let halted = await client.health();
-    while (halted.haltCode !== 'EXCESS_QUEUE_DEPTH' && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      halted = await client.health();
-    }
-    if (halted.haltCode !== 'EXCESS_QUEUE_DEPTH') {
-      throw new InputError(`the injected margin burst did not halt the scratch engine (phase ${halted.phase}, reason ${halted.reason ?? 'none'})`);
-    }
-    log(flags.json ?? false, `incident reproduced: ${halted.reason}`);
-    // Paging someone takes time: funding intervals end while trading is halted, for the playbook to settle.
-    await new Promise((r) => setTimeout(r, 2_500));
-    checkSetup();
-    process.off('SIGINT', onSetupSignal);
-    process.off('SIGTERM', onSetupSignal);
-
-    const overrides: Record<string, string> = {};
-    if ('preOutageSnapshot' in declared) overrides.preOutageSnapshot = snap.path;
-    if ('outDir' in declared) overrides.outDir = outDir;
-    const vars = resolveVars(pb, overrides, process.env);
-    const redactor = buildRedactor(pb, vars);
-    const approver = autoApprove ? rehearsalApprover : undefined;
-    const engine = { dataDir };
-    const { result, runDir, runId, recorder, annotations } = await executeRun({
-      pb,
-      stateDir: resolve(flags.stateDir),
-      vars,
-      varOverrides: overrides,
-      redactor,
-      timeScale,
-      engine,
-      yes: false,
-      json: flags.json ?? false,
-      deferAnnotations: true,
-      ...(approver ? { approver } : {}),
-      afterRun: async (runResult, recorder, dir) => {
-        // Take nothing for granted: look at the engine and the files the run says it made, checking what
-        // the playbook's own steps promise.
-        const checks: StepCheck[] = [];
-        const h = await client.health();
-        const { JOURNAL_FILE, readJournal } = await import('../runner/journal.js');
-        const events = readJournal(join(dir, JOURNAL_FILE)).events;
-        const okOutputs = (uses: string) => events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
-        const has = (uses: string) => pb.steps.some((st) => st.uses === uses);
-        const { runIntegrity } = await import('../integrity/run.js');
-        const integrity = await runIntegrity({ snapshot: snap.path, engine: info.url, tokenFile: join(dataDir, 'control.token'), wal: join(dataDir, 'wal') });
-        checks.push({ name: 'nothing lost: integrity clean against the pre-outage snapshot and the WAL', ok: integrity.clean, ...(integrity.clean ? {} : { message: JSON.stringify(integrity.counts) }) });
-        checks.push({ name: 'ledger and funding balance to the unit', ok: Object.values(h.ledger).every((v) => v === '0'), message: JSON.stringify(h.ledger) });
-        if (runResult.outcome === 'success') {
-          if (has('engine.resume')) checks.push({ name: 'engine open after the recovery', ok: h.phase === 'open', message: `${h.phase}${h.reason ? `: ${h.reason}` : ''}` });
-          const deployed = okOutputs('hotfix.deploy').at(-1);
-          if (deployed) checks.push({ name: 'the deployed hotfix is active', ok: h.modules.margin?.active === deployed.version, message: `margin ${h.modules.margin?.active ?? '?'}, deployed ${String(deployed.version)}` });
-        } else {
-          checks.push({ name: 'engine halted after the rollback', ok: h.phase === 'halted', message: `${h.phase}, margin ${h.modules.margin?.active ?? '?'}` });
-        }
-        for (const r of okOutputs('report.incident')) {
-          const files = ['md', 'json', 'html'].map((f) => r[f]).filter((f): f is string => typeof f === 'string');
-          checks.push({ name: 'incident report written', ok: files.length > 0 && files.every((f) => existsSync(f)), message: files.join(', ') });
-          if (typeof r.html === 'string') incidentHtml = r.html;
-        }
-        recorder.steps.push({ id: 'rehearsal-outcome', name: 'the rehearsal checks the outcome', phase: 'main', uses: 'rehearse', outcome: checks.every((c) => c.ok) ? 'success' : 'failure', durationMs: 0, attempts: 1, error: checks.filter((c) => !c.ok).map((c) => c.name).join('; ') || undefined, detail: undefined, checks });
-        for (const c of checks) process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.message ? ` (${c.message})` : ''}\n`);
-        verdict = rehearsalVerdict(pb.spec.rehearsal?.expectOutcome ?? 'success', runResult, checks);
-      },
-    });
-    const v = verdict ?? rehearsalVerdict(pb.spec.rehearsal?.expectOutcome ?? 'success', result, []);
-    // Annotations follow the verdict: an expected failure is a notice, a wrong outcome an error.
-    annotations?.flush(!v.ok);
-    if (!v.ok && process.env.GITHUB_ACTIONS === 'true') {
-      const { errorAnnotation } = await import('../ui/annotations.js');
-      const at = pb.spec.rehearsal?.expectOutcome ? pb.locate(['rehearsal', 'expectOutcome']) : { line: 1, col: 1 };
-      process.stderr.write(errorAnnotation(v.reason ?? 'not as expected', { file: pb.file, ...at, title: `rehearsal of ${pb.spec.metadata.name}` }));
-    }
-    const report = incidentHtml ?? join(runDir, 'incident.html');
-    if (existsSync(report)) process.stderr.write(`incident report: ${report}\n`);
-    return { result, recorder, verdict: v, runId };
+    setup.check();
+    const traders = await seedTraders(client, accounts);
+    setup.check();
+    const snap = await reproduceIncident(client, info.url, dataDir, traders, seed, flags.json ?? false, setup.check);
+    setup.done();
+    return await runAndJudge(pb, flags, { timeScale, autoApprove, scratch, dataDir, client, url: info.url, snap });
   } catch (e) {
     // The scratch engine (or its folder) failing is bad input to this rehearsal, not a bug: one line, exit 2.
     if (e instanceof EngineStartFailed || e instanceof EngineUnreachable || e instanceof EngineHttpError || typeof (e as NodeJS.ErrnoException).code === 'string') {
@@ -336,14 +347,56 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     }
     throw e;
   } finally {
-    process.off('SIGINT', onSetupSignal);
-    process.off('SIGTERM', onSetupSignal);
+    setup.done();
     await stopEngine(dataDir).catch(() => undefined);
     process.off('exit', killScratch);
     process.stderr.off('error', onPipeError);
     if (flags.keep) process.stderr.write(`scratch kept: ${scratch}\n`);
     else rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** The playbook for real against the halted scratch engine, its outcome checked, and the verdict. */
+async function runAndJudge(
+  pb: LoadedPlaybook,
+  flags: RehearseFlags,
+  s: { timeScale: number; autoApprove: boolean; scratch: string; dataDir: string; client: Client; url: string; snap: Snapshot },
+): Promise<Rehearsal> {
+  const declared = pb.spec.vars ?? {};
+  const overrides: Record<string, string> = {};
+  if ('preOutageSnapshot' in declared) overrides.preOutageSnapshot = s.snap.path;
+  // What the playbook writes (reports, notifications) outlives the scratch folder: it goes by the journal.
+  if ('outDir' in declared) overrides.outDir = join(resolve(flags.stateDir), 'rehearsals', basename(s.scratch));
+  const vars = resolveVars(pb, overrides, process.env);
+  let incidentHtml: string | undefined;
+  let verdict: RehearsalVerdict | undefined;
+  const { result, runDir, runId, recorder, annotations } = await executeRun({
+    pb,
+    stateDir: resolve(flags.stateDir),
+    vars,
+    varOverrides: overrides,
+    redactor: buildRedactor(pb, vars),
+    timeScale: s.timeScale,
+    engine: { dataDir: s.dataDir },
+    yes: false,
+    json: flags.json ?? false,
+    deferAnnotations: true,
+    ...(s.autoApprove ? { approver: rehearsalApprover } : {}),
+    afterRun: async (runResult, rec, dir) => {
+      const found = await outcomeChecks(pb, runResult, dir, s.client, s.url, s.dataDir, s.snap);
+      const { checks } = found;
+      incidentHtml = found.incidentHtml;
+      const failedChecks = checks.filter((c) => !c.ok).map((c) => c.name).join('; ');
+      rec.steps.push({ id: 'rehearsal-outcome', name: 'the rehearsal checks the outcome', phase: 'main', uses: 'rehearse', outcome: failedChecks ? 'failure' : 'success', durationMs: 0, attempts: 1, error: failedChecks || undefined, detail: undefined, checks });
+      for (const c of checks) process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.message ? ` (${c.message})` : ''}\n`);
+      verdict = rehearsalVerdict(pb.spec.rehearsal?.expectOutcome ?? 'success', runResult, checks);
+    },
+  });
+  const v = verdict ?? rehearsalVerdict(pb.spec.rehearsal?.expectOutcome ?? 'success', result, []);
+  await annotateVerdict(pb, v, annotations);
+  const report = incidentHtml ?? join(runDir, 'incident.html');
+  if (existsSync(report)) process.stderr.write(`incident report: ${report}\n`);
+  return { result, recorder, verdict: v, runId };
 }
 
 /**
