@@ -380,65 +380,71 @@ function knownKeys(schema: z.core.$ZodType, path: readonly (string | number)[], 
 
 /** Checks zod cannot express: unique ids, and expressions that parse and name what exists earlier. */
 function semanticChecks(spec: PlaybookSpec, file: string, locator: Locator): Diagnostic[] {
+  const { diagnostics, stepIndex } = duplicateIds(spec, file, locator);
+  return [...diagnostics, ...expressionChecks(spec, file, locator, stepIndex)];
+}
+
+/** Step ids are unique across steps and rollback steps (unnamed rollback steps are rollback-N). */
+function duplicateIds(spec: PlaybookSpec, file: string, locator: Locator): { diagnostics: Diagnostic[]; stepIndex: Map<string, number> } {
   const out: Diagnostic[] = [];
-  const vars = new Set(Object.keys(spec.vars ?? {}));
   const firstSeen = new Map<string, number>();
   const stepIndex = new Map<string, number>();
   spec.steps.forEach((s, i) => {
     const prior = firstSeen.get(s.id);
     if (prior !== undefined) {
-      out.push({
-        file,
-        ...locator.at(['steps', i, 'id']),
-        message: `duplicate step id '${s.id}' (first used at line ${locator.at(['steps', prior, 'id']).line})`,
-      });
+      out.push({ file, ...locator.at(['steps', i, 'id']), message: `duplicate step id '${s.id}' (first used at line ${locator.at(['steps', prior, 'id']).line})` });
     } else {
       firstSeen.set(s.id, i);
       stepIndex.set(s.id, i);
     }
   });
   (spec.rollback ?? []).forEach((s, i) => {
-    // Unnamed rollback steps are rollback-N: those ids are taken too.
     const id = s.id ?? `rollback-${i + 1}`;
     if (firstSeen.has(id)) {
       const where = s.id === undefined ? locator.at(['rollback', i]) : locator.at(['rollback', i, 'id']);
-      out.push({
-        file,
-        ...where,
-        message: `duplicate step id '${id}'${s.id === undefined ? ' (the default id of this rollback step)' : ''} (also a step or rollback step)`,
-      });
+      out.push({ file, ...where, message: `duplicate step id '${id}'${s.id === undefined ? ' (the default id of this rollback step)' : ''} (also a step or rollback step)` });
     }
     firstSeen.set(id, -1);
   });
+  return { diagnostics: out, stepIndex };
+}
 
-  type Scope = { where: 'vars' } | { where: 'step'; index: number } | { where: 'rollback' };
-  const checkRef = (ref: Reference, scope: Scope): string | undefined => {
-    switch (ref.kind) {
-      case 'env':
-        return undefined;
-      case 'var': {
-        if (scope.where === 'vars') return `vars may only refer to env.X, not vars.${ref.name}`;
-        if (vars.has(ref.name)) return undefined;
-        const hint = didYouMean(ref.name, vars);
-        return `unknown var '${ref.name}'${hint || ' (not declared under vars:)'}`;
-      }
-      case 'step-output':
-      case 'step-outcome': {
-        if (scope.where === 'vars') return `vars may only refer to env.X, not steps.${ref.step}`;
-        const idx = stepIndex.get(ref.step);
-        if (idx === undefined) return `unknown step '${ref.step}'${didYouMean(ref.step, stepIndex.keys())}`;
-        if (scope.where === 'step' && idx >= scope.index) {
-          return idx === scope.index
-            ? `step '${ref.step}' cannot refer to itself`
-            : `step '${ref.step}' runs after this one; only earlier steps can be referred to`;
-        }
-        return undefined;
-      }
+type RefScope = { where: 'vars' } | { where: 'step'; index: number } | { where: 'rollback' };
+
+/** What is wrong with a reference where it stands, if anything: vars see only env; steps see earlier steps. */
+function refProblem(ref: Reference, scope: RefScope, vars: ReadonlySet<string>, stepIndex: ReadonlyMap<string, number>): string | undefined {
+  switch (ref.kind) {
+    case 'env':
+      return undefined;
+    case 'var': {
+      if (scope.where === 'vars') return `vars may only refer to env.X, not vars.${ref.name}`;
+      if (vars.has(ref.name)) return undefined;
+      const hint = didYouMean(ref.name, vars);
+      return `unknown var '${ref.name}'${hint || ' (not declared under vars:)'}`;
     }
+    case 'step-output':
+    case 'step-outcome': {
+      if (scope.where === 'vars') return `vars may only refer to env.X, not steps.${ref.step}`;
+      const idx = stepIndex.get(ref.step);
+      if (idx === undefined) return `unknown step '${ref.step}'${didYouMean(ref.step, stepIndex.keys())}`;
+      if (scope.where === 'step' && idx >= scope.index) {
+        return idx === scope.index ? `step '${ref.step}' cannot refer to itself` : `step '${ref.step}' runs after this one; only earlier steps can be referred to`;
+      }
+      return undefined;
+    }
+  }
+}
+
+/** Every expression parses, refers to what exists where it stands, and uses status functions only in if:. */
+function expressionChecks(spec: PlaybookSpec, file: string, locator: Locator, stepIndex: ReadonlyMap<string, number>): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const vars = new Set(Object.keys(spec.vars ?? {}));
+  const syntax = (path: YamlPath, e: ExpressionSyntaxError): void => {
+    out.push({ file, ...locator.inScalar(path, e.offset), message: `${pathText(path)}: ${e.message}` });
   };
-  const checkExpr = (e: Expr, base: number, path: YamlPath, scope: Scope, condition = false): void => {
+  const checkExpr = (e: Expr, base: number, path: YamlPath, scope: RefScope, condition = false): void => {
     for (const { ref, offset } of references(e)) {
-      const problem = checkRef(ref, scope);
+      const problem = refProblem(ref, scope, vars, stepIndex);
       if (problem) out.push({ file, ...locator.inScalar(path, base + offset), message: `${pathText(path)}: ${problem}` });
     }
     if (condition) return;
@@ -446,16 +452,14 @@ function semanticChecks(spec: PlaybookSpec, file: string, locator: Locator): Dia
       out.push({ file, ...locator.inScalar(path, base + offset), message: `${pathText(path)}: ${fn}() can only be used in if:` });
     }
   };
-  const walkStrings = (value: unknown, path: YamlPath, scope: Scope): void => {
+  const walkStrings = (value: unknown, path: YamlPath, scope: RefScope): void => {
     if (typeof value === 'string') {
       if (!value.includes('${{')) return;
       try {
-        for (const part of parseTemplate(value)) {
-          if ('expr' in part) checkExpr(part.expr, part.offset + 3, path, scope);
-        }
+        for (const part of parseTemplate(value)) if ('expr' in part) checkExpr(part.expr, part.offset + 3, path, scope);
       } catch (e) {
         if (!(e instanceof ExpressionSyntaxError)) throw e;
-        out.push({ file, ...locator.inScalar(path, e.offset), message: `${pathText(path)}: ${e.message}` });
+        syntax(path, e);
       }
     } else if (Array.isArray(value)) {
       value.forEach((v, i) => walkStrings(v, [...path, i], scope));
@@ -463,14 +467,14 @@ function semanticChecks(spec: PlaybookSpec, file: string, locator: Locator): Dia
       for (const [k, v] of Object.entries(value)) walkStrings(v, [...path, k], scope);
     }
   };
-  const checkStep = (s: PlaybookStep | RollbackStep, path: YamlPath, scope: Scope): void => {
+  const checkStep = (s: PlaybookStep | RollbackStep, path: YamlPath, scope: RefScope): void => {
     if (s.if !== undefined) {
       try {
         const { expr, offset } = parseCondition(s.if);
         checkExpr(expr, offset, [...path, 'if'], scope, true);
       } catch (e) {
         if (!(e instanceof ExpressionSyntaxError)) throw e;
-        out.push({ file, ...locator.inScalar([...path, 'if'], e.offset), message: `${pathText([...path, 'if'])}: ${e.message}` });
+        syntax([...path, 'if'], e);
       }
     }
     walkStrings(s.with, [...path, 'with'], scope);
