@@ -13,6 +13,7 @@ import {
   type Value,
 } from '../playbook/expressions.js';
 import type { LoadedPlaybook } from '../playbook/load.js';
+import type { PlaybookSpec } from '../playbook/schema.js';
 import type { StepOutputs } from '../steps/types.js';
 import { Redactor } from '../util/redact.js';
 import { didYouMean } from '../util/suggest.js';
@@ -81,60 +82,55 @@ export function resolveVars(
       }),
     );
   for (const [name, decl] of Object.entries(declared)) {
-    const isObject = typeof decl === 'object';
-    if (isObject && decl.secret) secretNames.add(name);
+    if (typeof decl === 'object' && decl.secret) secretNames.add(name);
     const override = overrides[name];
     if (override !== undefined) {
       // What the operator types is taken literally: no ${{ }} in --var values.
       values[name] = override;
       continue;
     }
-    const field = isObject ? (decl.file !== undefined ? 'file' : 'value') : undefined;
-    const problem = (message: string): Diagnostic => ({
-      file: pb.file,
-      ...pb.locate(field === undefined ? ['vars', name] : ['vars', name, field]),
-      message,
-    });
-    const fail = (message: string): never => {
-      throw new PlaybookError([problem(message)]);
-    };
-    if (isObject && decl.file !== undefined) {
-      // A plan goes on without the file (it may exist only where the run happens) but says why.
-      const lacking = (message: string): void => {
-        if (!opts.allowMissing) fail(message);
-        missing.set(name, problem(message));
-      };
-      let file: string;
-      try {
-        file = formatValue(fromEnv(decl.file));
-      } catch (e) {
-        if (!(e instanceof UnresolvedReference)) throw e;
-        lacking(`vars.${name}.file: ${e.message}`);
-        continue;
-      }
-      const text = readVarFile(pb.dir, file);
-      if (text.ok) values[name] = text.value;
-      else lacking(`vars.${name}.file: cannot read ${file} (${text.why})`);
+    const r = resolveDeclared(name, decl, pb.dir, fromEnv);
+    if ('value' in r) {
+      values[name] = r.value;
       continue;
     }
-    const raw = isObject ? decl.value : decl;
-    if (raw === undefined && opts.allowMissing) continue;
-    if (raw === undefined) return fail(`vars.${name} has no value: pass --var ${name}=VALUE`);
-    if (typeof raw !== 'string') {
-      values[name] = raw;
-      continue;
-    }
-    try {
-      const value = fromEnv(raw);
-      values[name] = value !== null && typeof value === 'object' ? formatValue(value) : value;
-    } catch (e) {
-      if (!(e instanceof UnresolvedReference)) throw e;
-      // Preflight lists every var without a value at once; elsewhere the first is enough.
-      if (opts.allowMissing) missing.set(name, problem(`vars.${name}: ${e.message}`));
-      else return fail(`vars.${name}: ${e.message}`);
-    }
+    // A plan goes on without it (a file may exist only where the run happens); preflight lists every one.
+    if ('unset' in r && opts.allowMissing) continue;
+    const field = typeof decl === 'object' ? (decl.file !== undefined ? 'file' : 'value') : undefined;
+    const at = pb.locate(field === undefined ? ['vars', name] : ['vars', name, field]);
+    const problem: Diagnostic = { file: pb.file, ...at, message: 'unset' in r ? `vars.${name} has no value: pass --var ${name}=VALUE` : r.problem };
+    if (!opts.allowMissing) throw new PlaybookError([problem]);
+    missing.set(name, problem);
   }
   return { values, secretNames, ...(missing.size > 0 ? { missing } : {}) };
+}
+
+type VarDeclaration = NonNullable<PlaybookSpec['vars']>[string];
+
+/** One declared var's value: from its file, or its value with `${{ env.X }}` filled in. */
+function resolveDeclared(name: string, decl: VarDeclaration, dir: string, fromEnv: (src: string) => Value): { value: Literal } | { unset: true } | { problem: string } {
+  const isObject = typeof decl === 'object';
+  if (isObject && decl.file !== undefined) {
+    let file: string;
+    try {
+      file = formatValue(fromEnv(decl.file));
+    } catch (e) {
+      if (!(e instanceof UnresolvedReference)) throw e;
+      return { problem: `vars.${name}.file: ${e.message}` };
+    }
+    const text = readVarFile(dir, file);
+    return text.ok ? { value: text.value } : { problem: `vars.${name}.file: cannot read ${file} (${text.why})` };
+  }
+  const raw = isObject ? decl.value : decl;
+  if (raw === undefined) return { unset: true };
+  if (typeof raw !== 'string') return { value: raw };
+  try {
+    const value = fromEnv(raw);
+    return { value: value !== null && typeof value === 'object' ? formatValue(value) : value };
+  } catch (e) {
+    if (!(e instanceof UnresolvedReference)) throw e;
+    return { problem: `vars.${name}: ${e.message}` };
+  }
 }
 
 /** A var file's text, relative to the playbook's folder, less one trailing newline. */

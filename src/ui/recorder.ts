@@ -26,6 +26,11 @@ export class RunRecorder implements EventSink {
   durationMs = 0;
   private readonly running = new Map<string, { uses: string; ts: string; name: string | null }>();
 
+  /** A step's row: what the event says, the rest at its neutral value. */
+  private push(row: Pick<StepSummary, 'id' | 'name' | 'phase' | 'uses' | 'outcome'> & Partial<StepSummary>): void {
+    this.steps.push({ durationMs: 0, attempts: 0, error: undefined, detail: undefined, checks: [], ...row });
+  }
+
   write(e: RunEvent): void {
     switch (e.event) {
       case 'run-start':
@@ -41,67 +46,28 @@ export class RunRecorder implements EventSink {
         const key = `${e.phase}:${e.step}`;
         const name = this.running.get(key)?.name ?? null;
         this.running.delete(key);
-        this.steps.push({
-          id: e.step,
-          name,
-          phase: e.phase,
-          uses: e.uses,
-          outcome: e.event === 'ok' ? 'success' : 'failure',
-          durationMs: e.durationMs,
-          attempts: e.attempts,
-          error: e.event === 'fail' ? e.error : undefined,
-          detail: e.event === 'fail' && e.continued ? 'continueOnError' : undefined,
-          checks: e.checks ?? [],
-        });
+        const failure = e.event === 'fail' ? { error: e.error, detail: e.continued ? 'continueOnError' : undefined } : {};
+        this.push({ id: e.step, name, phase: e.phase, uses: e.uses, outcome: e.event === 'ok' ? 'success' : 'failure', durationMs: e.durationMs, attempts: e.attempts, checks: e.checks ?? [], ...failure });
         return;
       }
       case 'skip':
-        this.steps.push({
-          id: e.step,
-          // Journals written before skip events carried a name have none.
-          name: e.name ?? null,
-          phase: e.phase,
-          uses: e.uses,
-          outcome: 'skipped',
-          durationMs: 0,
-          attempts: 0,
-          error: undefined,
-          detail: e.detail,
-          checks: [],
-        });
+        // Journals written before skip events carried a name have none.
+        this.push({ id: e.step, name: e.name ?? null, phase: e.phase, uses: e.uses, outcome: 'skipped', detail: e.detail });
         return;
       case 'restored':
-        this.steps.push({
+        // A failure from before the interruption is still a failure in the report.
+        this.push({
           id: e.step,
           name: null,
           phase: e.phase,
           uses: '',
-          // A failure from before the interruption is still a failure in the report.
           outcome: e.outcome === 'failure' ? 'failure' : 'restored',
-          durationMs: 0,
-          attempts: 0,
           error: e.outcome === 'failure' ? 'failed in an earlier attempt of this run' : undefined,
           detail: `${e.outcome} in an earlier attempt`,
-          checks: [],
         });
         return;
       case 'interrupted':
-        if (e.step) {
-          const key = [...this.running.keys()].find((k) => k.endsWith(`:${e.step}`));
-          const running = key ? this.running.get(key) : undefined;
-          this.steps.push({
-            id: e.step,
-            name: running?.name ?? null,
-            phase: key?.startsWith('rollback:') ? 'rollback' : 'main',
-            uses: running?.uses ?? '',
-            outcome: 'interrupted',
-            durationMs: running ? Date.parse(e.ts) - Date.parse(running.ts) : 0,
-            attempts: 1,
-            error: `interrupted by ${e.signal}`,
-            detail: undefined,
-            checks: [],
-          });
-        }
+        if (e.step) this.interruptedStep(e.step, e.ts, e.signal);
         return;
       case 'run-end':
         this.outcome = e.outcome;
@@ -111,5 +77,20 @@ export class RunRecorder implements EventSink {
       default:
         return;
     }
+  }
+
+  private interruptedStep(step: string, ts: string, signal: string): void {
+    const key = [...this.running.keys()].find((k) => k.endsWith(`:${step}`));
+    const running = key ? this.running.get(key) : undefined;
+    this.push({
+      id: step,
+      name: running?.name ?? null,
+      phase: key?.startsWith('rollback:') ? 'rollback' : 'main',
+      uses: running?.uses ?? '',
+      outcome: 'interrupted',
+      durationMs: running ? Date.parse(ts) - Date.parse(running.ts) : 0,
+      attempts: 1,
+      error: `interrupted by ${signal}`,
+    });
   }
 }

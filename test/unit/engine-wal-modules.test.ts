@@ -1,10 +1,10 @@
-import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import margin142 from '../../src/engine/modules/margin-1.4.2.js';
 import margin143 from '../../src/engine/modules/margin-1.4.3.js';
 import { decodeRecord, encodeRecord, scanWal, segmentName, WalWriter } from '../../src/engine/wal.js';
-import { ROOT, tempDir } from '../support/cli.js';
+import { tempDir } from '../support/cli.js';
 
 describe('margin modules', () => {
   it('1.4.2 queues one recalculation per event and raises EXCESS_QUEUE_DEPTH past its limit', () => {
@@ -59,19 +59,5 @@ describe('write-ahead log', () => {
     expect(readFileSync(file, 'utf8')).toBe(encodeRecord(1, { a: 1 }) + encodeRecord(2, { a: 2 }));
     writeFileSync(file, encodeRecord(1, { a: 1 }) + encodeRecord(2, { a: 2 }).slice(0, 10));
     expect(scanWal(dir, 0, false).damage).toMatchObject({ line: 2, reason: 'torn record (no newline)' });
-  });
-});
-
-describe('the baseline module of a new data dir', () => {
-  it('is written whole and without its sourceMappingURL: nothing that loads it looks for a map that is not there', async () => {
-    // The compiled store (npm test builds first): it copies the compiled module, as the engine does.
-    const store = (await import(join(ROOT, 'dist/engine/module-store.js'))) as typeof import('../../src/engine/module-store.js');
-    const dir = tempDir();
-    store.ensureBaseline(dir);
-    const file = store.modulePath(dir, 'margin', '1.4.2');
-    const text = readFileSync(file, 'utf8');
-    expect(readFileSync(store.bundledModule('1.4.2'), 'utf8')).toContain('sourceMappingURL');
-    expect(text).not.toContain('sourceMappingURL');
-    expect(readdirSync(join(dir, 'modules', 'margin'))).toEqual(['1.4.2.mjs']);
   });
 });
