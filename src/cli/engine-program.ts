@@ -62,6 +62,11 @@ export function addEngineCommands(program: Command): void {
       await engineStatus(opts);
     });
 
+  addTradingCommands(engine);
+}
+
+/** The subcommands that act on a running engine's trading: money in, phases, snapshots, faults. */
+function addTradingCommands(engine: Command): void {
   engineSubcommand(engine, 'deposit', 'credit collateral to an account (creating it) and print its new balance')
     .requiredOption('--account <id>', 'the account to credit')
     .addOption(new Option('--asset <asset>', 'the collateral asset').choices(DEPOSIT_ASSETS).makeOptionMandatory())

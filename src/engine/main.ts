@@ -60,8 +60,11 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-async function run(argv: string[]): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
+type EngineArgs = Record<string, string | boolean | undefined>;
+
+/** The command line, or the usage line and nothing for --help. */
+function parseEngineArgs(argv: string[]): EngineArgs | undefined {
+  let values: EngineArgs;
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -82,61 +85,24 @@ async function run(argv: string[]): Promise<void> {
   } catch (e) {
     die((e as Error).message);
   }
-  if (values.help) {
-    process.stdout.write(
-      'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--queue-limit 10000] [--snapshot-every 100000] [--exit-with PID]\n',
-    );
-    return;
-  }
-  const dataDirArg = values['data-dir'];
-  if (typeof dataDirArg !== 'string' || dataDirArg === '') die('--data-dir DIR is required');
-  const dataDir = resolve(dataDirArg);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const port = intOpt(values.port as string | undefined, 'port', 0, 0);
-  if (port > 65535) die('--port must be 0..65535');
-  const lockPath = lockDataDir(dataDir);
-  const runtime = await EngineRuntime.open({
-    dataDir,
-    testnet: values.testnet === true,
-    seed: intOpt(values.seed as string | undefined, 'seed', 1, 0),
-    feedIntervalMs: durationOpt(values['feed-interval'] as string | undefined, 'feed-interval', 1000),
-    fundingIntervalMs: Math.max(1000, durationOpt(values['funding-interval'] as string | undefined, 'funding-interval', 8 * 3_600_000)),
-    queueLimit: intOpt(values['queue-limit'] as string | undefined, 'queue-limit', 10_000, 1),
-    drainIntervalMs: 5,
-    drainBudget: 2_000,
-    snapshotEvery: intOpt(values['snapshot-every'] as string | undefined, 'snapshot-every', 100_000, 0),
-    log,
-  });
+  if (!values.help) return values;
+  process.stdout.write(
+    'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--queue-limit 10000] [--snapshot-every 100000] [--exit-with PID]\n',
+  );
+  return undefined;
+}
+
+/** A fresh bearer token in DATA_DIR/control.token, readable by this user only. */
+function writeToken(dataDir: string): string {
   const token = randomBytes(32).toString('hex');
   const tokenPath = join(dataDir, 'control.token');
   if (existsSync(tokenPath)) unlinkSync(tokenPath);
   writeFileSync(tokenPath, `${token}\n`, { mode: 0o600 });
-  const server = createControlServer({
-    runtime,
-    token,
-    onCrash: () => {
-      log({ level: 'warn', msg: 'crash fault: exiting without flushing' });
-      process.kill(process.pid, 'SIGKILL');
-    },
-  });
-  runtime.onFatal((e) => {
-    log({ level: 'fatal', msg: 'WAL write failed', reason: e.message });
-    process.exit(70);
-  });
-  await new Promise<void>((res, rej) => {
-    server.once('error', rej);
-    server.listen(port, '127.0.0.1', () => res());
-  });
-  const address = server.address();
-  const boundPort = typeof address === 'object' && address ? address.port : port;
-  runtime.start();
-  // A testnet or rehearsal engine lives only as long as the process that started it, however that ends.
-  const owner = values['exit-with'] === undefined ? undefined : intOpt(values['exit-with'] as string, 'exit-with', 0, 1);
-  if (owner !== undefined) {
-    setInterval(() => {
-      if (!isPidAlive(owner)) stop('owner gone');
-    }, 250).unref();
-  }
+  return token;
+}
+
+/** SIGTERM/SIGINT (or the owner's exit) close the server, flush the runtime, free the data dir and exit 0. */
+function stopOnSignals(server: import('node:http').Server, runtime: EngineRuntime, lockPath: string, owner: number | undefined): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -156,8 +122,59 @@ async function run(argv: string[]): Promise<void> {
       })
       .catch((e: Error) => die(`flush failed: ${e.message}`, 70));
   };
+  // A testnet or rehearsal engine lives only as long as the process that started it, however that ends.
+  if (owner !== undefined) {
+    setInterval(() => {
+      if (!isPidAlive(owner)) stop('owner gone');
+    }, 250).unref();
+  }
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function run(argv: string[]): Promise<void> {
+  const values = parseEngineArgs(argv);
+  if (!values) return;
+  const dataDirArg = values['data-dir'];
+  if (typeof dataDirArg !== 'string' || dataDirArg === '') die('--data-dir DIR is required');
+  const dataDir = resolve(dataDirArg);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const port = intOpt(values.port as string | undefined, 'port', 0, 0);
+  if (port > 65535) die('--port must be 0..65535');
+  const lockPath = lockDataDir(dataDir);
+  const runtime = await EngineRuntime.open({
+    dataDir,
+    testnet: values.testnet === true,
+    seed: intOpt(values.seed as string | undefined, 'seed', 1, 0),
+    feedIntervalMs: durationOpt(values['feed-interval'] as string | undefined, 'feed-interval', 1000),
+    fundingIntervalMs: Math.max(1000, durationOpt(values['funding-interval'] as string | undefined, 'funding-interval', 8 * 3_600_000)),
+    queueLimit: intOpt(values['queue-limit'] as string | undefined, 'queue-limit', 10_000, 1),
+    drainIntervalMs: 5,
+    drainBudget: 2_000,
+    snapshotEvery: intOpt(values['snapshot-every'] as string | undefined, 'snapshot-every', 100_000, 0),
+    log,
+  });
+  const server = createControlServer({
+    runtime,
+    token: writeToken(dataDir),
+    onCrash: () => {
+      log({ level: 'warn', msg: 'crash fault: exiting without flushing' });
+      process.kill(process.pid, 'SIGKILL');
+    },
+  });
+  runtime.onFatal((e) => {
+    log({ level: 'fatal', msg: 'WAL write failed', reason: e.message });
+    process.exit(70);
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, '127.0.0.1', () => res());
+  });
+  const address = server.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  runtime.start();
+  const owner = values['exit-with'] === undefined ? undefined : intOpt(values['exit-with'] as string, 'exit-with', 0, 1);
+  stopOnSignals(server, runtime, lockPath, owner);
   log({ level: 'info', msg: 'recovered', ...runtime.recovery, seq: runtime.seq });
   process.stdout.write(`${JSON.stringify({ event: 'ready', url: `http://127.0.0.1:${boundPort}`, pid: process.pid, phase: runtime.ex.phase })}\n`);
 }

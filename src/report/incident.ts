@@ -1,4 +1,4 @@
-import type { RunEvent } from '../runner/events.js';
+import type { EventOf, RunEvent } from '../runner/events.js';
 import { formatDuration, parseDuration } from '../playbook/duration.js';
 import { firstLine, stepLabel } from '../ui/lines.js';
 
@@ -44,68 +44,88 @@ export function detectionOf(events: RunEvent[], fallback: { at: string | null; r
   return fallback;
 }
 
-/** Build the incident timeline from a run's events; detection comes from the engine's recorded halt. */
-export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date): IncidentReport {
-  const start = events.find((e) => e.event === 'run-start');
-  const end = [...events].reverse().find((e) => e.event === 'run-end');
-  const steps = new Map<string, IncidentStep>();
-  const notifications: IncidentReport['notifications'] = [];
-  const approvals: IncidentReport['approvals'] = [];
-  const phases: IncidentReport['phases'] = [];
-  const samples: IncidentReport['samples'] = [];
-  let rollback: IncidentReport['rollback'] = null;
-  if (detection.at) phases.push({ at: detection.at, phase: 'halted' });
+/** What the timeline collects from the events as they come. */
+interface Collected {
+  steps: Map<string, IncidentStep>;
+  notifications: IncidentReport['notifications'];
+  approvals: IncidentReport['approvals'];
+  phases: IncidentReport['phases'];
+  samples: IncidentReport['samples'];
+  rollback: IncidentReport['rollback'];
+}
+
+/** A finished step: its row closed, and what it tells the timeline (a notification, an approval, a halt). */
+function stepEnded(c: Collected, key: string, e: EventOf<'ok'> | EventOf<'fail'>): void {
+  const s = c.steps.get(key);
+  if (s) {
+    s.endedAt = e.ts;
+    s.outcome = e.event === 'ok' ? 'success' : 'failure';
+    s.durationMs = e.durationMs;
+    s.error = e.event === 'fail' ? e.error : null;
+  }
+  if (e.event !== 'ok') return;
+  if (e.uses === 'notify' && typeof e.outputs.sentAt === 'string') c.notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel) });
+  if (e.uses === 'gate.approve') c.approvals.push({ step: e.step, by: String(e.outputs.approvedBy), at: String(e.outputs.decidedAt) });
+  if (e.uses === 'engine.halt') c.phases.push({ at: e.ts, phase: 'halted' });
+}
+
+/** A progress event: a trading phase, or a traffic sample for the charts. */
+function progressed(c: Collected, e: EventOf<'progress'>): void {
+  if (e.data && typeof e.data.phase === 'string') c.phases.push({ at: e.ts, phase: e.data.phase });
+  if (e.data && typeof e.data.queueDepth === 'number') {
+    c.samples.push({
+      at: e.ts,
+      stage: Number(e.data.stage ?? 0),
+      weight: Number(e.data.weight ?? 0),
+      queueDepth: e.data.queueDepth,
+      p99LatencyMs: typeof e.data.p99LatencyMs === 'number' ? e.data.p99LatencyMs : null,
+      errorRate: Number(e.data.errorRate ?? 0),
+    });
+  }
+}
+
+function collect(events: RunEvent[], detection: { at: string | null }): Collected {
+  const c: Collected = { steps: new Map(), notifications: [], approvals: [], phases: [], samples: [], rollback: null };
+  if (detection.at) c.phases.push({ at: detection.at, phase: 'halted' });
   for (const e of events) {
     const key = e.step ? `${'phase' in e ? e.phase : 'main'}:${e.step}` : '';
     switch (e.event) {
       case 'start':
-        steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: e.name, startedAt: steps.get(key)?.startedAt ?? e.ts, endedAt: null, outcome: 'running', durationMs: 0, error: null });
+        c.steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: e.name, startedAt: c.steps.get(key)?.startedAt ?? e.ts, endedAt: null, outcome: 'running', durationMs: 0, error: null });
         break;
       case 'ok':
-      case 'fail': {
-        const s = steps.get(key);
-        if (s) {
-          s.endedAt = e.ts;
-          s.outcome = e.event === 'ok' ? 'success' : 'failure';
-          s.durationMs = e.durationMs;
-          s.error = e.event === 'fail' ? e.error : null;
-        }
-        if (e.event === 'ok' && e.uses === 'notify' && typeof e.outputs.sentAt === 'string') notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel) });
-        if (e.event === 'ok' && e.uses === 'gate.approve') approvals.push({ step: e.step, by: String(e.outputs.approvedBy), at: String(e.outputs.decidedAt) });
-        if (e.event === 'ok' && e.uses === 'engine.halt') phases.push({ at: e.ts, phase: 'halted' });
+      case 'fail':
+        stepEnded(c, key, e);
         break;
-      }
       case 'skip':
-        steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: null, startedAt: null, endedAt: null, outcome: 'skipped', durationMs: 0, error: e.detail });
+        c.steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: e.name ?? null, startedAt: null, endedAt: null, outcome: 'skipped', durationMs: 0, error: e.detail });
         break;
       case 'interrupted': {
-        const s = e.step ? [...steps.values()].find((x) => x.id === e.step && x.outcome === 'running') : undefined;
+        const s = e.step ? [...c.steps.values()].find((x) => x.id === e.step && x.outcome === 'running') : undefined;
         if (s) s.outcome = 'interrupted';
         break;
       }
       case 'progress':
-        if (e.data && typeof e.data.phase === 'string') phases.push({ at: e.ts, phase: e.data.phase });
-        if (e.data && typeof e.data.queueDepth === 'number') {
-          samples.push({
-            at: e.ts,
-            stage: Number(e.data.stage ?? 0),
-            weight: Number(e.data.weight ?? 0),
-            queueDepth: e.data.queueDepth,
-            p99LatencyMs: typeof e.data.p99LatencyMs === 'number' ? e.data.p99LatencyMs : null,
-            errorRate: Number(e.data.errorRate ?? 0),
-          });
-        }
+        progressed(c, e);
         break;
       case 'rollback':
-        rollback = { reason: e.reason, ok: null };
+        c.rollback = { reason: e.reason, ok: null };
         break;
       case 'rollback-end':
-        if (rollback) rollback.ok = e.ok;
+        if (c.rollback) c.rollback.ok = e.ok;
         break;
       default:
         break;
     }
   }
+  return c;
+}
+
+/** Build the incident timeline from a run's events; detection comes from the engine's recorded halt. */
+export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date): IncidentReport {
+  const start = events.find((e) => e.event === 'run-start');
+  const end = [...events].reverse().find((e) => e.event === 'run-end');
+  const { steps, notifications, approvals, phases, samples, rollback } = collect(events, detection);
   // Before the run ends (the report step itself), the outcome so far: failed once a step has failed.
   const failedSoFar = events.some((e) => e.event === 'fail' && e.phase === 'main' && !e.continued);
   const outcome = end?.event === 'run-end' ? end.outcome : failedSoFar ? (rollback ? 'failed (rolled back)' : 'failed') : 'success';
