@@ -83,7 +83,8 @@ function fish(program: Command): string {
 }
 
 /** `recoverctl completion bash|zsh|fish`, and `completion steps <playbook>` for --from-step. */
-export async function completionCommand(shell: string, arg: string | undefined): Promise<void> {
+/** `program` is the CLI's own command tree, passed in rather than imported back from main.ts (no import cycle). */
+export async function completionCommand(shell: string, arg: string | undefined, program: Command): Promise<void> {
   if (shell === 'steps') {
     if (!arg) return;
     const { loadPlaybook } = await import('../playbook/load.js');
@@ -91,8 +92,6 @@ export async function completionCommand(shell: string, arg: string | undefined):
     if (pb) process.stdout.write(`${pb.steps.map((s) => s.id).join('\n')}\n`);
     return;
   }
-  const { buildProgram } = await import('./main.js');
-  const program = buildProgram();
   if (shell === 'bash') process.stdout.write(bash(program));
   else if (shell === 'zsh') process.stdout.write(`# recoverctl completion for zsh: source <(recoverctl completion zsh)\nautoload -U +X bashcompinit && bashcompinit\n${bash(program)}`);
   else if (shell === 'fish') process.stdout.write(fish(program));

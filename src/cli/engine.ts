@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { InputError, StepFailed, UsageError } from '../errors.js';
-import { formatDuration, parseDuration } from '../playbook/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { isPidAlive } from '../util/pid.js';
 
 /** What every `engine` subcommand takes. */

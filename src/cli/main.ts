@@ -192,7 +192,7 @@ Examples:
     .addHelpText('after', '\nExamples:\n  source <(recoverctl completion bash)\n  recoverctl completion fish > ~/.config/fish/completions/recoverctl.fish')
     .action(async (shell: string, playbook: string | undefined) => {
       const { completionCommand } = await import('./completion.js');
-      await completionCommand(shell, playbook);
+      await completionCommand(shell, playbook, program);
     });
 
   program

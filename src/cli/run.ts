@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, Interrupted, LockHeldError, PreflightFailed, RollbackFailed, StepFailed, UsageError } from '../errors.js';
-import { formatDuration } from '../playbook/duration.js';
+import { formatDuration } from '../util/duration.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import type { EventSink } from '../runner/events.js';
 import { RunInterrupted, Runner, type RunResult } from '../runner/execute.js';

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
-import { formatDuration } from '../playbook/duration.js';
+import { formatDuration } from '../util/duration.js';
 import { listRuns, loadRun, resolveRunRef, type RunState } from '../runner/journal.js';
 import { isPidAlive } from '../runner/lock.js';
 import type { Phase } from '../runner/events.js';

@@ -10,7 +10,6 @@ import type {
   OrderRequestJson,
   OrderResult,
   Phase,
-  Position,
   RejectReason,
 } from './types.js';
 

@@ -11,7 +11,7 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
   for (const s of SYMBOLS) marks[s] = fmtPrice(ex.mark(s));
   const boundaryMarks: Record<string, Record<string, string>> = {};
   for (const [b, prices] of [...ex.boundaryMarks].sort((x, y) => x[0] - y[0])) {
-    boundaryMarks[new Date(b).toISOString()] = Object.fromEntries(Object.entries(prices).map(([s, p]) => [s, fmtPrice(p as number)]));
+    boundaryMarks[new Date(b).toISOString()] = Object.fromEntries(Object.entries(prices).map(([s, p]) => [s, fmtPrice(p)]));
   }
   return {
     type: 'header',

@@ -90,7 +90,7 @@ export function scanWal<T>(dir: string, afterSeq: number, repair: boolean): WalS
       }
       lastSeq = decoded.seq;
       if (decoded.seq > afterSeq) records.push(decoded);
-      offset = (nl as number) + 1;
+      offset = nl + 1;
     }
     if (damage) {
       if (repair) {

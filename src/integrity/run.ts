@@ -94,6 +94,6 @@ async function downloadState(client: EngineClient, file: string): Promise<void> 
   const { Readable } = await import('node:stream');
   const res = await client.raw('GET', '/state');
   if (!res.ok || !res.body) throw new InputError(`GET ${client.url}/state answered ${res.status}`);
-  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(file));
+  await pipeline(Readable.fromWeb(res.body), createWriteStream(file));
 }
 

@@ -5,7 +5,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import type { z } from 'zod';
 import { InputError, PlaybookError, type Diagnostic } from '../errors.js';
 import { closest, didYouMean } from '../util/suggest.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../util/duration.js';
 import {
   ExpressionSyntaxError,
   parseCondition,

@@ -1,23 +1,7 @@
 import { z } from 'zod';
-import {
-  engineHaltWith,
-  engineResumeWith,
-  engineStartWith,
-  engineStopStep,
-  snapshotTakeStep,
-  snapshotVerifyWith,
-} from '../steps/engine-steps.js';
-import { execWith } from '../steps/exec.js';
-import { gateApproveWith } from '../steps/gate-approve.js';
-import { fundingRecomputeWith, hotfixDeployWith, hotfixRollbackWith } from '../steps/hotfix.js';
-import { integrityCheckWith } from '../steps/integrity-check.js';
-import { reportIncidentWith, reportUsersWith } from '../steps/reports.js';
-import { smokeTestnetWith } from '../steps/smoke-testnet.js';
-import { trafficShiftWith } from '../steps/traffic-shift.js';
-import { httpWith } from '../steps/http.js';
-import { notifyWith } from '../steps/notify.js';
-import { waitWith } from '../steps/wait.js';
-import { duration, identifier, scalar } from './fields.js';
+import { STEP_KINDS, STEPS } from '../steps/registry.js';
+import type { StepKind } from '../steps/types.js';
+import { duration, identifier, scalar } from '../steps/fields.js';
 
 export const API_VERSION = 'recoverctl/v1';
 
@@ -35,58 +19,24 @@ function stepOf<const U extends string, W extends z.ZodType, I extends z.ZodType
   return z.strictObject({ id, uses: z.literal(uses), with: withSchema, ...commonStepFields });
 }
 
-/** The step kinds and their `with` schemas; the registry (src/steps/registry.ts) must match. */
-const kinds = {
-  exec: execWith,
-  http: httpWith,
-  wait: waitWith,
-  notify: notifyWith,
-  'gate.approve': gateApproveWith,
-  'engine.start': engineStartWith,
-  'engine.halt': engineHaltWith,
-  'engine.resume': engineResumeWith,
-  'engine.stop': engineStopStep.with,
-  'snapshot.take': snapshotTakeStep.with,
-  'snapshot.verify': snapshotVerifyWith,
-  'integrity.check': integrityCheckWith,
-  'hotfix.deploy': hotfixDeployWith,
-  'hotfix.rollback': hotfixRollbackWith,
-  'smoke.testnet': smokeTestnetWith,
-  'traffic.shift': trafficShiftWith,
-  'funding.recompute': fundingRecomputeWith,
-  'report.users': reportUsersWith,
-  'report.incident': reportIncidentWith,
-} as const;
+/** The schema of a step of kind K: its id, `uses: K['uses']`, its `with`, and the common fields. */
+type StepSchemaOf<K, I extends z.ZodType> = K extends StepKind<infer W, infer U> ? ReturnType<typeof stepOf<U, W, I>> : never;
+type StepSchemas<T extends readonly unknown[], I extends z.ZodType> = { -readonly [P in keyof T]: StepSchemaOf<T[P], I> };
 
-/** One discriminated union over every kind; main steps and rollback steps differ only in their id. */
+/**
+ * One discriminated union over every kind in `STEPS` (src/steps/registry.ts), the one list of kinds;
+ * main steps and rollback steps differ only in their id. The cast only restores the tuple type that
+ * `map` loses: each element is exactly `stepOf(kind.uses, kind.with, id)`.
+ */
 function stepUnion<I extends z.ZodType>(id: I) {
-  return z.discriminatedUnion('uses', [
-    stepOf('exec', kinds.exec, id),
-    stepOf('http', kinds.http, id),
-    stepOf('wait', kinds.wait, id),
-    stepOf('notify', kinds.notify, id),
-    stepOf('gate.approve', kinds['gate.approve'], id),
-    stepOf('engine.start', kinds['engine.start'], id),
-    stepOf('engine.halt', kinds['engine.halt'], id),
-    stepOf('engine.resume', kinds['engine.resume'], id),
-    stepOf('engine.stop', kinds['engine.stop'], id),
-    stepOf('snapshot.take', kinds['snapshot.take'], id),
-    stepOf('snapshot.verify', kinds['snapshot.verify'], id),
-    stepOf('integrity.check', kinds['integrity.check'], id),
-    stepOf('hotfix.deploy', kinds['hotfix.deploy'], id),
-    stepOf('hotfix.rollback', kinds['hotfix.rollback'], id),
-    stepOf('smoke.testnet', kinds['smoke.testnet'], id),
-    stepOf('traffic.shift', kinds['traffic.shift'], id),
-    stepOf('funding.recompute', kinds['funding.recompute'], id),
-    stepOf('report.users', kinds['report.users'], id),
-    stepOf('report.incident', kinds['report.incident'], id),
-  ]);
+  const options = STEPS.map((k) => stepOf(k.uses, k.with, id)) as unknown as StepSchemas<typeof STEPS, I>;
+  return z.discriminatedUnion('uses', options);
 }
 
 export const stepSchema = stepUnion(identifier.describe('unique step id'));
 export const rollbackStepSchema = stepUnion(identifier.optional().describe('optional in rollback; defaults to rollback-N'));
 
-export const STEP_KINDS = Object.keys(kinds) as (keyof typeof kinds)[];
+export { STEP_KINDS };
 
 export const varSchema = z.union([
   scalar,
@@ -147,5 +97,5 @@ export type RollbackStep = z.output<typeof rollbackStepSchema>;
 
 /** JSON Schema of the playbook format, for editors (yaml-language-server). */
 export function playbookJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(playbookSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return z.toJSONSchema(playbookSchema, { io: 'input', unrepresentable: 'any' });
 }

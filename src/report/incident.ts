@@ -1,5 +1,5 @@
 import type { EventOf, RunEvent } from '../runner/events.js';
-import { formatDuration, parseDuration } from '../playbook/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { firstLine, stepLabel } from '../ui/lines.js';
 
 export interface IncidentStep {

@@ -1,5 +1,5 @@
 import { evaluate, ExpressionEvalError, ExpressionSyntaxError, shouldRun, truthy, type Reference } from '../playbook/expressions.js';
-import { formatDuration } from '../playbook/duration.js';
+import { formatDuration } from '../util/duration.js';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { stepKind } from '../steps/registry.js';
 import { errorMessage, type Approver, type EngineTarget, type OutputValue, type StepContext, type StepResult } from '../steps/types.js';
@@ -75,7 +75,7 @@ export class Runner {
   }
 
   private emit(body: RunEventBody): void {
-    const event = { ts: new Date(this.o.clock.now()).toISOString(), run: this.o.runId, ...body } as RunEvent;
+    const event: RunEvent = { ts: new Date(this.o.clock.now()).toISOString(), run: this.o.runId, ...body };
     this.o.sink.write(this.o.redactor.deep(event));
   }
 

@@ -162,7 +162,7 @@ export function buildRedactor(pb: LoadedPlaybook, vars: ResolvedVars): Redactor 
 /** Values under any `env:` key are secrets: tokens are passed to commands that way. */
 export function addEnvSecrets(redactor: Redactor, value: unknown): void {
   if (value === null || typeof value !== 'object') return;
-  for (const [k, v] of Object.entries(value)) {
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (k === 'env' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
       for (const secret of Object.values(v)) if (typeof secret === 'string' && !secret.includes('${{')) redactor.add(secret);
     } else {

@@ -1,7 +1,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { duration, durationOrExpr } from '../playbook/fields.js';
-import { parseDuration } from '../playbook/duration.js';
+import { duration, durationOrExpr } from './fields.js';
+import { parseDuration } from '../util/duration.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepContext, type StepResult } from './types.js';
 
 const phase = z.enum(['halted', 'cancel-only', 'post-only', 'open']);
@@ -166,10 +166,9 @@ export const snapshotVerifyStep = defineStep({
   needs: (w, ctx) => [{ need: 'file', field: 'path', path: resolvePath(ctx.playbookDir, w.path) }, ...(w.beforeHalt ? [{ need: 'engine' } as const] : [])],
   describe: (w) => `verify ${w.path}: trailer count and sha256, order${w.beforeHalt ? ', and that it precedes the halt' : ''}`,
   async run(w, ctx): Promise<StepResult> {
-    const { resolve } = await import('node:path');
     const { readSnapshot } = await import('../snapshot/reader.js');
     const { SnapshotError } = await import('../snapshot/format.js');
-    const file = resolve(ctx.playbookDir, w.path);
+    const file = resolvePath(ctx.playbookDir, w.path);
     let seq = -1;
     let takenAt = '';
     let records = 0;

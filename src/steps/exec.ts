@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
-import { stringMap } from '../playbook/fields.js';
+import { stringMap } from './fields.js';
 import { defineStep, errorMessage, type StepResult } from './types.js';
 
 const TAIL_BYTES = 4_096;
@@ -37,7 +37,9 @@ function tail(text: string): string {
 }
 
 // CSI and OSC sequences, and the two-character escapes: colour and cursor moves are not text.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point: they are stripped
 const ESCAPES = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[@-_])/g;
+// eslint-disable-next-line no-control-regex -- as above
 const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F]/g;
 
 /** A line of a child's output as a human sees it: what a `\r` redraw left, no escapes, at most LINE_CHARS. */

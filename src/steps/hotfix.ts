@@ -1,6 +1,6 @@
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { patternOrExpr } from '../playbook/fields.js';
+import { patternOrExpr } from './fields.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepContext, type StepResult } from './types.js';
 
 const sha256 = patternOrExpr(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
@@ -29,8 +29,7 @@ export function versionFromName(component: string, file: string): string | undef
 export async function readArtifact(ctx: StepContext, artifact: string): Promise<{ path: string; bytes: Buffer; digest: string } | { error: string }> {
   const { lstat, readFile } = await import('node:fs/promises');
   const { createHash } = await import('node:crypto');
-  const { resolve } = await import('node:path');
-  const path = resolve(ctx.playbookDir, artifact);
+  const path = resolvePath(ctx.playbookDir, artifact);
   try {
     const st = await lstat(path);
     if (st.isSymbolicLink()) return { error: `artifact ${path} is a symlink; give the file itself` };
@@ -59,7 +58,6 @@ export const hotfixDeployStep = defineStep({
     if (art.digest !== w.sha256) {
       return { ok: false, error: `sha256 mismatch for ${art.path}: expected ${w.sha256}, got ${art.digest}; nothing was installed`, outputs: { expected: w.sha256, actual: art.digest } };
     }
-    const { join } = await import('node:path');
     const { mkdir, readFile, rename, rm, writeFile } = await import('node:fs/promises');
     const { createHash, randomBytes } = await import('node:crypto');
     const { connect } = await import('../engine-client/supervisor.js');

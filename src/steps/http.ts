@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { stringMap } from '../playbook/fields.js';
+import { stringMap } from './fields.js';
 import { defineStep, errorMessage, type StepResult } from './types.js';
 
 const BODY_LIMIT = 64 * 1024;

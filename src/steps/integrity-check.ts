@@ -1,4 +1,4 @@
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
 
@@ -23,7 +23,6 @@ export const integrityCheckStep = defineStep({
   describe: (w, ctx) =>
     `compare ${w.snapshot} with ${w.against ?? `the state of ${engineLabel(ctx.engine)}`}${w.wal === false ? '' : ', changes explained by the WAL'}: no order lost, positions as before`,
   async run(w, ctx): Promise<StepResult> {
-    const { join, resolve } = await import('node:path');
     const { runIntegrity } = await import('../integrity/run.js');
     const { CATEGORIES } = await import('../integrity/findings.js');
     const target = ctx.engine;
@@ -47,13 +46,13 @@ export const integrityCheckStep = defineStep({
       if (target && 'dataDir' in target) wal = join(target.dataDir, 'wal');
       else if (w.against === undefined) return { ok: false, error: 'integrity.check: wal: true needs an engine dataDir; give the WAL folder, or wal: false' };
     } else if (typeof w.wal === 'string') {
-      wal = resolve(ctx.playbookDir, w.wal);
+      wal = resolvePath(ctx.playbookDir, w.wal);
     }
     try {
       const started = ctx.clock.now();
       const report = await runIntegrity({
-        snapshot: resolve(ctx.playbookDir, w.snapshot),
-        against: w.against === undefined ? undefined : resolve(ctx.playbookDir, w.against),
+        snapshot: resolvePath(ctx.playbookDir, w.snapshot),
+        against: w.against === undefined ? undefined : resolvePath(ctx.playbookDir, w.against),
         engine,
         tokenFile,
         wal,

@@ -1,5 +1,4 @@
 import type { z } from 'zod';
-import type { PlaybookStep } from '../playbook/schema.js';
 import {
   engineHaltStep,
   engineResumeStep,
@@ -17,35 +16,41 @@ import { reportIncidentStep, reportUsersStep } from './reports.js';
 import { smokeTestnetStep } from './smoke-testnet.js';
 import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
-import type { DescribeContext, StepContext, StepKind, StepNeed, StepResult } from './types.js';
+import type { DescribeContext, StepContext, StepNeed, StepResult } from './types.js';
 import { waitStep } from './wait.js';
 
-export type Uses = PlaybookStep['uses'];
+/**
+ * Every step kind, once, in the order the docs list them: the playbook schema's union, the list of
+ * kinds and the registry below are all derived from this tuple.
+ */
+export const STEPS = [
+  execStep,
+  httpStep,
+  waitStep,
+  notifyStep,
+  gateApproveStep,
+  engineStartStep,
+  engineHaltStep,
+  engineResumeStep,
+  engineStopStep,
+  snapshotTakeStep,
+  snapshotVerifyStep,
+  integrityCheckStep,
+  hotfixDeployStep,
+  hotfixRollbackStep,
+  smokeTestnetStep,
+  trafficShiftStep,
+  fundingRecomputeStep,
+  reportUsersStep,
+  reportIncidentStep,
+] as const;
 
-type Registry = { [K in Uses]: StepKind<z.ZodType<Extract<PlaybookStep, { uses: K }>['with']>> };
+export type Uses = (typeof STEPS)[number]['uses'];
 
-/** Every step kind of the playbook schema; a kind without a handler here does not compile. */
-export const registry = {
-  exec: execStep,
-  http: httpStep,
-  wait: waitStep,
-  notify: notifyStep,
-  'gate.approve': gateApproveStep,
-  'engine.start': engineStartStep,
-  'engine.halt': engineHaltStep,
-  'engine.resume': engineResumeStep,
-  'engine.stop': engineStopStep,
-  'snapshot.take': snapshotTakeStep,
-  'snapshot.verify': snapshotVerifyStep,
-  'integrity.check': integrityCheckStep,
-  'hotfix.deploy': hotfixDeployStep,
-  'hotfix.rollback': hotfixRollbackStep,
-  'smoke.testnet': smokeTestnetStep,
-  'traffic.shift': trafficShiftStep,
-  'funding.recompute': fundingRecomputeStep,
-  'report.users': reportUsersStep,
-  'report.incident': reportIncidentStep,
-} satisfies Registry;
+/** The kinds' names, for messages ("known kinds: ..."). */
+export const STEP_KINDS: readonly Uses[] = STEPS.map((k) => k.uses);
+
+const byUses = new Map<string, (typeof STEPS)[number]>(STEPS.map((k) => [k.uses, k]));
 
 /** A step kind with its `with` type erased, for code that handles every kind alike. */
 export interface ErasedStepKind {
@@ -61,5 +66,5 @@ export interface ErasedStepKind {
  * same kind's `with` schema has just parsed.
  */
 export function stepKind(uses: Uses): ErasedStepKind {
-  return registry[uses] as unknown as ErasedStepKind;
+  return byUses.get(uses) as unknown as ErasedStepKind;
 }

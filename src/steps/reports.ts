@@ -1,4 +1,4 @@
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, errorMessage, type StepResult } from './types.js';
 
@@ -13,12 +13,11 @@ export const reportUsersStep = defineStep({
   needs: (w, ctx) => [{ need: 'file', field: 'snapshot', path: resolvePath(ctx.playbookDir, w.snapshot) }],
   describe: (w) => `write each affected account's orders, positions and balances from ${w.snapshot} to ${w.out} (JSON and CSV)`,
   async run(w, ctx): Promise<StepResult> {
-    const { resolve } = await import('node:path');
     const { writeUserReports } = await import('../report/users.js');
     const { SnapshotError } = await import('../snapshot/format.js');
     try {
-      const out = resolve(ctx.playbookDir, w.out);
-      const r = await writeUserReports(resolve(ctx.playbookDir, w.snapshot), out);
+      const out = resolvePath(ctx.playbookDir, w.out);
+      const r = await writeUserReports(resolvePath(ctx.playbookDir, w.snapshot), out);
       ctx.progress(`${r.accounts} accounts reported`);
       return { ok: true, outputs: { accounts: r.accounts, files: r.files, dir: out, seq: r.seq } };
     } catch (e) {
@@ -40,8 +39,9 @@ export const reportIncidentStep = defineStep({
   with: reportIncidentWith,
   describe: (w) => `write the incident timeline (${w.formats.join(', ')}) to ${w.out ?? 'the run folder'}`,
   async run(w, ctx): Promise<StepResult> {
-    const { join, resolve } = await import('node:path');
     const { mkdir, writeFile } = await import('node:fs/promises');
+    // The one known breach of the steps layer: the journal reader should reach steps through StepContext (issue 11, Deliver 2).
+    // eslint-disable-next-line import-x/no-restricted-paths -- until then, reading the run's journal needs runner/journal
     const { readJournal } = await import('../runner/journal.js');
     const { buildIncident, detectionOf, renderHtml, renderMarkdown } = await import('../report/incident.js');
     try {
@@ -56,7 +56,7 @@ export const reportIncidentStep = defineStep({
         if (h?.haltedAt) fallback = { at: h.haltedAt, reason: h.haltReason };
       }
       const report = buildIncident(events, detectionOf(events, fallback), new Date(ctx.clock.now()));
-      const out = w.out === undefined ? ctx.runDir : resolve(ctx.playbookDir, w.out);
+      const out = w.out === undefined ? ctx.runDir : resolvePath(ctx.playbookDir, w.out);
       await mkdir(out, { recursive: true });
       const outputs: Record<string, string | number | boolean | null> = { dir: out, steps: report.steps.length, rtoMs: report.rto.actualMs, rtoBreached: report.rto.breached };
       for (const f of w.formats) {

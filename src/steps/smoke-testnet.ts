@@ -1,4 +1,4 @@
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, errorMessage, type StepCheck, type StepContext, type StepResult } from './types.js';
 import { hotfixDeployWith, readArtifact, versionFromName } from './hotfix.js';
@@ -34,10 +34,10 @@ interface SuiteContext {
   version: string;
   /** Three funded traders. */
   traders: [string, string, string];
-  order(body: OrderBody): ReturnType<Client['placeOrder']>;
-  timed<T>(f: () => Promise<T>): Promise<T>;
+  order: (body: OrderBody) => ReturnType<Client['placeOrder']>;
+  timed: <T>(f: () => Promise<T>) => Promise<T>;
   /** One case: `true` passes, a string is why it failed (a throw is caught as a failure too). */
-  check(name: string, f: () => Promise<string | true>): Promise<void>;
+  check: (name: string, f: () => Promise<string | true>) => Promise<void>;
   /** The deepest margin queue seen during a burst. */
   burst: { depth: number };
 }
@@ -104,7 +104,7 @@ const SUITE_RUNS: Record<Suite, (s: SuiteContext) => Promise<void>> = {
     });
     if (w.accept.maxQueueDepth !== undefined) {
       const limit = w.accept.maxQueueDepth;
-      await check(`queue depth during the burst <= ${limit}`, async () => (burst.depth <= limit ? true : `depth ${burst.depth}`));
+      await check(`queue depth during the burst <= ${limit}`, () => Promise.resolve(burst.depth <= limit ? true : `depth ${burst.depth}`));
     }
   },
 };
@@ -122,7 +122,6 @@ interface SuitesRun {
 async function runOnTestnet(w: SmokeWith, version: string, bytes: Buffer, ctx: StepContext): Promise<SuitesRun> {
   const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const { startEngine, stopEngine } = await import('../engine-client/supervisor.js');
   const scratch = await mkdtemp(join(tmpdir(), 'recoverctl-testnet-'));
   const dataDir = join(scratch, 'engine');

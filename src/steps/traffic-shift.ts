@@ -1,7 +1,7 @@
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { duration } from '../playbook/fields.js';
-import { formatDuration, parseDuration } from '../playbook/duration.js';
+import { duration } from './fields.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { errorRateOf, judgeSample, type GateSample } from './gates.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type EngineTarget, type StepCheck, type StepContext, type StepResult } from './types.js';
 
@@ -58,12 +58,11 @@ interface ShiftTally {
 async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: EngineTarget, client: Client): Promise<Load> {
   const { LoadGenerator } = await import('../engine-client/load.js');
   const { readFile } = await import('node:fs/promises');
-  const { resolve, join } = await import('node:path');
   const accounts = Array.from({ length: w.load.accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
   if (w.load.fund) for (const a of accounts) await client.deposit(a, 'USDT', w.load.fund);
   let replay;
   if (w.load.replay) {
-    const text = await readFile(resolve(ctx.playbookDir, w.load.replay), 'utf8');
+    const text = await readFile(resolvePath(ctx.playbookDir, w.load.replay), 'utf8');
     replay = text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
   }
   const tokenFile = 'dataDir' in engine ? join(engine.dataDir, 'control.token') : engine.tokenFile;

@@ -83,8 +83,8 @@ export type StepNeed =
   | { need: 'engine'; starts?: boolean; local?: boolean };
 
 /** A step kind: its `with` schema, its dry-run description and its action. */
-export interface StepKind<W extends z.ZodType> {
-  readonly uses: string;
+export interface StepKind<W extends z.ZodType, U extends string = string> {
+  readonly uses: U;
   readonly with: W;
   /** One line for the plan, with resolved values; never has side effects. */
   describe(w: z.output<W>, ctx: DescribeContext): string;
@@ -94,7 +94,8 @@ export interface StepKind<W extends z.ZodType> {
   run(w: z.output<W>, ctx: StepContext): Promise<StepResult>;
 }
 
-export function defineStep<W extends z.ZodType>(kind: StepKind<W>): StepKind<W> {
+/** A step kind, its `uses` kept as a literal type (the playbook schema's union is derived from it). */
+export function defineStep<const U extends string, W extends z.ZodType>(kind: StepKind<W, U>): StepKind<W, U> {
   return kind;
 }
 

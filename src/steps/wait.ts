@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { durationOrExpr } from '../playbook/fields.js';
-import { formatDuration, parseDuration } from '../playbook/duration.js';
+import { durationOrExpr } from './fields.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { defineStep, type StepResult } from './types.js';
 
 export const waitWith = z

@@ -1,5 +1,5 @@
 import type { ChalkInstance } from 'chalk';
-import { formatDuration } from '../playbook/duration.js';
+import { formatDuration } from '../util/duration.js';
 import type { EventOf, RunEvent, RunEventKind } from '../runner/events.js';
 import { firstLine } from '../util/text.js';
 import type { OutputValue } from '../steps/types.js';

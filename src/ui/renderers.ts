@@ -59,6 +59,7 @@ export class FanOut implements EventSink {
         first ??= err;
       }
     }
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what a sink threw, unchanged
     if (first !== undefined) throw first;
   }
   async close(): Promise<void> {

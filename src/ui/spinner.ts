@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk';
 import type { Ora } from 'ora';
-import { formatDuration } from '../playbook/duration.js';
+import { formatDuration } from '../util/duration.js';
 import type { EventOf, EventSink, RunEvent } from '../runner/events.js';
 import { columnsOf, cutToColumns, formatLine, progressText, stepLabel, StepTitles } from './lines.js';
 

@@ -1,5 +1,5 @@
 import type { ChalkInstance } from 'chalk';
-import { formatDuration } from '../playbook/duration.js';
+import { formatDuration } from '../util/duration.js';
 import { columnsOf, cutToColumns, firstLine } from './lines.js';
 import type { RunRecorder, StepSummary } from './recorder.js';
 

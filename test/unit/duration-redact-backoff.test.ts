@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration } from '../../src/playbook/duration.js';
+import { formatDuration, parseDuration } from '../../src/util/duration.js';
 import { backoffDelay } from '../../src/runner/execute.js';
 import { Redactor } from '../../src/util/redact.js';
 

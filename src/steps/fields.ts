@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { DURATION_PATTERN, parseDuration } from '../util/duration.js';
 
 /** A duration written literally: `500ms`, `30s`, `2m`, `1h`. */
 /** Timers in Node fire at once past 2^31-1 ms (24.8 days): durations stay well below. */
@@ -32,5 +32,5 @@ export const stringMap = z.record(z.string(), z.string());
 /** A string matching `re`, or a `${{ }}` expression checked against `re` once it has a value. */
 export function patternOrExpr(re: RegExp, error: string): z.ZodString {
   const expr = /^\s*\$\{\{.*\}\}\s*$/;
-  return z.string().refine((v) => re.test(v) || expr.test(v), { error }) as unknown as z.ZodString;
+  return z.string().refine((v) => re.test(v) || expr.test(v), { error });
 }
