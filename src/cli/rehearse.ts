@@ -15,6 +15,7 @@ import type { JunitRun, RehearsalVerdict } from '../ui/junit.js';
 import type { RunRecorder } from '../ui/recorder.js';
 import { firstLine } from '../util/text.js';
 import { executeRun, writeJunit } from './run.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 /** The vars a rehearsal sets itself when the playbook declares them. */
 const REHEARSAL_VARS = ['preOutageSnapshot', 'outDir'] as const;
@@ -222,7 +223,7 @@ async function reproduceIncident(client: Client, url: string, dataDir: string, t
   const { readFileSync } = await import('node:fs');
   const snap = await client.snapshot();
   log(json, `pre-outage snapshot ${snap.path} (seq ${snap.seq}, ${snap.records} records)`);
-  const gen = new LoadGenerator({ url, token: readFileSync(join(dataDir, 'control.token'), 'utf8').trim(), rate: 200, accounts: traders, seed });
+  const gen = new LoadGenerator({ url, token: readFileSync(dataDirLayout(dataDir).token, 'utf8').trim(), rate: 200, accounts: traders, seed });
   gen.start();
   await new Promise((r) => setTimeout(r, 500));
   await gen.stop();
@@ -256,7 +257,7 @@ async function outcomeChecks(pb: LoadedPlaybook, runResult: RunResult, dir: stri
   const okOutputs = (uses: string) => events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
   const has = (uses: string) => pb.steps.some((st) => st.uses === uses);
   const { runIntegrity } = await import('../integrity/run.js');
-  const integrity = await runIntegrity({ snapshot: snap.path, engine: url, tokenFile: join(dataDir, 'control.token'), wal: join(dataDir, 'wal') });
+  const integrity = await runIntegrity({ snapshot: snap.path, engine: url, tokenFile: dataDirLayout(dataDir).token, wal: dataDirLayout(dataDir).wal });
   checks.push({ name: 'nothing lost: integrity clean against the pre-outage snapshot and the WAL', ok: integrity.clean, ...(integrity.clean ? {} : { message: JSON.stringify(integrity.counts) }) });
   checks.push({ name: 'ledger and funding balance to the unit', ok: Object.values(h.ledger).every((v) => v === '0'), message: JSON.stringify(h.ledger) });
   if (runResult.outcome === 'success') {

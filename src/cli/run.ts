@@ -25,6 +25,7 @@ import { didYouMean } from '../util/suggest.js';
 import { firstLine } from '../util/text.js';
 import type { RunFlags } from './main.js';
 import { REDACTED, type Redactor } from '../util/redact.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 /** The playbook's engine with its paths resolved against the playbook's folder. */
 export function engineTargetOf(pb: LoadedPlaybook): EngineTarget | undefined {
@@ -41,7 +42,7 @@ export function newRunId(now: Date = new Date()): string {
 
 /** The lock file: in the engine's data dir when there is one, so two state dirs still exclude each other. */
 export function lockPathFor(pb: LoadedPlaybook, stateDir: string, engine: EngineTarget | undefined = engineTargetOf(pb)): string {
-  if (engine && 'dataDir' in engine) return join(engine.dataDir, 'recoverctl.lock');
+  if (engine && 'dataDir' in engine) return dataDirLayout(engine.dataDir).runLock;
   const key = engine && 'url' in engine ? `engine-${engine.url}` : `playbook-${pb.path}`;
   return join(stateDir, 'locks', `${createHash('sha256').update(key).digest('hex').slice(0, 16)}.lock`);
 }

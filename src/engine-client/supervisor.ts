@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { isPidAlive } from '../util/pid.js';
 import { EngineClient, EngineHttpError, EngineUnreachable } from './client.js';
 import { VERSION } from '../util/version.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 /** The engine ships in this package: its version is the package's. */
 export const ENGINE_VERSION = VERSION;
@@ -40,7 +41,7 @@ export function engineBin(): string {
 
 export function readEngineInfo(dataDir: string): EngineInfo | undefined {
   try {
-    return JSON.parse(readFileSync(join(dataDir, 'engine.json'), 'utf8')) as EngineInfo;
+    return JSON.parse(readFileSync(dataDirLayout(dataDir).info, 'utf8')) as EngineInfo;
   } catch {
     return undefined;
   }
@@ -60,7 +61,7 @@ export async function attach(dataDir: string): Promise<{ info: EngineInfo; clien
   const info = readEngineInfo(dir);
   if (!info || !isPidAlive(info.pid)) return undefined;
   try {
-    const client = EngineClient.fromTokenFile(info.url, join(dir, 'control.token'));
+    const client = EngineClient.fromTokenFile(info.url, dataDirLayout(dir).token);
     const health = await client.health();
     if (health.pid !== info.pid) return undefined;
     return { info, client };
@@ -91,7 +92,7 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   if (o.queueLimit !== undefined) args.push('--queue-limit', String(o.queueLimit));
   if (o.snapshotEvery !== undefined) args.push('--snapshot-every', String(o.snapshotEvery));
   if (o.exitWithMe) args.push('--exit-with', String(process.pid));
-  const logFile = join(dir, 'engine.log');
+  const logFile = dataDirLayout(dir).log;
   // The engine writes its log straight to the file: nothing of it passes through this process.
   let logFd: number;
   try {
@@ -141,14 +142,14 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   const info: EngineInfo = { pid: ready.pid, url: ready.url, startedAt: new Date().toISOString(), version: ENGINE_VERSION, dataDir: dir, testnet: o.testnet ?? false };
   const tmp = join(dir, `engine.json.tmp-${process.pid}`);
   writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, join(dir, 'engine.json'));
-  return { info, client: EngineClient.fromTokenFile(info.url, join(dir, 'control.token')), started: true };
+  renameSync(tmp, dataDirLayout(dir).info);
+  return { info, client: EngineClient.fromTokenFile(info.url, dataDirLayout(dir).token), started: true };
 }
 
 /** The pid in the engine's own lock file, when that process is alive. */
 function lockHolder(dir: string): number | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(join(dir, 'engine.lock'), 'utf8'), 10);
+    const pid = Number.parseInt(readFileSync(dataDirLayout(dir).engineLock, 'utf8'), 10);
     return Number.isInteger(pid) && isPidAlive(pid) ? pid : undefined;
   } catch {
     return undefined;
@@ -165,7 +166,7 @@ export async function stopEngine(dataDir: string, timeoutMs = 10_000): Promise<{
   const attached = await attach(dir);
   const pid = attached?.info.pid ?? lockHolder(dir);
   if (pid === undefined) {
-    if (existsSync(join(dir, 'engine.json'))) unlinkSync(join(dir, 'engine.json'));
+    if (existsSync(dataDirLayout(dir).info)) unlinkSync(dataDirLayout(dir).info);
     return { wasRunning: false, forced: false, pid: null };
   }
   const info = { pid };
@@ -179,7 +180,7 @@ export async function stopEngine(dataDir: string, timeoutMs = 10_000): Promise<{
     }
     await new Promise((r) => setTimeout(r, 25));
   }
-  if (existsSync(join(dir, 'engine.json'))) unlinkSync(join(dir, 'engine.json'));
+  if (existsSync(dataDirLayout(dir).info)) unlinkSync(dataDirLayout(dir).info);
   return { wasRunning: true, forced, pid: info.pid };
 }
 

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isPidAlive } from '../util/pid.js';
 import { EngineRuntime } from './runtime.js';
 import { createControlServer } from './server.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 /** The futures engine process: `bin/futures-engine.js --data-dir DIR [--port 0] [--testnet] [--seed N]`. */
 
@@ -19,7 +20,7 @@ function die(message: string, code = 2): never {
 
 /** Only one engine per data dir: an O_EXCL lock file naming the pid; a dead holder's lock is stale. */
 function lockDataDir(dir: string): string {
-  const path = join(dir, 'engine.lock');
+  const path = dataDirLayout(dir).engineLock;
   for (let i = 0; i < 2; i++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
@@ -95,7 +96,7 @@ function parseEngineArgs(argv: string[]): EngineArgs | undefined {
 /** A fresh bearer token in DATA_DIR/control.token, readable by this user only. */
 function writeToken(dataDir: string): string {
   const token = randomBytes(32).toString('hex');
-  const tokenPath = join(dataDir, 'control.token');
+  const tokenPath = dataDirLayout(dataDir).token;
   if (existsSync(tokenPath)) unlinkSync(tokenPath);
   writeFileSync(tokenPath, `${token}\n`, { mode: 0o600 });
   return token;

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { MarginModule } from './modules/api.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 export interface ComponentVersions {
   active: string;
@@ -23,13 +24,13 @@ export function bundledModule(version: string): string {
 }
 
 export function readActive(dataDir: string): ActiveModules | undefined {
-  const file = join(dataDir, 'active.json');
+  const file = dataDirLayout(dataDir).activeModules;
   if (!existsSync(file)) return undefined;
   return JSON.parse(readFileSync(file, 'utf8')) as ActiveModules;
 }
 
 export function writeActive(dataDir: string, active: ActiveModules): void {
-  const file = join(dataDir, 'active.json');
+  const file = dataDirLayout(dataDir).activeModules;
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, `${JSON.stringify(active, null, 2)}\n`);
   renameSync(tmp, file);

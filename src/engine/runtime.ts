@@ -13,6 +13,7 @@ import { EXCESS_QUEUE_DEPTH, type MarginModule, type MarginQueue } from './modul
 import { snapshotHeader, snapshotRecords, SnapshotLoader } from './snapshot-codec.js';
 import type { Command, HaltCode, OrderRequest, OrderResult, Phase } from './types.js';
 import { scanWal, WalWriter, type WalDamage } from './wal.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 /** The most funding intervals one recompute request may cover (over 9 years at 8h). */
 export const MAX_RECOMPUTE_INTERVALS = 10_000;
@@ -107,8 +108,8 @@ export class EngineRuntime {
 
   /** Recover from the newest valid snapshot plus the WAL after it, then load the active modules. */
   static async open(opts: EngineOptions): Promise<EngineRuntime> {
-    const snapDir = join(opts.dataDir, 'snapshots');
-    const walDir = join(opts.dataDir, 'wal');
+    const snapDir = dataDirLayout(opts.dataDir).snapshots;
+    const walDir = dataDirLayout(opts.dataDir).wal;
     mkdirSync(snapDir, { recursive: true });
     const recovery: Recovery = { snapshotSeq: null, skippedSnapshots: [], replayed: 0, walDamage: null };
     let ex: Exchange | undefined;
@@ -474,7 +475,7 @@ export class EngineRuntime {
   /** Write a snapshot of the state at the current seq, then start a new WAL segment. */
   async snapshot(): Promise<{ path: string; seq: number; sha256: string; records: number }> {
     const seq = this.seq;
-    const path = join(this.dataDir, 'snapshots', `${seq}.ndjson`);
+    const path = join(dataDirLayout(this.dataDir).snapshots, `${seq}.ndjson`);
     const writer = new SnapshotWriter(path, snapshotHeader(this.ex, seq, this.headerExtra()));
     for (const r of snapshotRecords(this.ex)) writer.record(r);
     const { sha256, records } = writer.finish();

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import type { EngineClient } from '../engine-client/client.js';
 import type { IntegrityReport } from './findings.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 export interface IntegrityFlags {
   snapshot: string;
@@ -25,7 +26,8 @@ async function fromDataDir(flags: IntegrityFlags): Promise<IntegrityFlags> {
   const { attach } = await import('../engine-client/supervisor.js');
   const running = await attach(flags.dataDir);
   if (!running) throw new InputError(`--data-dir ${flags.dataDir}: no engine is running there (recoverctl engine start --data-dir ${flags.dataDir})`);
-  return { ...flags, engine: running.info.url, tokenFile: join(flags.dataDir, 'control.token'), wal: flags.wal ?? join(flags.dataDir, 'wal') };
+  const layout = dataDirLayout(flags.dataDir);
+  return { ...flags, engine: running.info.url, tokenFile: layout.token, wal: flags.wal ?? layout.wal };
 }
 
 /** Run the check; the state now comes from a file, or from a live engine's GET /state. */

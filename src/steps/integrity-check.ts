@@ -1,6 +1,7 @@
-import { join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 export const integrityCheckWith = z.strictObject({
   snapshot: z.string().min(1).describe('the pre-outage snapshot, relative to the playbook'),
@@ -36,14 +37,14 @@ export const integrityCheckStep = defineStep({
         const running = await attach(target.dataDir);
         if (!running) return { ok: false, error: `integrity.check: no engine is running on ${target.dataDir}` };
         engine = running.info.url;
-        tokenFile = join(target.dataDir, 'control.token');
+        tokenFile = dataDirLayout(target.dataDir).token;
       } else {
         engine = target.url;
         tokenFile = target.tokenFile;
       }
     }
     if (w.wal === true) {
-      if (target && 'dataDir' in target) wal = join(target.dataDir, 'wal');
+      if (target && 'dataDir' in target) wal = dataDirLayout(target.dataDir).wal;
       else if (w.against === undefined) return { ok: false, error: 'integrity.check: wal: true needs an engine dataDir; give the WAL folder, or wal: false' };
     } else if (typeof w.wal === 'string') {
       wal = resolvePath(ctx.playbookDir, w.wal);

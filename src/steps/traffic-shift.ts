@@ -1,9 +1,10 @@
-import { join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { duration } from './fields.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { errorRateOf, judgeSample, type GateSample } from './gates.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type EngineTarget, type StepCheck, type StepContext, type StepResult } from './types.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 const weight = z.number().int().min(0).max(100);
 /** A stage is never judged on fewer samples than this. */
@@ -65,7 +66,7 @@ async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: Engine
     const text = await readFile(resolvePath(ctx.playbookDir, w.load.replay), 'utf8');
     replay = text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
   }
-  const tokenFile = 'dataDir' in engine ? join(engine.dataDir, 'control.token') : engine.tokenFile;
+  const tokenFile = 'dataDir' in engine ? dataDirLayout(engine.dataDir).token : engine.tokenFile;
   const token = (await readFile(tokenFile, 'utf8')).trim();
   return new LoadGenerator({ url: client.url, token, rate: w.load.rate, accounts, seed: w.load.seed, ...(replay ? { replay } : {}) });
 }
