@@ -51,8 +51,18 @@ export default defineConfig(
         {
           zones: [
             // When the control-API contract module lands (issue 11, Deliver 1), add its path to this `except` list.
-            zone('./src/engine', './src', ['./engine', './snapshot', './util'], 'Layer rule "engine": src/engine/ may import only src/engine/, src/snapshot/ and src/util/ (it never imports the CLI side).'),
-            zone('./src/steps', './src/runner', [], 'Layer rule "steps": src/steps/ must not import src/runner/ (a step gets what it needs through StepContext).'),
+            zone(
+              './src/engine',
+              './src',
+              ['./engine', './snapshot', './util'],
+              'Layer rule "engine": src/engine/ may import only src/engine/, src/snapshot/ and src/util/ (it never imports the CLI side).',
+            ),
+            zone(
+              './src/steps',
+              './src/runner',
+              [],
+              'Layer rule "steps": src/steps/ must not import src/runner/ (a step gets what it needs through StepContext).',
+            ),
             zone('./src/steps', './src/cli', [], 'Layer rule "steps": src/steps/ must not import src/cli/.'),
           ],
         },

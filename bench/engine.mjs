@@ -127,7 +127,22 @@ function exchange() {
   let accepted = 0;
   for (let i = 0; i < n; i++) {
     const side = r() < 0.5 ? 'buy' : 'sell';
-    const d = ex.decideOrder({ account: `a${i % 100}`, symbol: 'BTCUSDT', side, type: 'limit', price: 6_000_000 + (Math.floor(r() * 40) - 20) * 10, qty: 1_000 * (1 + Math.floor(r() * 5)), tif: 'GTC', postOnly: false, reduceOnly: false, marginMode: 'cross', clientOrderId: null }, i);
+    const d = ex.decideOrder(
+      {
+        account: `a${i % 100}`,
+        symbol: 'BTCUSDT',
+        side,
+        type: 'limit',
+        price: 6_000_000 + (Math.floor(r() * 40) - 20) * 10,
+        qty: 1_000 * (1 + Math.floor(r() * 5)),
+        tif: 'GTC',
+        postOnly: false,
+        reduceOnly: false,
+        marginMode: 'cross',
+        clientOrderId: null,
+      },
+      i,
+    );
     if ('command' in d) {
       ex.apply(d.command);
       accepted++;
@@ -140,7 +155,24 @@ function exchange() {
 async function wal() {
   const dir = mkdtempSync(join(tmpdir(), 'bench-wal-'));
   try {
-    const body = { op: 'order', ts: 1764054000000, num: 1, req: { account: 'acct-0001', symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: 6000000, qty: 1000, tif: 'GTC', postOnly: false, reduceOnly: false, marginMode: 'cross', clientOrderId: null } };
+    const body = {
+      op: 'order',
+      ts: 1764054000000,
+      num: 1,
+      req: {
+        account: 'acct-0001',
+        symbol: 'BTCUSDT',
+        side: 'buy',
+        type: 'limit',
+        price: 6000000,
+        qty: 1000,
+        tif: 'GTC',
+        postOnly: false,
+        reduceOnly: false,
+        marginMode: 'cross',
+        clientOrderId: null,
+      },
+    };
     const w = await WalWriter.open(join(dir, 'group'), 1);
     const n = 500_000;
     const window = 20_000;
@@ -164,7 +196,7 @@ async function wal() {
     const s1 = Number(process.hrtime.bigint() - t1) / 1e9;
     await b.close();
     console.log(`WAL append, fsync'd: group commit ${fmt(n / s)} records/s (${fmt(w.syncs)} fsyncs for ${fmt(n)} records)`);
-    console.log(`  baseline one fsync per record: ${fmt(m / s1)} records/s; ratio ${((n / s) / (m / s1)).toFixed(1)}x`);
+    console.log(`  baseline one fsync per record: ${fmt(m / s1)} records/s; ratio ${(n / s / (m / s1)).toFixed(1)}x`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -194,7 +226,14 @@ async function http() {
       new Promise((resolve, reject) => {
         const text = JSON.stringify(body);
         const req = request(
-          { host: url.hostname, port: url.port, path: '/orders', method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+          {
+            host: url.hostname,
+            port: url.port,
+            path: '/orders',
+            method: 'POST',
+            agent,
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+          },
           (res) => {
             let out = '';
             res.on('data', (c) => (out += c));
@@ -208,7 +247,14 @@ async function http() {
       while (Date.now() < deadline) {
         const side = r() < 0.5 ? 'buy' : 'sell';
         const s = process.hrtime.bigint();
-        const a = await post({ account: `a${sent++ % accounts}`, symbol: 'BTCUSDT', side, type: 'limit', price: (60000 + (Math.floor(r() * 40) - 20) * 0.1).toFixed(1), qty: '0.001' });
+        const a = await post({
+          account: `a${sent++ % accounts}`,
+          symbol: 'BTCUSDT',
+          side,
+          type: 'limit',
+          price: (60000 + (Math.floor(r() * 40) - 20) * 0.1).toFixed(1),
+          qty: '0.001',
+        });
         lat.push(Number(process.hrtime.bigint() - s) / 1e6);
         if (a.status !== 'rejected') ok++;
       }
@@ -217,7 +263,15 @@ async function http() {
     await Promise.all(Array.from({ length: concurrency }, worker));
     const s = (Date.now() - t0) / 1000;
     agent.destroy();
-    console.log(`order entry over loopback HTTP, keep-alive, ${concurrency} in flight, each acknowledged after its WAL fsync: ${fmt(lat.length / s)} orders/s (${fmt(ok)} accepted), latency p50 ${pct(lat.map((x) => x * 1000), 50).toFixed(2)}ms p99 ${pct(lat.map((x) => x * 1000), 99).toFixed(2)}ms`);
+    console.log(
+      `order entry over loopback HTTP, keep-alive, ${concurrency} in flight, each acknowledged after its WAL fsync: ${fmt(lat.length / s)} orders/s (${fmt(ok)} accepted), latency p50 ${pct(
+        lat.map((x) => x * 1000),
+        50,
+      ).toFixed(2)}ms p99 ${pct(
+        lat.map((x) => x * 1000),
+        99,
+      ).toFixed(2)}ms`,
+    );
   } finally {
     await stopEngine(data).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });

@@ -49,13 +49,21 @@ try {
       );
       if (skipBaselines) continue;
       const naive = measure(process.execPath, ['--max-old-space-size=16384', join(here, 'lib', 'naive-check.mjs'), pre, other]);
-      if (naive.status !== 0) console.log(`    baseline JSON.parse into maps      failed (exit ${naive.status}) after ${naive.seconds.toFixed(2)} s, peak RSS ${naive.rssMb.toFixed(0)} MB`);
-      else console.log(`    baseline JSON.parse into maps      ${naive.seconds.toFixed(2)} s  ${fmt((2 * size) / naive.seconds)} records/s  peak RSS ${naive.rssMb.toFixed(0)} MB  ${naive.stdout.trim()} differences  (recoverctl ${(naive.seconds / r.seconds).toFixed(1)}x faster)`);
+      if (naive.status !== 0)
+        console.log(
+          `    baseline JSON.parse into maps      failed (exit ${naive.status}) after ${naive.seconds.toFixed(2)} s, peak RSS ${naive.rssMb.toFixed(0)} MB`,
+        );
+      else
+        console.log(
+          `    baseline JSON.parse into maps      ${naive.seconds.toFixed(2)} s  ${fmt((2 * size) / naive.seconds)} records/s  peak RSS ${naive.rssMb.toFixed(0)} MB  ${naive.stdout.trim()} differences  (recoverctl ${(naive.seconds / r.seconds).toFixed(1)}x faster)`,
+        );
       if (hasJq) {
         const a = join(dir, 'a.jq');
         const b = join(dir, 'b.jq');
         const jq = measure('bash', ['-c', `jq -c -S . "$0" > "${a}" && jq -c -S . "$1" > "${b}"; diff "${a}" "${b}" | grep -c '^[<>]'`, pre, other]);
-        console.log(`    baseline jq -c -S + diff           ${jq.seconds.toFixed(2)} s  ${fmt((2 * size) / jq.seconds)} records/s  peak RSS ${jq.rssMb.toFixed(0)} MB  ${jq.stdout.trim()} differing lines  (recoverctl ${(jq.seconds / r.seconds).toFixed(1)}x faster)`);
+        console.log(
+          `    baseline jq -c -S + diff           ${jq.seconds.toFixed(2)} s  ${fmt((2 * size) / jq.seconds)} records/s  peak RSS ${jq.rssMb.toFixed(0)} MB  ${jq.stdout.trim()} differing lines  (recoverctl ${(jq.seconds / r.seconds).toFixed(1)}x faster)`,
+        );
         rmSync(a, { force: true });
         rmSync(b, { force: true });
       } else {

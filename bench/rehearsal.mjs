@@ -21,13 +21,20 @@ const timeScale = spec.rehearsal?.timeScale ?? 1;
 const state = mkdtempSync(join(tmpdir(), 'bench-rehearsal-'));
 try {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'recoverctl.js'), 'rehearse', playbook, '--json', '--state-dir', state], { encoding: 'utf8', env: { ...process.env, CI: 'true' }, maxBuffer: 1 << 28 });
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'recoverctl.js'), 'rehearse', playbook, '--json', '--state-dir', state], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: 'true' },
+    maxBuffer: 1 << 28,
+  });
   const total = performance.now() - t0;
   if (r.status !== 0) {
     console.log(`rehearsal failed (exit ${r.status}):\n${r.stderr.slice(-2000)}`);
     process.exit(1);
   }
-  const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const events = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const start = Date.parse(events.find((e) => e.event === 'run-start').ts);
   const end = Date.parse(events.find((e) => e.event === 'run-end').ts);
   const done = events.filter((e) => e.event === 'ok' || e.event === 'fail');
@@ -52,7 +59,9 @@ try {
   console.log(`  scratch engine, seeding, burst, paging delay, outcome checks, teardown  ${(setup / 1000).toFixed(2)} s  ${pct(setup)}`);
   console.log(`  bake and dwell waits (scaled)                                        ${(waits / 1000).toFixed(2)} s  ${pct(waits)}`);
   console.log(`  engine work inside steps (requests, testnet, integrity, reports)     ${(engineWork / 1000).toFixed(2)} s  ${pct(engineWork)}`);
-  console.log(`  orchestration between steps (runner, journal fsync, rendering)       ${(orchestration / 1000).toFixed(3)} s  ${pct(orchestration)}  (of the playbook run: ${((100 * orchestration) / run).toFixed(2)}%, aim < 5%)`);
+  console.log(
+    `  orchestration between steps (runner, journal fsync, rendering)       ${(orchestration / 1000).toFixed(3)} s  ${pct(orchestration)}  (of the playbook run: ${((100 * orchestration) / run).toFixed(2)}%, aim < 5%)`,
+  );
 } finally {
   rmSync(state, { recursive: true, force: true });
 }

@@ -86,15 +86,10 @@ export class InternalError extends RecoverctlError {
 export class PreflightFailed extends RecoverctlError {
   readonly exitCode = ExitCode.badInput;
   override readonly name = 'PreflightFailed';
-  constructor(
-    readonly problems: { message: string; at?: { file: string; line: number; col: number } }[],
-  ) {
+  constructor(readonly problems: { message: string; at?: { file: string; line: number; col: number } }[]) {
     super(`preflight: ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was done`);
   }
   override lines(): string[] {
-    return [
-      ...this.problems.map((p) => (p.at ? formatDiagnostic({ ...p.at, message: p.message }) : p.message)),
-      this.message,
-    ];
+    return [...this.problems.map((p) => (p.at ? formatDiagnostic({ ...p.at, message: p.message }) : p.message)), this.message];
   }
 }

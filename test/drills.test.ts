@@ -21,10 +21,14 @@ interface Drill {
 const drills = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume, engineKill, overload] as Drill[];
 
 describe('drills (the CI-sized set of `npm run drills`)', () => {
-  it.each(drills.map((d) => [d.name, d] as const))('%s: every trial passes, nothing lost', async (_name, drill) => {
-    const r = await drill.run(drill.trials(false), 2026);
-    expect(r.failures.slice(0, 5)).toEqual([]);
-    expect(r.passed).toBe(r.trials);
-    expect(r.lost).toBe(0);
-  }, 600_000);
+  it.each(drills.map((d) => [d.name, d] as const))(
+    '%s: every trial passes, nothing lost',
+    async (_name, drill) => {
+      const r = await drill.run(drill.trials(false), 2026);
+      expect(r.failures.slice(0, 5)).toEqual([]);
+      expect(r.passed).toBe(r.trials);
+      expect(r.lost).toBe(0);
+    },
+    600_000,
+  );
 });

@@ -10,7 +10,10 @@ function walk(cmd: Command, path: string[] = []): CommandInfo[] {
   const out: CommandInfo[] = [];
   for (const sub of cmd.commands) {
     const p = [...path, sub.name()];
-    const options = sub.options.filter((o) => !o.hidden).map((o) => o.long).filter((l): l is string => Boolean(l));
+    const options = sub.options
+      .filter((o) => !o.hidden)
+      .map((o) => o.long)
+      .filter((l): l is string => Boolean(l));
     out.push({ path: p, options: [...options, '--help'] });
     out.push(...walk(sub, p));
   }
@@ -22,17 +25,20 @@ const DIR_OPTIONS = ['--state-dir', '--data-dir', '--out', '--wal'];
 
 function bash(program: Command): string {
   const infos = walk(program);
-  const top = infos.filter((i) => i.path.length === 1).map((i) => i.path[0]).join(' ');
+  const top = infos
+    .filter((i) => i.path.length === 1)
+    .map((i) => i.path[0])
+    .join(' ');
   const subs = infos
     .filter((i) => i.path.length === 1)
     .map((i) => {
       const children = infos.filter((c) => c.path.length === 2 && c.path[0] === i.path[0]).map((c) => c.path[1]);
-      return children.length ? `    ${i.path[0]}) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "${children.join(' ')}" -- "$cur") ); return; } ;;` : '';
+      return children.length
+        ? `    ${i.path[0]}) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "${children.join(' ')}" -- "$cur") ); return; } ;;`
+        : '';
     })
     .filter(Boolean)
-    .concat([
-      '    completion) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "bash zsh fish" -- "$cur") ); return; } ;;',
-    ])
+    .concat(['    completion) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "bash zsh fish" -- "$cur") ); return; } ;;'])
     .join('\n');
   const opts = infos.map((i) => `    "${i.path.join(' ')}") opts="${i.options.join(' ')}" ;;`).join('\n');
   return `# recoverctl completion for bash: source <(recoverctl completion bash)
@@ -78,7 +84,9 @@ function fish(program: Command): string {
   for (const i of infos) {
     for (const o of i.options) lines.push(`complete -c recoverctl -n '__fish_seen_subcommand_from ${i.path[i.path.length - 1]}' -l ${o.slice(2)}`);
   }
-  lines.push(`complete -c recoverctl -n '__fish_seen_subcommand_from run plan' -l from-step -x -a '(recoverctl completion steps (commandline -opc | string match -r ".*\\.ya?ml$") 2>/dev/null)'`);
+  lines.push(
+    `complete -c recoverctl -n '__fish_seen_subcommand_from run plan' -l from-step -x -a '(recoverctl completion steps (commandline -opc | string match -r ".*\\.ya?ml$") 2>/dev/null)'`,
+  );
   return `${lines.join('\n')}\n`;
 }
 
@@ -93,7 +101,8 @@ export async function completionCommand(shell: string, arg: string | undefined, 
     return;
   }
   if (shell === 'bash') process.stdout.write(bash(program));
-  else if (shell === 'zsh') process.stdout.write(`# recoverctl completion for zsh: source <(recoverctl completion zsh)\nautoload -U +X bashcompinit && bashcompinit\n${bash(program)}`);
+  else if (shell === 'zsh')
+    process.stdout.write(`# recoverctl completion for zsh: source <(recoverctl completion zsh)\nautoload -U +X bashcompinit && bashcompinit\n${bash(program)}`);
   else if (shell === 'fish') process.stdout.write(fish(program));
   else throw new UsageError(`completion: bash, zsh or fish, not '${shell}'`);
 }

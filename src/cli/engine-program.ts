@@ -97,7 +97,7 @@ function addTradingCommands(engine: Command): void {
       await engineResume(opts);
     });
 
-  engineSubcommand(engine, 'snapshot', "write a snapshot and print its path alone on stdout (seq, records and sha256 on stderr)")
+  engineSubcommand(engine, 'snapshot', 'write a snapshot and print its path alone on stdout (seq, records and sha256 on stderr)')
     .option('--json', 'print {path, seq, sha256, records} as JSON')
     .addHelpText(
       'after',

@@ -119,7 +119,11 @@ export async function engineStart(flags: EngineStartFlags): Promise<void> {
       ...(fundingInterval ? { fundingInterval } : {}),
     });
     const h = await r.client.health();
-    out(flags, { ...r.info, started: r.started, phase: h.phase }, `${r.started ? 'started' : 'already running'}: pid ${r.info.pid} at ${r.info.url}, phase ${h.phase} (${dir})`);
+    out(
+      flags,
+      { ...r.info, started: r.started, phase: h.phase },
+      `${r.started ? 'started' : 'already running'}: pid ${r.info.pid} at ${r.info.url}, phase ${h.phase} (${dir})`,
+    );
   });
 }
 
@@ -208,7 +212,11 @@ export async function engineFault(kind: FaultKind, flags: EngineFaultFlags): Pro
       return;
     }
     const r = await client.fault('margin-burst', events);
-    out(flags, r, `margin-burst: ${r.events} events sent, queue depth ${r.queueDepth}; engine ${r.phase}${r.phase === 'halted' && r.reason ? `: ${r.reason}` : ''}`);
+    out(
+      flags,
+      r,
+      `margin-burst: ${r.events} events sent, queue depth ${r.queueDepth}; engine ${r.phase}${r.phase === 'halted' && r.reason ? `: ${r.reason}` : ''}`,
+    );
   });
 }
 

@@ -2,7 +2,6 @@ import { InputError, RecoverctlError } from '../errors.js';
 import type { Finding, IntegrityReport } from '../integrity/findings.js';
 import { runIntegrity, type IntegrityFlags } from '../integrity/run.js';
 
-
 /** Findings were reported (exit 1); the output already says what. */
 class FindingsReported extends RecoverctlError {
   readonly exitCode = 1 as const;
@@ -35,14 +34,20 @@ export function printReport(r: IntegrityReport, json: boolean, out: NodeJS.Writa
     `integrity: ${r.pre.file} (seq ${r.pre.seq}, ${r.pre.records.toLocaleString('en-US')} records) vs ${r.post ? `${r.post.file} (seq ${r.post.seq}, ${r.post.records.toLocaleString('en-US')} records)` : '?'}`,
   ];
   if (r.explainedByWal !== null) lines.push(`  ${r.explainedByWal} WAL records applied to the pre-outage snapshot before comparing`);
-  lines.push(`  ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  lines.push(
+    `  ${Object.entries(r.counts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   if (r.findings.length) {
     lines.push('  first findings:');
     for (const f of r.findings.slice(0, 20)) lines.push(`    ${describe(f)}`);
     if (r.findings.length > 20) lines.push(`    … ${r.findings.length - 20} more (--json lists every one)`);
   }
   const total = Object.values(r.counts).reduce((a, b) => a + b, 0);
-  lines.push(r.clean ? `  clean (${r.durationMs} ms)` : `  ${total} finding${total === 1 ? '' : 's'}${r.truncated ? ' (stopped at --limit)' : ''} (${r.durationMs} ms)`);
+  lines.push(
+    r.clean ? `  clean (${r.durationMs} ms)` : `  ${total} finding${total === 1 ? '' : 's'}${r.truncated ? ' (stopped at --limit)' : ''} (${r.durationMs} ms)`,
+  );
   out.write(`${lines.join('\n')}\n`);
 }
 

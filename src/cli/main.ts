@@ -3,7 +3,6 @@ import { ExitCode, PlaybookError, PreflightFailed, RecoverctlError } from '../er
 import { VERSION } from '../util/version.js';
 import { addEngineCommands } from './engine-program.js';
 
-
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -50,7 +49,10 @@ Examples:
     .option('--yes', 'preview a run with --yes: approval gates count as answered in the preflight checks')
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
     .option('--json', 'print the plan and its preflight checks as one JSON line')
-    .addHelpText('after', '\nExamples:\n  recoverctl plan playbooks/runner-drill.yaml --var label=rehearsal\n  recoverctl plan playbooks/um-excess-queue-depth.yaml --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  recoverctl plan playbooks/runner-drill.yaml --var label=rehearsal\n  recoverctl plan playbooks/um-excess-queue-depth.yaml --json',
+    )
     .action(async (file: string, opts: RunFlags) => {
       const { runCommand } = await import('./run.js');
       await runCommand(file, { ...opts, dryRun: true });
@@ -63,7 +65,7 @@ Examples:
     .option('--dry-run', 'print the plan and stop; no side effects')
     .option('--resume <run-id>', 'continue an interrupted run from its first unfinished step')
     .option('--resume-last', 'continue the last run of this playbook')
-    .option('--force', "with --resume: accept a playbook whose sha256 changed since the run started")
+    .option('--force', 'with --resume: accept a playbook whose sha256 changed since the run started')
     .option('--from-step <id>', 'start a fresh run at this step (earlier steps were done by hand)')
     .option('--yes', 'approve every gate.approve step without asking')
     .option('--var <KEY=VALUE>', 'override a playbook var (repeatable)', collect, [])
@@ -95,7 +97,7 @@ Examples:
     .option('--junit <file>', 'write a JUnit XML report')
     .addHelpText(
       'after',
-      "\nExit: 0 when every rehearsal ends as its rehearsal.expectOutcome says (default success), 1 when one\ndoes not, 2 for an invalid playbook or bad input, 3 for an unexpected failed rollback.\n\nExamples:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml\n  recoverctl rehearse --all playbooks/ --json --junit rehearsals.xml > rehearsals.ndjson",
+      '\nExit: 0 when every rehearsal ends as its rehearsal.expectOutcome says (default success), 1 when one\ndoes not, 2 for an invalid playbook or bad input, 3 for an unexpected failed rollback.\n\nExamples:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml\n  recoverctl rehearse --all playbooks/ --json --junit rehearsals.xml > rehearsals.ndjson',
     )
     .action(async (file: string, opts: { stateDir: string; all?: boolean }) => {
       const { rehearseAll, rehearseCommand } = await import('./rehearse.js');

@@ -35,14 +35,23 @@ export interface RehearsalRow {
 }
 
 /** Verdict of a rehearsal: its outcome against `rehearsal.expectOutcome`, and the outcome checks. */
-export function rehearsalVerdict(expected: string, result: Pick<RunResult, 'outcome' | 'failedStep' | 'error'>, checks: readonly StepCheck[]): RehearsalVerdict {
+export function rehearsalVerdict(
+  expected: string,
+  result: Pick<RunResult, 'outcome' | 'failedStep' | 'error'>,
+  checks: readonly StepCheck[],
+): RehearsalVerdict {
   const failedChecks = checks.filter((c) => !c.ok);
   if (result.outcome !== expected) {
     const why = result.failedStep ? ` (step ${result.failedStep} failed: ${firstLine(result.error ?? 'failed')})` : '';
     return { expected, outcome: result.outcome, ok: false, reason: `expected ${expected}, got ${result.outcome}${why}` };
   }
   if (failedChecks.length > 0) {
-    return { expected, outcome: result.outcome, ok: false, reason: `outcome checks failed: ${failedChecks.map((c) => `${c.name}${c.message ? ` (${c.message})` : ''}`).join('; ')}` };
+    return {
+      expected,
+      outcome: result.outcome,
+      ok: false,
+      reason: `outcome checks failed: ${failedChecks.map((c) => `${c.name}${c.message ? ` (${c.message})` : ''}`).join('; ')}`,
+    };
   }
   return { expected, outcome: result.outcome, ok: true, reason: undefined };
 }
@@ -69,7 +78,6 @@ async function annotateError(e: RecoverctlError, pb: LoadedPlaybook): Promise<vo
   }
   process.stderr.write(errorAnnotation(e.lines()[0] ?? e.message, { file: pb.file, line: 1, col: 1, title: `rehearsal of ${pb.spec.metadata.name}` }));
 }
-
 
 export const MIN_TIME_SCALE = 0.005;
 
@@ -131,7 +139,9 @@ export async function rehearseCommand(file: string, flags: RehearseFlags): Promi
   const row = rowOf(file, pb, r, (Date.now() - started) / 1000);
   if (flags.json) process.stdout.write(summaryEvent([row], code));
   if (r.verdict.ok) {
-    process.stderr.write(`rehearsal of ${pb.spec.metadata.name}: ended ${r.verdict.outcome}, as expected${r.verdict.expected !== 'success' ? ' (rehearsal.expectOutcome)' : ''}\n`);
+    process.stderr.write(
+      `rehearsal of ${pb.spec.metadata.name}: ended ${r.verdict.outcome}, as expected${r.verdict.expected !== 'success' ? ' (rehearsal.expectOutcome)' : ''}\n`,
+    );
     return;
   }
   const message = `rehearsal of ${pb.spec.metadata.name}: ${r.verdict.reason ?? 'not as expected'}`;
@@ -218,7 +228,15 @@ async function seedTraders(client: Client, accounts: number): Promise<string[]> 
  * The incident: a pre-outage snapshot, trading after it (the WAL must explain it), then the margin burst
  * until the engine halts itself with EXCESS_QUEUE_DEPTH, then the time it takes to page someone.
  */
-async function reproduceIncident(client: Client, url: string, dataDir: string, traders: string[], seed: number, json: boolean, checkSetup: () => void): Promise<Snapshot> {
+async function reproduceIncident(
+  client: Client,
+  url: string,
+  dataDir: string,
+  traders: string[],
+  seed: number,
+  json: boolean,
+  checkSetup: () => void,
+): Promise<Snapshot> {
   const { LoadGenerator } = await import('../engine-client/load.js');
   const { readFileSync } = await import('node:fs');
   const snap = await client.snapshot();
@@ -248,22 +266,41 @@ async function reproduceIncident(client: Client, url: string, dataDir: string, t
  * Take nothing for granted: look at the engine and the files the run says it made, checking what the
  * playbook's own steps promise. Returns the checks and the HTML report, if one was written.
  */
-async function outcomeChecks(pb: LoadedPlaybook, runResult: RunResult, dir: string, client: Client, url: string, dataDir: string, snap: Snapshot): Promise<{ checks: StepCheck[]; incidentHtml: string | undefined }> {
+async function outcomeChecks(
+  pb: LoadedPlaybook,
+  runResult: RunResult,
+  dir: string,
+  client: Client,
+  url: string,
+  dataDir: string,
+  snap: Snapshot,
+): Promise<{ checks: StepCheck[]; incidentHtml: string | undefined }> {
   const checks: StepCheck[] = [];
   let incidentHtml: string | undefined;
   const h = await client.health();
   const { JOURNAL_FILE, readJournal } = await import('../runner/journal.js');
   const events = readJournal(join(dir, JOURNAL_FILE)).events;
-  const okOutputs = (uses: string) => events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
+  const okOutputs = (uses: string) =>
+    events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
   const has = (uses: string) => pb.steps.some((st) => st.uses === uses);
   const { runIntegrity } = await import('../integrity/run.js');
   const integrity = await runIntegrity({ snapshot: snap.path, engine: url, tokenFile: dataDirLayout(dataDir).token, wal: dataDirLayout(dataDir).wal });
-  checks.push({ name: 'nothing lost: integrity clean against the pre-outage snapshot and the WAL', ok: integrity.clean, ...(integrity.clean ? {} : { message: JSON.stringify(integrity.counts) }) });
+  checks.push({
+    name: 'nothing lost: integrity clean against the pre-outage snapshot and the WAL',
+    ok: integrity.clean,
+    ...(integrity.clean ? {} : { message: JSON.stringify(integrity.counts) }),
+  });
   checks.push({ name: 'ledger and funding balance to the unit', ok: Object.values(h.ledger).every((v) => v === '0'), message: JSON.stringify(h.ledger) });
   if (runResult.outcome === 'success') {
-    if (has('engine.resume')) checks.push({ name: 'engine open after the recovery', ok: h.phase === 'open', message: `${h.phase}${h.reason ? `: ${h.reason}` : ''}` });
+    if (has('engine.resume'))
+      checks.push({ name: 'engine open after the recovery', ok: h.phase === 'open', message: `${h.phase}${h.reason ? `: ${h.reason}` : ''}` });
     const deployed = okOutputs('hotfix.deploy').at(-1);
-    if (deployed) checks.push({ name: 'the deployed hotfix is active', ok: h.modules.margin?.active === deployed.version, message: `margin ${h.modules.margin?.active ?? '?'}, deployed ${String(deployed.version)}` });
+    if (deployed)
+      checks.push({
+        name: 'the deployed hotfix is active',
+        ok: h.modules.margin?.active === deployed.version,
+        message: `margin ${h.modules.margin?.active ?? '?'}, deployed ${String(deployed.version)}`,
+      });
   } else {
     checks.push({ name: 'engine halted after the rollback', ok: h.phase === 'halted', message: `${h.phase}, margin ${h.modules.margin?.active ?? '?'}` });
   }
@@ -343,7 +380,12 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     return await runAndJudge(pb, flags, { timeScale, autoApprove, scratch, dataDir, client, url: info.url, snap });
   } catch (e) {
     // The scratch engine (or its folder) failing is bad input to this rehearsal, not a bug: one line, exit 2.
-    if (e instanceof EngineStartFailed || e instanceof EngineUnreachable || e instanceof EngineHttpError || typeof (e as NodeJS.ErrnoException).code === 'string') {
+    if (
+      e instanceof EngineStartFailed ||
+      e instanceof EngineUnreachable ||
+      e instanceof EngineHttpError ||
+      typeof (e as NodeJS.ErrnoException).code === 'string'
+    ) {
       throw new InputError(`rehearsal of ${pb.spec.metadata.name}: the scratch engine failed: ${(e as Error).message.split('\n')[0] ?? ''}`);
     }
     throw e;
@@ -387,9 +429,24 @@ async function runAndJudge(
       const found = await outcomeChecks(pb, runResult, dir, s.client, s.url, s.dataDir, s.snap);
       const { checks } = found;
       incidentHtml = found.incidentHtml;
-      const failedChecks = checks.filter((c) => !c.ok).map((c) => c.name).join('; ');
-      rec.steps.push({ id: 'rehearsal-outcome', name: 'the rehearsal checks the outcome', phase: 'main', uses: 'rehearse', outcome: failedChecks ? 'failure' : 'success', durationMs: 0, attempts: 1, error: failedChecks || undefined, detail: undefined, checks });
-      for (const c of checks) process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.message ? ` (${c.message})` : ''}\n`);
+      const failedChecks = checks
+        .filter((c) => !c.ok)
+        .map((c) => c.name)
+        .join('; ');
+      rec.steps.push({
+        id: 'rehearsal-outcome',
+        name: 'the rehearsal checks the outcome',
+        phase: 'main',
+        uses: 'rehearse',
+        outcome: failedChecks ? 'failure' : 'success',
+        durationMs: 0,
+        attempts: 1,
+        error: failedChecks || undefined,
+        detail: undefined,
+        checks,
+      });
+      for (const c of checks)
+        process.stderr.write(`${new Date().toISOString()} rehearse: ${c.ok ? '✓' : '✗'} ${c.name}${c.message ? ` (${c.message})` : ''}\n`);
       verdict = rehearsalVerdict(pb.spec.rehearsal?.expectOutcome ?? 'success', runResult, checks);
     },
   });
@@ -431,13 +488,33 @@ export async function rehearseAll(dir: string, flags: RehearseFlags): Promise<vo
   const invalid = validations.filter((v) => !v.ok);
   for (const v of invalid) {
     const problems = v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`);
-    rows.push({ file: v.file, playbook: null, expected: null, outcome: 'invalid', ok: false, reason: problems[0] ?? 'invalid', seconds: 0, run: null, exitCode: ExitCode.badInput });
+    rows.push({
+      file: v.file,
+      playbook: null,
+      expected: null,
+      outcome: 'invalid',
+      ok: false,
+      reason: problems[0] ?? 'invalid',
+      seconds: 0,
+      run: null,
+      exitCode: ExitCode.badInput,
+    });
   }
   for (const v of validations) {
     const pb = v.playbook;
     if (!pb) continue;
     if (!pb.spec.engine) {
-      rows.push({ file: v.file, playbook: pb.spec.metadata.name, expected: null, outcome: 'skipped (no engine)', ok: true, reason: null, seconds: 0, run: null, exitCode: ExitCode.ok });
+      rows.push({
+        file: v.file,
+        playbook: pb.spec.metadata.name,
+        expected: null,
+        outcome: 'skipped (no engine)',
+        ok: true,
+        reason: null,
+        seconds: 0,
+        run: null,
+        exitCode: ExitCode.ok,
+      });
       continue;
     }
     const started = Date.now();
@@ -450,13 +527,31 @@ export async function rehearseAll(dir: string, flags: RehearseFlags): Promise<vo
       for (const line of e.lines()) process.stderr.write(`${line}\n`);
       await annotateError(e, pb);
       const seconds = Math.round(((Date.now() - started) / 1000) * 10) / 10;
-      rows.push({ file: v.file, playbook: pb.spec.metadata.name, expected: pb.spec.rehearsal?.expectOutcome ?? 'success', outcome: 'error', ok: false, reason: e.lines()[0] ?? e.message, seconds, run: null, exitCode: e.exitCode });
+      rows.push({
+        file: v.file,
+        playbook: pb.spec.metadata.name,
+        expected: pb.spec.rehearsal?.expectOutcome ?? 'success',
+        outcome: 'error',
+        ok: false,
+        reason: e.lines()[0] ?? e.message,
+        seconds,
+        run: null,
+        exitCode: e.exitCode,
+      });
     }
     if (rows.at(-1)?.outcome === 'interrupted') break;
   }
   if (flags.junit) {
-    const errored = rows.filter((r) => r.outcome === 'error').map((r) => ({ file: r.file, problems: [r.reason ?? 'error'], caseName: 'rehearsal could be made' }));
-    writeJunit(flags.junit, junitXml(runs, [...invalid.map((v) => ({ file: v.file, problems: v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`) })), ...errored]));
+    const errored = rows
+      .filter((r) => r.outcome === 'error')
+      .map((r) => ({ file: r.file, problems: [r.reason ?? 'error'], caseName: 'rehearsal could be made' }));
+    writeJunit(
+      flags.junit,
+      junitXml(runs, [
+        ...invalid.map((v) => ({ file: v.file, problems: v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`) })),
+        ...errored,
+      ]),
+    );
   }
   // The worst row decides: bad input, then a failed rollback (a human must look), then an interrupt, then a mismatch.
   const worst = [ExitCode.badInput, ExitCode.humanNeeded, ExitCode.interrupted, ExitCode.failed].find((code) => rows.some((r) => r.exitCode === code));
@@ -464,7 +559,9 @@ export async function rehearseAll(dir: string, flags: RehearseFlags): Promise<vo
   const w = Math.max(8, ...rows.map((r) => r.file.length));
   const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED         OUTCOME              TIME  RESULT`];
   for (const r of rows) {
-    lines.push(`${r.file.padEnd(w)}  ${(r.expected ?? '-').padEnd(15)}  ${r.outcome.padEnd(19)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${r.ok ? 'ok' : `FAILED: ${r.reason ?? ''}`}`);
+    lines.push(
+      `${r.file.padEnd(w)}  ${(r.expected ?? '-').padEnd(15)}  ${r.outcome.padEnd(19)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${r.ok ? 'ok' : `FAILED: ${r.reason ?? ''}`}`,
+    );
   }
   // The table is for people: stdout, unless stdout is NDJSON.
   (flags.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);

@@ -36,7 +36,10 @@ export function engineTargetOf(pb: LoadedPlaybook): EngineTarget | undefined {
 }
 
 export function newRunId(now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
@@ -102,7 +105,10 @@ function printPlan(plan: Plan, checks: PreflightCheck[], json: boolean): void {
       s.retries ? `retries ${s.retries}` : '',
       s.continueOnError ? 'continueOnError' : '',
     ].filter(Boolean);
-    const status = s.status === 'pending' ? '' : c.yellow(` [${s.status === 'done' ? 'done' : s.status === 'manual' ? 'skipped: done by hand' : 'was running: re-check and re-run'}]`);
+    const status =
+      s.status === 'pending'
+        ? ''
+        : c.yellow(` [${s.status === 'done' ? 'done' : s.status === 'manual' ? 'skipped: done by hand' : 'was running: re-check and re-run'}]`);
     const title = s.name ? `${c.bold(s.name)} — ` : '';
     return `  ${String(i + 1).padStart(2)}. ${s.id.padEnd(width)}  ${c.cyan(s.uses.padEnd(kindWidth))}  ${title}${s.description}${status}${tags.length ? c.dim(`  (${tags.join(', ')})`) : ''}`;
   };
@@ -299,7 +305,12 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const timeScale = flags.timeScale ?? 1;
   const engine = engineTargetOf(pb);
   const skipSteps = new Set<string>(resume ? [...resume.finished.keys()] : []);
-  if (flags.fromStep !== undefined) for (const s of pb.steps.slice(0, pb.steps.findIndex((x) => x.id === flags.fromStep))) skipSteps.add(s.id);
+  if (flags.fromStep !== undefined)
+    for (const s of pb.steps.slice(
+      0,
+      pb.steps.findIndex((x) => x.id === flags.fromStep),
+    ))
+      skipSteps.add(s.id);
   const approval: ApprovalMode = flags.yes ? 'yes' : process.stdin.isTTY ? 'tty' : 'none';
   const checks = await preflight({ pb, vars, env: process.env, engine, approval, skipSteps, lockPath: lockPathFor(pb, stateDir, engine), stateDir, redactor });
 
@@ -314,7 +325,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   }
 
   const facts = new TrailerFacts();
-  const { result, runId, runDir: dir } = await executeRun({
+  const {
+    result,
+    runId,
+    runDir: dir,
+  } = await executeRun({
     pb,
     stateDir,
     vars,

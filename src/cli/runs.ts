@@ -79,9 +79,7 @@ export function runsShowCommand(ref: string, opts: { stateDir: string; json?: bo
   if (typeof runId !== 'string') throw new UsageError(runId.problem);
   const r = loadRun(resolve(opts.stateDir), runId);
   if (!r) throw new UsageError(`${runId}: no such run in ${resolve(opts.stateDir, 'runs')}`);
-  const steps = r.events.filter(
-    (e) => e.event === 'ok' || e.event === 'fail' || e.event === 'skip',
-  );
+  const steps = r.events.filter((e) => e.event === 'ok' || e.event === 'fail' || e.event === 'skip');
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ ...summary(r), events: r.events })}\n`);
     return;
@@ -91,10 +89,7 @@ export function runsShowCommand(ref: string, opts: { stateDir: string; json?: bo
   const label = (e: { step: string; phase: Phase }): string =>
     `${e.phase === 'rollback' ? 'rollback/' : ''}${stepLabel(e.step, names.get(`${e.phase}:${e.step}`))}`;
   const s = summary(r);
-  const lines = [
-    `run ${s.run}: ${s.playbook} (${s.file})`,
-    `started ${s.startedAt}, ${s.status}, ${formatDuration(s.durationMs)}`,
-  ];
+  const lines = [`run ${s.run}: ${s.playbook} (${s.file})`, `started ${s.startedAt}, ${s.status}, ${formatDuration(s.durationMs)}`];
   if (r.end) lines.push(`result: ${firstLine(r.end.summary)}`);
   if (r.tornAtLine) lines.push(`journal: a torn record at line ${r.tornAtLine} was ignored`);
   for (const e of steps) {

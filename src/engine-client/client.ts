@@ -115,7 +115,9 @@ export class EngineClient {
       });
     } catch (e) {
       if (signal?.aborted) throw e;
-      throw new EngineUnreachable(`engine at ${this.url} did not answer ${method} ${path}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`);
+      throw new EngineUnreachable(
+        `engine at ${this.url} did not answer ${method} ${path}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`,
+      );
     }
   }
 
@@ -145,7 +147,10 @@ export class EngineClient {
   fault(kind: 'margin-burst' | 'crash', events?: number): Promise<MarginBurstAnswer | { crashing: true }> {
     return this.request('POST', '/fault', events === undefined ? { kind } : { kind, events });
   }
-  recomputeFunding(from: string, to: string): Promise<{
+  recomputeFunding(
+    from: string,
+    to: string,
+  ): Promise<{
     intervals: { symbol: string; intervalStart: string; rate: string; markPrice: number }[];
     missingMarks: string[];
     totals: Record<string, { paid: string; received: string; net: string }>;

@@ -139,7 +139,14 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   });
   child.stdout?.destroy();
   child.unref();
-  const info: EngineInfo = { pid: ready.pid, url: ready.url, startedAt: new Date().toISOString(), version: ENGINE_VERSION, dataDir: dir, testnet: o.testnet ?? false };
+  const info: EngineInfo = {
+    pid: ready.pid,
+    url: ready.url,
+    startedAt: new Date().toISOString(),
+    version: ENGINE_VERSION,
+    dataDir: dir,
+    testnet: o.testnet ?? false,
+  };
   const tmp = join(dir, `engine.json.tmp-${process.pid}`);
   writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, dataDirLayout(dir).info);

@@ -1,17 +1,7 @@
 import { OrderBook, type RestingOrder, type Side } from './book.js';
 import { abs, bpsOf, MONEY_DECIMALS, notional, parseFixed, RATE_ONE } from './fixed.js';
 import { INSTRUMENTS, SYMBOLS, MAKER_FEE_BPS, TAKER_FEE_BPS, type Asset, type Symbol } from './instruments.js';
-import type {
-  Account,
-  Command,
-  MarginMode,
-  Order,
-  OrderRequest,
-  OrderRequestJson,
-  OrderResult,
-  Phase,
-  RejectReason,
-} from './types.js';
+import type { Account, Command, MarginMode, Order, OrderRequest, OrderRequestJson, OrderResult, Phase, RejectReason } from './types.js';
 
 /** System accounts: where deposits come from, where fees go, and the liquidation backstop. */
 export const EXTERNAL = '@external';
@@ -153,7 +143,8 @@ export class Exchange {
     if (!a || req.account.startsWith('@')) return reject('UNKNOWN_ACCOUNT', `no account ${req.account}: deposit first`);
     if (req.qty <= 0 || req.qty % inst.lotSize !== 0) return reject('INVALID', `qty must be a positive multiple of the lot size`);
     if (req.type === 'limit') {
-      if (req.price === undefined || req.price <= 0 || req.price % inst.tickSize !== 0) return reject('INVALID', 'price must be a positive multiple of the tick size');
+      if (req.price === undefined || req.price <= 0 || req.price % inst.tickSize !== 0)
+        return reject('INVALID', 'price must be a positive multiple of the tick size');
     } else if (req.price !== undefined) {
       return reject('INVALID', 'a market order has no price');
     } else if (req.postOnly) {
@@ -174,10 +165,12 @@ export class Exchange {
         const o = this.orders.get(id) as Order;
         if (o.symbol === req.symbol && o.side === req.side) resting += o.qty - o.filled;
       }
-      if (q === 0 || Math.sign(q) === Math.sign(signed) || Math.abs(signed) + resting > Math.abs(q)) return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
+      if (q === 0 || Math.sign(q) === Math.sign(signed) || Math.abs(signed) + resting > Math.abs(q))
+        return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
     }
     const book = this.book(req.symbol);
-    if (req.postOnly && req.price !== undefined && book.crosses(req.side, req.price)) return reject('POST_ONLY_WOULD_TAKE', 'the order would trade immediately');
+    if (req.postOnly && req.price !== undefined && book.crosses(req.side, req.price))
+      return reject('POST_ONLY_WOULD_TAKE', 'the order would trade immediately');
     if (!req.reduceOnly) {
       // Margin at the prices the order would really trade at, plus the loss against the mark it would
       // take on at once, plus what it leaves resting at its limit.

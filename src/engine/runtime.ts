@@ -148,7 +148,9 @@ export class EngineRuntime {
     const first = scan.records[0];
     if (first && first.seq !== from + 1) {
       // Records are missing between the snapshot and the WAL: starting would silently lose them.
-      throw new Error(`WAL in ${walDir} starts at seq ${first.seq} but the newest valid snapshot is at seq ${from}: records in between are missing; restore them or move the WAL aside to start from the snapshot`);
+      throw new Error(
+        `WAL in ${walDir} starts at seq ${first.seq} but the newest valid snapshot is at seq ${from}: records in between are missing; restore them or move the WAL aside to start from the snapshot`,
+      );
     }
     rt.seq = from;
     for (const r of scan.records) {
@@ -433,7 +435,10 @@ export class EngineRuntime {
   }
 
   /** Settle the funding intervals in [from, to) that were missed (while halted), from the recorded marks. */
-  async recomputeFunding(from: number, to: number): Promise<{
+  async recomputeFunding(
+    from: number,
+    to: number,
+  ): Promise<{
     intervals: { symbol: Symbol; intervalStart: string; rate: string; markPrice: number }[];
     missingMarks: string[];
     totals: Record<string, { paid: string; received: string; net: string }>;

@@ -178,7 +178,18 @@ function getOrder({ res, rt, params: [id] }: RouteCall): void {
   const ord = rt.ex.orders.get(id as string);
   if (!ord) return send(res, 404, { error: `no order ${id}` });
   const avgPrice = avgPriceOf(ord);
-  send(res, 200, { id: ord.id, account: ord.account, symbol: ord.symbol, side: ord.side, type: ord.type, price: ord.type === 'market' ? null : fmtPrice(ord.price), qty: fmtQty(ord.qty), filled: fmtQty(ord.filled), status: ord.status, avgPrice: avgPrice === null ? null : fmtPrice(avgPrice) });
+  send(res, 200, {
+    id: ord.id,
+    account: ord.account,
+    symbol: ord.symbol,
+    side: ord.side,
+    type: ord.type,
+    price: ord.type === 'market' ? null : fmtPrice(ord.price),
+    qty: fmtQty(ord.qty),
+    filled: fmtQty(ord.filled),
+    status: ord.status,
+    avgPrice: avgPrice === null ? null : fmtPrice(avgPrice),
+  });
 }
 
 async function deposit({ req, res, rt, params: [id] }: RouteCall): Promise<void> {
@@ -255,7 +266,8 @@ async function injectFault({ req, res, rt, onCrash }: RouteCall): Promise<void> 
   const kind = str(body, 'kind');
   if (kind === 'margin-burst') {
     const events = body.events === undefined ? rt.opts.queueLimit * 2 : body.events;
-    if (typeof events !== 'number' || !Number.isInteger(events) || events < 1 || events > 10_000_000) throw new BadRequest('events must be an integer 1..10000000');
+    if (typeof events !== 'number' || !Number.isInteger(events) || events < 1 || events > 10_000_000)
+      throw new BadRequest('events must be an integer 1..10000000');
     return send(res, 200, rt.marginBurst(events));
   }
   if (kind === 'crash') {
@@ -271,7 +283,12 @@ const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/health', handle: ({ res, rt }) => send(res, 200, rt.health()) },
   { method: 'GET', path: '/metrics', handle: sendMetrics },
   { method: 'POST', path: '/orders', handle: placeOrder },
-  { method: 'DELETE', path: ORDER_PATH, params: orderIdParam, handle: async ({ res, rt, params: [id] }) => send(res, 200, orderAnswer(await rt.cancel(id as string))) },
+  {
+    method: 'DELETE',
+    path: ORDER_PATH,
+    params: orderIdParam,
+    handle: async ({ res, rt, params: [id] }) => send(res, 200, orderAnswer(await rt.cancel(id as string))),
+  },
   { method: 'GET', path: ORDER_PATH, params: orderIdParam, handle: getOrder },
   { method: 'POST', path: DEPOSIT_PATH, params: accountIdParam, handle: deposit },
   { method: 'GET', path: ACCOUNT_PATH, params: accountIdParam, handle: getAccount },
@@ -330,13 +347,15 @@ export function createControlServer(o: ServerOptions): Server {
 
 function accountView(rt: EngineRuntime, id: string): Record<string, unknown> {
   const a = rt.ex.account(id);
-  const positions = [...a.positions].filter(([, p]) => p.qty !== 0).map(([symbol, p]) => ({
-    symbol,
-    qty: fmtQty(p.qty),
-    cost: fmtMoney(p.cost),
-    marginMode: p.mode,
-    isolatedMargin: fmtMoney(p.isolatedMargin),
-  }));
+  const positions = [...a.positions]
+    .filter(([, p]) => p.qty !== 0)
+    .map(([symbol, p]) => ({
+      symbol,
+      qty: fmtQty(p.qty),
+      cost: fmtMoney(p.cost),
+      marginMode: p.mode,
+      isolatedMargin: fmtMoney(p.isolatedMargin),
+    }));
   const equity = rt.ex.crossEquity(a);
   const mm = rt.ex.crossMaintenance(a);
   return {

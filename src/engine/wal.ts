@@ -59,7 +59,9 @@ export interface WalScan<T> {
  */
 export function scanWal<T>(dir: string, afterSeq: number, repair: boolean): WalScan<T> {
   mkdirSync(dir, { recursive: true });
-  const files = readdirSync(dir).filter((f) => /^\d{20}\.log$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{20}\.log$/.test(f))
+    .sort();
   const records: WalRecord<T>[] = [];
   let lastSeq = 0;
   let damage: WalDamage | undefined;

@@ -92,7 +92,13 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
     if (!(e instanceof SnapshotError)) throw e;
     findings.counts.corrupt++;
     findings.total++;
-    findings.list.push({ category: 'corrupt', type: 'file', id: e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file, line: e.line, field: e.problem });
+    findings.list.push({
+      category: 'corrupt',
+      type: 'file',
+      id: e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file,
+      line: e.line,
+      field: e.problem,
+    });
   } finally {
     pre?.close();
     post?.close();

@@ -98,4 +98,3 @@ async function downloadState(client: EngineClient, file: string): Promise<void> 
   if (!res.ok || !res.body) throw new InputError(`GET ${client.url}/state answered ${res.status}`);
   await pipeline(Readable.fromWeb(res.body), createWriteStream(file));
 }
-

@@ -13,10 +13,7 @@ export type Literal = string | number | boolean | null;
 export type Value = Literal | readonly Value[] | { readonly [key: string]: Value };
 
 export type Reference =
-  | { kind: 'var'; name: string }
-  | { kind: 'env'; name: string }
-  | { kind: 'step-output'; step: string; name: string }
-  | { kind: 'step-outcome'; step: string };
+  { kind: 'var'; name: string } | { kind: 'env'; name: string } | { kind: 'step-output'; step: string; name: string } | { kind: 'step-outcome'; step: string };
 
 /** The functions an expression may call, with the names of their parameters (for messages). */
 const FUNCTIONS = {
@@ -296,10 +293,7 @@ function toReference(parts: string[], offset: number): Reference {
     if (b === 'outcome' && c === undefined) return { kind: 'step-outcome', step: a };
     if (b === 'outputs' && c !== undefined && rest.length === 0) return { kind: 'step-output', step: a, name: c };
   }
-  throw new ExpressionSyntaxError(
-    `unknown reference '${path}' (use vars.X, env.X, steps.ID.outputs.X or steps.ID.outcome)`,
-    offset,
-  );
+  throw new ExpressionSyntaxError(`unknown reference '${path}' (use vars.X, env.X, steps.ID.outputs.X or steps.ID.outcome)`, offset);
 }
 
 export function parseExpression(src: string): Expr {
@@ -407,7 +401,12 @@ export function evaluate(e: Expr, scope: EvalScope): Value {
     case 'ref':
       return scope.resolve(e.ref);
     case 'call':
-      return call(e.fn, e.args.map((a) => evaluate(a, scope)), e.offset, scope);
+      return call(
+        e.fn,
+        e.args.map((a) => evaluate(a, scope)),
+        e.offset,
+        scope,
+      );
     case 'member':
       return member(evaluate(e.object, scope), evaluate(e.key, scope));
     case 'not':

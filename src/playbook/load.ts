@@ -6,15 +6,7 @@ import type { z } from 'zod';
 import { InputError, PlaybookError, type Diagnostic } from '../errors.js';
 import { closest, didYouMean } from '../util/suggest.js';
 import { parseDuration } from '../util/duration.js';
-import {
-  ExpressionSyntaxError,
-  parseCondition,
-  parseTemplate,
-  references,
-  statusCalls,
-  type Expr,
-  type Reference,
-} from './expressions.js';
+import { ExpressionSyntaxError, parseCondition, parseTemplate, references, statusCalls, type Expr, type Reference } from './expressions.js';
 import { playbookSchema, STEP_KINDS, type PlaybookSpec, type PlaybookStep, type RollbackStep } from './schema.js';
 
 /** Larger than any sane playbook; a bigger file is refused before it is parsed. */
@@ -63,9 +55,7 @@ export async function loadPlaybook(file: string): Promise<LoadedPlaybook> {
     throw new InputError(`${file}: cannot read playbook (${code === 'ENOENT' ? 'no such file' : (code ?? String(e))})`);
   }
   if (size > MAX_PLAYBOOK_BYTES) {
-    throw new PlaybookError([
-      { file, line: 1, col: 1, message: `file is ${(size / 1e6).toFixed(1)} MB; a playbook may be at most 1 MiB` },
-    ]);
+    throw new PlaybookError([{ file, line: 1, col: 1, message: `file is ${(size / 1e6).toFixed(1)} MB; a playbook may be at most 1 MiB` }]);
   }
   let bytes: Buffer;
   try {
@@ -116,10 +106,7 @@ export function parsePlaybook(bytes: Buffer, file: string, path: string = resolv
       doc.errors.slice(0, 5).map((e) => ({
         file,
         ...posAt(e.pos[0]),
-        message:
-          e.code === 'MULTIPLE_DOCS'
-            ? "YAML: a playbook is one document; remove the second '---'"
-            : `YAML: ${e.message.split('\n')[0] ?? e.code}`,
+        message: e.code === 'MULTIPLE_DOCS' ? "YAML: a playbook is one document; remove the second '---'" : `YAML: ${e.message.split('\n')[0] ?? e.code}`,
       })),
     );
   }
@@ -278,13 +265,7 @@ function misspeltKeys(issues: readonly z.core.$ZodIssue[], raw: unknown): Typos 
   return typos;
 }
 
-function issueDiagnostics(
-  issue: z.core.$ZodIssue,
-  file: string,
-  locator: Locator,
-  raw: unknown,
-  typos: Typos,
-): Diagnostic[] {
+function issueDiagnostics(issue: z.core.$ZodIssue, file: string, locator: Locator, raw: unknown, typos: Typos): Diagnostic[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
   const where = pathText(path);
   if (issue.code === 'unrecognized_keys') {
@@ -392,7 +373,11 @@ function duplicateIds(spec: PlaybookSpec, file: string, locator: Locator): { dia
   spec.steps.forEach((s, i) => {
     const prior = firstSeen.get(s.id);
     if (prior !== undefined) {
-      out.push({ file, ...locator.at(['steps', i, 'id']), message: `duplicate step id '${s.id}' (first used at line ${locator.at(['steps', prior, 'id']).line})` });
+      out.push({
+        file,
+        ...locator.at(['steps', i, 'id']),
+        message: `duplicate step id '${s.id}' (first used at line ${locator.at(['steps', prior, 'id']).line})`,
+      });
     } else {
       firstSeen.set(s.id, i);
       stepIndex.set(s.id, i);
@@ -402,7 +387,11 @@ function duplicateIds(spec: PlaybookSpec, file: string, locator: Locator): { dia
     const id = s.id ?? `rollback-${i + 1}`;
     if (firstSeen.has(id)) {
       const where = s.id === undefined ? locator.at(['rollback', i]) : locator.at(['rollback', i, 'id']);
-      out.push({ file, ...where, message: `duplicate step id '${id}'${s.id === undefined ? ' (the default id of this rollback step)' : ''} (also a step or rollback step)` });
+      out.push({
+        file,
+        ...where,
+        message: `duplicate step id '${id}'${s.id === undefined ? ' (the default id of this rollback step)' : ''} (also a step or rollback step)`,
+      });
     }
     firstSeen.set(id, -1);
   });
@@ -428,7 +417,9 @@ function refProblem(ref: Reference, scope: RefScope, vars: ReadonlySet<string>, 
       const idx = stepIndex.get(ref.step);
       if (idx === undefined) return `unknown step '${ref.step}'${didYouMean(ref.step, stepIndex.keys())}`;
       if (scope.where === 'step' && idx >= scope.index) {
-        return idx === scope.index ? `step '${ref.step}' cannot refer to itself` : `step '${ref.step}' runs after this one; only earlier steps can be referred to`;
+        return idx === scope.index
+          ? `step '${ref.step}' cannot refer to itself`
+          : `step '${ref.step}' runs after this one; only earlier steps can be referred to`;
       }
       return undefined;
     }

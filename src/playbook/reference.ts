@@ -9,7 +9,8 @@ function typeOf(s: Json): string {
   if (alts) return alts.map(typeOf).join(' \\| ');
   if (s.type === 'array') return `list of ${typeOf((s.items ?? {}) as Json)}`;
   if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object') return `map of ${typeOf(s.additionalProperties as Json)}`;
-  if (s.type === 'integer') return `integer${s.minimum !== undefined ? ` >= ${String(s.minimum)}` : ''}${s.maximum !== undefined ? ` <= ${String(s.maximum)}` : ''}`;
+  if (s.type === 'integer')
+    return `integer${s.minimum !== undefined ? ` >= ${String(s.minimum)}` : ''}${s.maximum !== undefined ? ` <= ${String(s.maximum)}` : ''}`;
   if (typeof s.type === 'string') return String(s.type);
   return 'any';
 }
@@ -23,7 +24,9 @@ function fieldRows(obj: Json, prefix = ''): string[] {
   for (const [name, s] of Object.entries(props)) {
     const dflt = s.default === undefined ? '' : `\`${JSON.stringify(s.default)}\``;
     const example = Array.isArray(s.examples) ? `\`${JSON.stringify((s.examples as unknown[])[0])}\`` : '';
-    rows.push(`| \`${prefix}${name}\` | ${typeOf(s)} | ${required.has(name) && s.default === undefined ? 'yes' : ''} | ${dflt} | ${cell(s.description)} ${example ? `e.g. ${example}` : ''} |`);
+    rows.push(
+      `| \`${prefix}${name}\` | ${typeOf(s)} | ${required.has(name) && s.default === undefined ? 'yes' : ''} | ${dflt} | ${cell(s.description)} ${example ? `e.g. ${example}` : ''} |`,
+    );
     if (s.type === 'object' && s.properties) rows.push(...fieldRows(s, `${prefix}${name}.`));
   }
   return rows;
@@ -57,7 +60,10 @@ export function renderReference(): string {
     '',
     '| field | type | required | default | description |',
     '| --- | --- | --- | --- | --- |',
-    ...fieldRows({ ...(steps[0] as Json), properties: Object.fromEntries(Object.entries((steps[0] as Json).properties as Record<string, Json>).filter(([k]) => k !== 'with' && k !== 'uses')) }),
+    ...fieldRows({
+      ...(steps[0] as Json),
+      properties: Object.fromEntries(Object.entries((steps[0] as Json).properties as Record<string, Json>).filter(([k]) => k !== 'with' && k !== 'uses')),
+    }),
     '',
     '## Step kinds',
   ];
@@ -69,10 +75,18 @@ export function renderReference(): string {
     const variants = (w.oneOf ?? w.anyOf) as Json[] | undefined;
     const examples = Array.isArray(w.examples) ? (w.examples as unknown[]) : [];
     for (const v of variants ?? [w]) {
-      if (variants) lines.push(`With \`${Object.entries(v.properties as Record<string, Json>).find(([, s]) => s.const !== undefined)?.[0] ?? ''}\` = ${typeOf(Object.values(v.properties as Record<string, Json>).find((s) => s.const !== undefined) ?? {})}:`, '');
+      if (variants)
+        lines.push(
+          `With \`${Object.entries(v.properties as Record<string, Json>).find(([, s]) => s.const !== undefined)?.[0] ?? ''}\` = ${typeOf(Object.values(v.properties as Record<string, Json>).find((s) => s.const !== undefined) ?? {})}:`,
+          '',
+        );
       lines.push('| field | type | required | default | description |', '| --- | --- | --- | --- | --- |', ...fieldRows(v), '');
     }
-    if (examples.length) lines.push('Example:', '', '```yaml', `- id: ${uses.replace('.', '-')}`, `  uses: ${uses}`, `  with: ${JSON.stringify(examples[0])}`, '```');
+    if (examples.length)
+      lines.push('Example:', '', '```yaml', `- id: ${uses.replace('.', '-')}`, `  uses: ${uses}`, `  with: ${JSON.stringify(examples[0])}`, '```');
   }
-  return `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${lines
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }

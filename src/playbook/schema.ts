@@ -82,7 +82,10 @@ export const playbookSchema = z
     rehearsal: z
       .strictObject({
         timeScale: z.number().positive().max(1).optional().describe('multiplies waits and bakes in rehearsal'),
-        expectOutcome: z.enum(['success', 'failed', 'rollback-failed']).optional().describe('what a rehearsal of this playbook should end in (drills expect failed); rehearse --all checks it'),
+        expectOutcome: z
+          .enum(['success', 'failed', 'rollback-failed'])
+          .optional()
+          .describe('what a rehearsal of this playbook should end in (drills expect failed); rehearse --all checks it'),
       })
       .optional(),
     vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), varSchema).optional(),

@@ -64,7 +64,8 @@ function stepEnded(c: Collected, key: string, e: EventOf<'ok'> | EventOf<'fail'>
     s.error = e.event === 'fail' ? e.error : null;
   }
   if (e.event !== 'ok') return;
-  if (e.uses === 'notify' && typeof e.outputs.sentAt === 'string') c.notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel) });
+  if (e.uses === 'notify' && typeof e.outputs.sentAt === 'string')
+    c.notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel) });
   if (e.uses === 'gate.approve') c.approvals.push({ step: e.step, by: String(e.outputs.approvedBy), at: String(e.outputs.decidedAt) });
   if (e.uses === 'engine.halt') c.phases.push({ at: e.ts, phase: 'halted' });
 }
@@ -91,14 +92,34 @@ function collect(events: RunEvent[], detection: { at: string | null }): Collecte
     const key = e.step ? `${'phase' in e ? e.phase : 'main'}:${e.step}` : '';
     switch (e.event) {
       case 'start':
-        c.steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: e.name, startedAt: c.steps.get(key)?.startedAt ?? e.ts, endedAt: null, outcome: 'running', durationMs: 0, error: null });
+        c.steps.set(key, {
+          id: e.step,
+          phase: e.phase,
+          uses: e.uses,
+          name: e.name,
+          startedAt: c.steps.get(key)?.startedAt ?? e.ts,
+          endedAt: null,
+          outcome: 'running',
+          durationMs: 0,
+          error: null,
+        });
         break;
       case 'ok':
       case 'fail':
         stepEnded(c, key, e);
         break;
       case 'skip':
-        c.steps.set(key, { id: e.step, phase: e.phase, uses: e.uses, name: e.name ?? null, startedAt: null, endedAt: null, outcome: 'skipped', durationMs: 0, error: e.detail });
+        c.steps.set(key, {
+          id: e.step,
+          phase: e.phase,
+          uses: e.uses,
+          name: e.name ?? null,
+          startedAt: null,
+          endedAt: null,
+          outcome: 'skipped',
+          durationMs: 0,
+          error: e.detail,
+        });
         break;
       case 'interrupted': {
         const s = e.step ? [...c.steps.values()].find((x) => x.id === e.step && x.outcome === 'running') : undefined;
@@ -193,7 +214,14 @@ export function renderMarkdown(r: IncidentReport): string {
   if (detailed.length) {
     lines.push('', '## Failures');
     for (const s of detailed) {
-      lines.push('', `### ${s.phase === 'rollback' ? 'rollback/' : ''}${stepLabel(s.id, s.name)}`, '', firstLine(s.error ?? ''), '', fenced(errorDetail(s.error)));
+      lines.push(
+        '',
+        `### ${s.phase === 'rollback' ? 'rollback/' : ''}${stepLabel(s.id, s.name)}`,
+        '',
+        firstLine(s.error ?? ''),
+        '',
+        fenced(errorDetail(s.error)),
+      );
     }
   }
   if (r.rollback) lines.push('', `Rollback: ${r.rollback.reason} — ${r.rollback.ok === null ? 'running' : r.rollback.ok ? 'succeeded' : 'FAILED'}`);
@@ -225,12 +253,24 @@ export function renderHtml(r: IncidentReport): string {
       return `<text x="4" y="${y + 12}" class="label">${esc(s.phase === 'rollback' ? `↩ ${s.id}` : s.id)}</text><rect class="step ${s.outcome}" data-step="${esc(s.id)}" x="${x1.toFixed(1)}" y="${y}" width="${(x2 - x1).toFixed(1)}" height="16" fill="${colour[s.outcome] ?? '#555'}"><title>${esc(`${stepLabel(s.id, s.name)} ${s.outcome} ${formatDuration(s.durationMs)}${s.error ? `: ${firstLine(s.error)}` : ''}`)}</title></rect>`;
     })
     .join('\n');
-  const phaseMarks = r.phases.map((p) => `<line class="phase" x1="${x(p.at).toFixed(1)}" x2="${x(p.at).toFixed(1)}" y1="20" y2="${40 + r.steps.length * 22}" stroke="#6a1b9a" stroke-dasharray="4 3"><title>${esc(`${p.at} ${p.phase}`)}</title></line><text x="${(x(p.at) + 3).toFixed(1)}" y="16" class="phase-label">${esc(p.phase)}</text>`).join('');
+  const phaseMarks = r.phases
+    .map(
+      (p) =>
+        `<line class="phase" x1="${x(p.at).toFixed(1)}" x2="${x(p.at).toFixed(1)}" y1="20" y2="${40 + r.steps.length * 22}" stroke="#6a1b9a" stroke-dasharray="4 3"><title>${esc(`${p.at} ${p.phase}`)}</title></line><text x="${(x(p.at) + 3).toFixed(1)}" y="16" class="phase-label">${esc(p.phase)}</text>`,
+    )
+    .join('');
   const H = 160;
   const maxDepth = Math.max(1, ...r.samples.map((s) => s.queueDepth));
-  const line = (vals: [string, number][], max: number): string => vals.map(([t, v], i) => `${i ? 'L' : 'M'}${x(t).toFixed(1)},${(H - 10 - (v / max) * (H - 30)).toFixed(1)}`).join(' ');
-  const depthPath = line(r.samples.map((s) => [s.at, s.queueDepth]), maxDepth);
-  const weightPath = line(r.samples.map((s) => [s.at, s.weight]), 100);
+  const line = (vals: [string, number][], max: number): string =>
+    vals.map(([t, v], i) => `${i ? 'L' : 'M'}${x(t).toFixed(1)},${(H - 10 - (v / max) * (H - 30)).toFixed(1)}`).join(' ');
+  const depthPath = line(
+    r.samples.map((s) => [s.at, s.queueDepth]),
+    maxDepth,
+  );
+  const weightPath = line(
+    r.samples.map((s) => [s.at, s.weight]),
+    100,
+  );
   const chart = r.samples.length
     ? `<svg class="chart" id="traffic" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="queue depth and admission weight over time"><path id="queue-depth" d="${depthPath}" fill="none" stroke="#c62828" stroke-width="2"/><path id="admission-weight" d="${weightPath}" fill="none" stroke="#1565c0" stroke-width="2"/><text x="4" y="14" class="label">queue depth (max ${maxDepth}, red) · admission weight % (blue)</text></svg>`
     : '<p>No traffic-shift samples in this run.</p>';
@@ -241,7 +281,12 @@ export function renderHtml(r: IncidentReport): string {
       return `<tr class="${s.outcome}"><td>${esc(s.phase === 'rollback' ? `rollback/${s.id}` : s.id)}</td><td class="name">${esc(s.name ?? '')}</td><td>${esc(s.uses)}</td><td>${esc(s.startedAt ?? '')}</td><td>${esc(s.endedAt ?? '')}</td><td>${outcome}</td><td>${esc(formatDuration(s.durationMs))}</td></tr>`;
     })
     .join('\n');
-  const gateRows = r.samples.map((s) => `<tr><td>${esc(s.at)}</td><td>${s.stage}</td><td>${s.weight}%</td><td>${s.queueDepth}</td><td>${s.p99LatencyMs ?? ''}</td><td>${s.errorRate}</td></tr>`).join('\n');
+  const gateRows = r.samples
+    .map(
+      (s) =>
+        `<tr><td>${esc(s.at)}</td><td>${s.stage}</td><td>${s.weight}%</td><td>${s.queueDepth}</td><td>${s.p99LatencyMs ?? ''}</td><td>${s.errorRate}</td></tr>`,
+    )
+    .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Incident report: ${esc(r.incident ?? r.playbook)}</title>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.label{font:11px sans-serif}.phase-label{font:10px sans-serif;fill:#6a1b9a}.breached{color:#c62828;font-weight:bold}.met{color:#2e7d32;font-weight:bold}tr.failure td{background:#fdecea}pre.tail{margin:4px 0 0;font-size:12px;white-space:pre-wrap}</style></head>

@@ -55,10 +55,14 @@ export async function writeUserReports(snapshot: string, out: string): Promise<{
     await writeFile(`${base}.json`, `${JSON.stringify(r, null, 2)}\n`);
     const rows = [
       `# account ${account}, order status at snapshot seq ${header.seq} (${header.takenAt}, phase ${header.phase})`,
-      `# balances ${Object.entries(r.balances).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+      `# balances ${Object.entries(r.balances)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
       `kind,${ORDER_COLUMNS.join(',')}`,
       ...r.orders.map((o) => `order,${ORDER_COLUMNS.map((c) => csvCell(o[c])).join(',')}`),
-      ...r.positions.map((p) => `position,${csvCell(p.id)},${csvCell(String(p.id).split(':').pop())},,,${csvCell(p.entryPrice)},${csvCell(p.qty)},,${csvCell(p.marginMode)},`),
+      ...r.positions.map(
+        (p) => `position,${csvCell(p.id)},${csvCell(String(p.id).split(':').pop())},,,${csvCell(p.entryPrice)},${csvCell(p.qty)},,${csvCell(p.marginMode)},`,
+      ),
     ];
     await writeFile(`${base}.csv`, `${rows.join('\n')}\n`);
     files += 2;

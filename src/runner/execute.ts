@@ -323,7 +323,16 @@ export class Runner {
       if (result.ok) {
         this.record(step, phase, { outcome: 'success', outputs: result.outputs });
         const checks = result.checks ? { checks: result.checks } : {};
-        this.emit({ event: 'ok', step: step.id, phase, uses: step.uses, durationMs: this.o.clock.now() - started, attempts: attempt, outputs: result.outputs, ...checks });
+        this.emit({
+          event: 'ok',
+          step: step.id,
+          phase,
+          uses: step.uses,
+          durationMs: this.o.clock.now() - started,
+          attempts: attempt,
+          outputs: result.outputs,
+          ...checks,
+        });
         return { outcome: 'success' };
       }
       if (attempt < attempts) {
@@ -388,10 +397,7 @@ export class Runner {
     const timer =
       step.timeoutMs === undefined
         ? undefined
-        : setTimeout(
-            () => controller.abort(new StepTimeout(`timed out after ${formatDuration(step.timeoutMs ?? 0)}`)),
-            step.timeoutMs,
-          );
+        : setTimeout(() => controller.abort(new StepTimeout(`timed out after ${formatDuration(step.timeoutMs ?? 0)}`)), step.timeoutMs);
     const ctx: StepContext = {
       runId: this.o.runId,
       playbookName: this.o.playbook.spec.metadata.name,

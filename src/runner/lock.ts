@@ -14,7 +14,6 @@ export interface LockHolder {
   since: string;
 }
 
-
 function readHolder(path: string): LockHolder | undefined {
   try {
     const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
@@ -81,14 +80,10 @@ export class RunLock {
       }
       const other = readHolder(path);
       if (other && other.host === me.host && isPidAlive(other.pid) && other.pid !== process.pid) {
-        throw new LockHeldError(
-          `${path}: locked by run ${other.runId} (pid ${other.pid}, since ${other.since}); wait for it or stop it first`,
-        );
+        throw new LockHeldError(`${path}: locked by run ${other.runId} (pid ${other.pid}, since ${other.since}); wait for it or stop it first`);
       }
       if (other && other.host !== me.host) {
-        throw new LockHeldError(
-          `${path}: locked by run ${other.runId} on host ${other.host} (pid ${other.pid}); remove the file only if that run is gone`,
-        );
+        throw new LockHeldError(`${path}: locked by run ${other.runId} on host ${other.host} (pid ${other.pid}); remove the file only if that run is gone`);
       }
       if (!other && ageMs(path) < 1_000) {
         // Probably being written by its creator this very moment: look again shortly.

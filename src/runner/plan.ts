@@ -96,12 +96,7 @@ export function buildPlan(pb: LoadedPlaybook, opts: PlanOptions): Plan {
     timeoutMs: step.timeoutMs ?? null,
     retries: step.retries,
     continueOnError: step.continueOnError,
-    status:
-      phase === 'steps'
-        ? statusOf(step, index)
-        : opts.resume?.rollbackFinished.has(step.id)
-          ? 'done'
-          : 'pending',
+    status: phase === 'steps' ? statusOf(step, index) : opts.resume?.rollbackFinished.has(step.id) ? 'done' : 'pending',
   });
   return {
     playbook: pb.spec.metadata.name,
@@ -116,4 +111,3 @@ export function buildPlan(pb: LoadedPlaybook, opts: PlanOptions): Plan {
     rollback: pb.rollback.map((s, i) => toPlanStep(s, i, 'rollback')),
   };
 }
-

@@ -127,7 +127,12 @@ export async function preflight(o: PreflightOptions): Promise<PreflightCheck[]> 
   if (found.approvalStep) checks.push(approvalCheck(found.approvalStep, o.approval, at));
   if (found.engineSteps.length > 0 && !o.engine) {
     for (const { step } of found.engineSteps) {
-      checks.push({ check: 'engine', ok: false, message: `step ${step.id}: ${step.uses} needs an engine: add engine.dataDir (or engine.url and engine.tokenFile)`, at: at([...step.yamlPath, 'uses']) });
+      checks.push({
+        check: 'engine',
+        ok: false,
+        message: `step ${step.id}: ${step.uses} needs an engine: add engine.dataDir (or engine.url and engine.tokenFile)`,
+        at: at([...step.yamlPath, 'uses']),
+      });
     }
   } else if (found.engineSteps.length > 0 && o.engine && o.checkEngine !== false) {
     checks.push(await engineCheck(o.engine, found.starts, pb, cwd));
@@ -171,7 +176,12 @@ function stepChecks(o: PreflightOptions, at: Where, cwd: string, checks: Preflig
     if (step.uses === 'exec') afterExec = true;
     const { needs, unsetEnv } = needsOf(step, o);
     for (const name of unsetEnv) {
-      checks.push({ check: 'env', ok: false, message: `${place.phase === 'rollback' ? 'rollback step' : 'step'} ${step.id}: env.${name} is not set`, at: at([...step.yamlPath, 'with']) });
+      checks.push({
+        check: 'env',
+        ok: false,
+        message: `${place.phase === 'rollback' ? 'rollback step' : 'step'} ${step.id}: env.${name} is not set`,
+        at: at([...step.yamlPath, 'with']),
+      });
     }
     const checked = (field: string, value: string): boolean => !value.includes(LATER) && !value.includes('${{') && (checkLiteral || fromValue(step, field));
     for (const need of needs) {
@@ -193,7 +203,12 @@ function stepChecks(o: PreflightOptions, at: Where, cwd: string, checks: Preflig
         case 'engine':
           // Starting, stopping or installing into an engine needs its data dir on this machine.
           if (need.local && o.engine && 'url' in o.engine) {
-            checks.push({ check: 'engine', ok: false, message: `step ${step.id}: ${step.uses} needs engine.dataDir (a local engine); this playbook names engine.url`, at: at([...step.yamlPath, 'uses']) });
+            checks.push({
+              check: 'engine',
+              ok: false,
+              message: `step ${step.id}: ${step.uses} needs engine.dataDir (a local engine); this playbook names engine.url`,
+              at: at([...step.yamlPath, 'uses']),
+            });
           }
           found.engineSteps.push(place);
           if (need.starts && place.phase === 'main') found.starts = true;
@@ -243,7 +258,12 @@ function fromValue(step: RuntimeStep, field: string): boolean {
 function pathCheck(need: Extract<StepNeed, { need: 'file' | 'dir' }>, step: RuntimeStep, at: Where, cwd: string): PreflightCheck {
   const problem = fileProblem(need.path, need.need === 'dir');
   return problem
-    ? { check: need.need, ok: false, message: `step ${step.id}: ${need.field} ${show(need.path, cwd)}: ${problem}`, at: at([...step.yamlPath, 'with', ...need.field.split('.')]) }
+    ? {
+        check: need.need,
+        ok: false,
+        message: `step ${step.id}: ${need.field} ${show(need.path, cwd)}: ${problem}`,
+        at: at([...step.yamlPath, 'with', ...need.field.split('.')]),
+      }
     : { check: need.need, ok: true, message: `${show(need.path, cwd)} readable` };
 }
 
@@ -267,13 +287,21 @@ function approvalCheck(place: StepPlace, approval: ApprovalMode, at: Where): Pre
       at: at([...place.step.yamlPath, 'uses']),
     };
   }
-  return { check: 'approval', ok: true, message: `gates answered by ${approval === 'yes' ? '--yes' : approval === 'tty' ? 'the operator at this terminal' : 'the rehearsal'}` };
+  return {
+    check: 'approval',
+    ok: true,
+    message: `gates answered by ${approval === 'yes' ? '--yes' : approval === 'tty' ? 'the operator at this terminal' : 'the rehearsal'}`,
+  };
 }
 
 function lockCheck(lockPath: string): PreflightCheck {
   const holder = RunLock.holder(lockPath);
   return holder
-    ? { check: 'lock', ok: false, message: `${lockPath}: locked by run ${holder.runId} (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''}, since ${holder.since}); wait for it or stop it first` }
+    ? {
+        check: 'lock',
+        ok: false,
+        message: `${lockPath}: locked by run ${holder.runId} (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''}, since ${holder.since}); wait for it or stop it first`,
+      }
     : { check: 'lock', ok: true, message: 'free' };
 }
 
@@ -286,13 +314,24 @@ function stateDirCheck(stateDir: string, cwd: string): PreflightCheck {
 async function engineCheck(target: EngineTarget, starts: boolean, pb: LoadedPlaybook, cwd: string): Promise<PreflightCheck> {
   if ('url' in target) {
     const problem = fileProblem(target.tokenFile, false);
-    if (problem) return { check: 'engine', ok: false, message: `engine.tokenFile ${show(target.tokenFile, cwd)}: ${problem}`, at: { file: pb.file, ...pb.locate(['engine', 'tokenFile']) } };
+    if (problem)
+      return {
+        check: 'engine',
+        ok: false,
+        message: `engine.tokenFile ${show(target.tokenFile, cwd)}: ${problem}`,
+        at: { file: pb.file, ...pb.locate(['engine', 'tokenFile']) },
+      };
     const { EngineClient } = await import('../engine-client/client.js');
     try {
       const h = await EngineClient.fromTokenFile(target.url, target.tokenFile).health();
       return { check: 'engine', ok: true, message: `${target.url} answers (phase ${h.phase})` };
     } catch (e) {
-      return { check: 'engine', ok: false, message: `engine ${target.url} does not answer: ${(e as Error).message}`, at: { file: pb.file, ...pb.locate(['engine', 'url']) } };
+      return {
+        check: 'engine',
+        ok: false,
+        message: `engine ${target.url} does not answer: ${(e as Error).message}`,
+        at: { file: pb.file, ...pb.locate(['engine', 'url']) },
+      };
     }
   }
   const { attach, engineBin } = await import('../engine-client/supervisor.js');
@@ -309,7 +348,12 @@ async function engineCheck(target: EngineTarget, starts: boolean, pb: LoadedPlay
   }
   if (!existsSync(engineBin())) return { check: 'engine', ok: false, message: `cannot start an engine: ${engineBin()} is missing (run npm run build)` };
   if (!writable(target.dataDir)) {
-    return { check: 'engine', ok: false, message: `cannot start an engine on ${dir}: ${nearestExisting(target.dataDir)} is not writable`, at: { file: pb.file, ...pb.locate(['engine', 'dataDir']) } };
+    return {
+      check: 'engine',
+      ok: false,
+      message: `cannot start an engine on ${dir}: ${nearestExisting(target.dataDir)} is not writable`,
+      at: { file: pb.file, ...pb.locate(['engine', 'dataDir']) },
+    };
   }
   return { check: 'engine', ok: true, message: `not running on ${dir}; a step starts it` };
 }

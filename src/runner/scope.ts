@@ -108,7 +108,12 @@ export function resolveVars(
 type VarDeclaration = NonNullable<PlaybookSpec['vars']>[string];
 
 /** One declared var's value: from its file, or its value with `${{ env.X }}` filled in. */
-function resolveDeclared(name: string, decl: VarDeclaration, dir: string, fromEnv: (src: string) => Value): { value: Literal } | { unset: true } | { problem: string } {
+function resolveDeclared(
+  name: string,
+  decl: VarDeclaration,
+  dir: string,
+  fromEnv: (src: string) => Value,
+): { value: Literal } | { unset: true } | { problem: string } {
   const isObject = typeof decl === 'object';
   if (isObject && decl.file !== undefined) {
     let file: string;
@@ -140,8 +145,7 @@ function readVarFile(dir: string, file: string): { ok: true; value: string } | {
     return { ok: true, value: text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : (code ?? String(e));
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : (code ?? String(e));
     return { ok: false, why };
   }
 }
@@ -208,9 +212,7 @@ export class References {
         const v = s.outputs[ref.name];
         if (v === undefined) {
           const known = Object.keys(s.outputs);
-          throw new UnresolvedReference(
-            `step '${ref.step}' has no output '${ref.name}'${known.length ? ` (it has: ${known.join(', ')})` : ''}`,
-          );
+          throw new UnresolvedReference(`step '${ref.step}' has no output '${ref.name}'${known.length ? ` (it has: ${known.join(', ')})` : ''}`);
         }
         return v;
       }

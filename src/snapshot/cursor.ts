@@ -188,7 +188,8 @@ export class SnapshotCursor {
     }
     if (t.records !== this.count) throw new SnapshotError(this.file, trailerLine, `trailer says ${String(t.records)} records, found ${this.count}`);
     const digest = this.hash.digest('hex');
-    if (t.sha256 !== digest) throw new SnapshotError(this.file, trailerLine, `sha256 mismatch: trailer says ${String(t.sha256).slice(0, 16)}…, file is ${digest.slice(0, 16)}…`);
+    if (t.sha256 !== digest)
+      throw new SnapshotError(this.file, trailerLine, `sha256 mismatch: trailer says ${String(t.sha256).slice(0, 16)}…, file is ${digest.slice(0, 16)}…`);
     if (this.pos < this.len || this.fill()) throw new SnapshotError(this.file, trailerLine + 1, 'content after the trailer');
     this.done = true;
     return undefined;

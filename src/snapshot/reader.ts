@@ -12,11 +12,7 @@ export interface ReadOptions {
  * Stream a snapshot's records, verifying as it goes: header, (type, id) order, duplicate ids, and at the
  * end the trailer's record count and sha256. Problems throw SnapshotError naming the line.
  */
-export async function* readSnapshot(
-  file: string,
-  onHeader: (h: SnapshotHeader) => void,
-  opts: ReadOptions = {},
-): AsyncGenerator<SnapshotRecord> {
+export async function* readSnapshot(file: string, onHeader: (h: SnapshotHeader) => void, opts: ReadOptions = {}): AsyncGenerator<SnapshotRecord> {
   const verify = opts.verifyChecksum ?? true;
   const hash = createHash('sha256');
   let lineNo = 0;

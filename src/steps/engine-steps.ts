@@ -119,7 +119,8 @@ export const engineResumeStep = defineStep({
         while (ctx.clock.now() < until) {
           await ctx.clock.sleep(Math.min(250, until - ctx.clock.now()), ctx.signal);
           const h = await c.health();
-          if (h.phase !== p) return { ok: false, error: `engine left ${p} during the dwell: now ${h.phase}${h.reason ? ` (${h.reason})` : ''}`, outputs: { phase: h.phase } };
+          if (h.phase !== p)
+            return { ok: false, error: `engine left ${p} during the dwell: now ${h.phase}${h.reason ? ` (${h.reason})` : ''}`, outputs: { phase: h.phase } };
         }
       }
       const final = await c.health();

@@ -13,9 +13,7 @@ const PROGRESS_EVERY_MS = 500;
 
 export const execWith = z
   .strictObject({
-    command: z.union([z.array(z.string()).min(1), z.string().min(1)]).describe(
-      'argv array; a single string only with `shell: true`',
-    ),
+    command: z.union([z.array(z.string()).min(1), z.string().min(1)]).describe('argv array; a single string only with `shell: true`'),
     shell: z.boolean().optional().describe('run through /bin/sh (off by default: no shell parsing)'),
     cwd: z.string().optional().describe('working directory, relative to the playbook'),
     env: stringMap.optional().describe('extra environment variables; their values are redacted from all output'),
@@ -148,9 +146,7 @@ export const execStep = defineStep({
     const stdoutLines = new LineSplitter(onLine);
     const stderrLines = new LineSplitter(onLine);
     try {
-      const child = Array.isArray(w.command)
-        ? execa(w.command[0] as string, w.command.slice(1), options)
-        : execa(w.command, { ...options, shell: true });
+      const child = Array.isArray(w.command) ? execa(w.command[0] as string, w.command.slice(1), options) : execa(w.command, { ...options, shell: true });
       child.stdout?.on('data', (chunk: Buffer) => stdoutLines.push(chunk));
       child.stderr?.on('data', (chunk: Buffer) => stderrLines.push(chunk));
       const result = await child;

@@ -20,9 +20,7 @@ export const durationOrExpr = z
   })
   .refine((v) => v.includes('${{') || (parseDuration(v) ?? Infinity) <= MAX_DURATION_MS, { error: 'a duration may be at most 168h' });
 
-export const identifier = z
-  .string()
-  .regex(/^[a-z0-9-]+$/, { error: 'expected lowercase letters, digits and dashes ([a-z0-9-]+)' });
+export const identifier = z.string().regex(/^[a-z0-9-]+$/, { error: 'expected lowercase letters, digits and dashes ([a-z0-9-]+)' });
 
 export const scalar = z.union([z.string(), z.number(), z.boolean()]);
 

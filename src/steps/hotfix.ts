@@ -44,7 +44,10 @@ export async function readArtifact(ctx: StepContext, artifact: string): Promise<
 export const hotfixDeployStep = defineStep({
   uses: 'hotfix.deploy',
   with: hotfixDeployWith,
-  needs: (w, ctx) => [{ need: 'file', field: 'artifact', path: resolvePath(ctx.playbookDir, w.artifact) }, { need: 'engine', local: true }],
+  needs: (w, ctx) => [
+    { need: 'file', field: 'artifact', path: resolvePath(ctx.playbookDir, w.artifact) },
+    { need: 'engine', local: true },
+  ],
   describe: (w, ctx) =>
     `verify ${w.artifact} (sha256 ${w.sha256.slice(0, 12)}…), install it as ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} on ${engineLabel(ctx.engine)} and activate it`,
   async run(w, ctx): Promise<StepResult> {
@@ -56,7 +59,11 @@ export const hotfixDeployStep = defineStep({
     const art = await readArtifact(ctx, w.artifact);
     if ('error' in art) return { ok: false, error: art.error };
     if (art.digest !== w.sha256) {
-      return { ok: false, error: `sha256 mismatch for ${art.path}: expected ${w.sha256}, got ${art.digest}; nothing was installed`, outputs: { expected: w.sha256, actual: art.digest } };
+      return {
+        ok: false,
+        error: `sha256 mismatch for ${art.path}: expected ${w.sha256}, got ${art.digest}; nothing was installed`,
+        outputs: { expected: w.sha256, actual: art.digest },
+      };
     }
     const { mkdir, readFile, rename, rm, writeFile } = await import('node:fs/promises');
     const { createHash, randomBytes } = await import('node:crypto');
@@ -74,7 +81,17 @@ export const hotfixDeployStep = defineStep({
         () => undefined,
       );
       if (before === ver && installed === art.digest) {
-        return { ok: true, outputs: { component: w.component, version: ver, previous: health.modules[w.component]?.previous ?? null, sha256: art.digest, alreadyActive: true, path: dest } };
+        return {
+          ok: true,
+          outputs: {
+            component: w.component,
+            version: ver,
+            previous: health.modules[w.component]?.previous ?? null,
+            sha256: art.digest,
+            alreadyActive: true,
+            path: dest,
+          },
+        };
       }
       if (installed !== undefined && installed !== art.digest) {
         return { ok: false, error: `${dest} already holds a different ${w.component} ${ver} (sha256 ${installed}); refusing to overwrite it` };
@@ -147,7 +164,8 @@ export const fundingRecomputeStep = defineStep({
   uses: 'funding.recompute',
   with: fundingRecomputeWith,
   needs: () => [{ need: 'engine' }],
-  describe: (w, ctx) => `settle the funding intervals missed on ${engineLabel(ctx.engine)} from ${w.from ?? 'the first unsettled one'} to ${w.to ?? 'now'}; payments must net to zero`,
+  describe: (w, ctx) =>
+    `settle the funding intervals missed on ${engineLabel(ctx.engine)} from ${w.from ?? 'the first unsettled one'} to ${w.to ?? 'now'}; payments must net to zero`,
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('funding.recompute');
     const { connect } = await import('../engine-client/supervisor.js');
@@ -165,7 +183,11 @@ export const fundingRecomputeStep = defineStep({
         outputs[`${symbol}.net`] = t.net;
         if (t.net !== '0') unbalanced.push(`${symbol} nets ${t.net}`);
       }
-      const checks = Object.entries(r.totals).map(([symbol, t]) => ({ name: `funding ${symbol} nets to zero`, ok: t.net === '0', ...(t.net === '0' ? {} : { message: `paid ${t.paid}, received ${t.received}` }) }));
+      const checks = Object.entries(r.totals).map(([symbol, t]) => ({
+        name: `funding ${symbol} nets to zero`,
+        ok: t.net === '0',
+        ...(t.net === '0' ? {} : { message: `paid ${t.paid}, received ${t.received}` }),
+      }));
       if (unbalanced.length) return { ok: false, error: `funding does not net to zero: ${unbalanced.join(', ')}`, outputs, checks };
       ctx.progress(`${r.intervals.length} interval settlements, all symbols net to zero`);
       return { ok: true, outputs, checks };

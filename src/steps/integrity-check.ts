@@ -64,7 +64,15 @@ export const integrityCheckStep = defineStep({
         name: `no ${c} records`,
         ok: report.counts[c] === 0,
         durationMs,
-        ...(report.counts[c] ? { message: report.findings.filter((f) => f.category === c).slice(0, 5).map((f) => `${f.type} ${f.id}${f.field ? ` ${f.field}` : ''}`).join('; ') } : {}),
+        ...(report.counts[c]
+          ? {
+              message: report.findings
+                .filter((f) => f.category === c)
+                .slice(0, 5)
+                .map((f) => `${f.type} ${f.id}${f.field ? ` ${f.field}` : ''}`)
+                .join('; '),
+            }
+          : {}),
       }));
       const outputs = {
         clean: report.clean,
@@ -75,8 +83,14 @@ export const integrityCheckStep = defineStep({
         explainedByWal: report.explainedByWal,
       };
       if (report.clean) return { ok: true, outputs, checks };
-      const summary = Object.entries(report.counts).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${n}`).join(', ');
-      const first = report.findings.slice(0, 3).map((f) => `${f.category} ${f.type} ${f.id}${f.field ? `.${f.field}` : ''}`).join('; ');
+      const summary = Object.entries(report.counts)
+        .filter(([, n]) => n > 0)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ');
+      const first = report.findings
+        .slice(0, 3)
+        .map((f) => `${f.category} ${f.type} ${f.id}${f.field ? `.${f.field}` : ''}`)
+        .join('; ');
       return { ok: false, error: `integrity findings: ${summary} (${first})`, outputs, checks };
     } catch (e) {
       if (ctx.signal.aborted) throw e;

@@ -1,12 +1,5 @@
 import type { z } from 'zod';
-import {
-  engineHaltStep,
-  engineResumeStep,
-  engineStartStep,
-  engineStopStep,
-  snapshotTakeStep,
-  snapshotVerifyStep,
-} from './engine-steps.js';
+import { engineHaltStep, engineResumeStep, engineStartStep, engineStopStep, snapshotTakeStep, snapshotVerifyStep } from './engine-steps.js';
 import { execStep } from './exec.js';
 import { gateApproveStep } from './gate-approve.js';
 import { httpStep } from './http.js';

@@ -30,7 +30,10 @@ export const reportUsersStep = defineStep({
 export const reportIncidentWith = z
   .strictObject({
     out: z.string().min(1).optional().describe('folder for the report; default the run folder in the state dir'),
-    formats: z.array(z.enum(['md', 'json', 'html'])).min(1).default(['md', 'json', 'html']),
+    formats: z
+      .array(z.enum(['md', 'json', 'html']))
+      .min(1)
+      .default(['md', 'json', 'html']),
   })
   .prefault({});
 
@@ -58,7 +61,12 @@ export const reportIncidentStep = defineStep({
       const report = buildIncident(events, detectionOf(events, fallback), new Date(ctx.clock.now()));
       const out = w.out === undefined ? ctx.runDir : resolvePath(ctx.playbookDir, w.out);
       await mkdir(out, { recursive: true });
-      const outputs: Record<string, string | number | boolean | null> = { dir: out, steps: report.steps.length, rtoMs: report.rto.actualMs, rtoBreached: report.rto.breached };
+      const outputs: Record<string, string | number | boolean | null> = {
+        dir: out,
+        steps: report.steps.length,
+        rtoMs: report.rto.actualMs,
+        rtoBreached: report.rto.breached,
+      };
       for (const f of w.formats) {
         const file = join(out, `incident.${f}`);
         await writeFile(file, f === 'json' ? `${JSON.stringify(report, null, 2)}\n` : f === 'md' ? renderMarkdown(report) : renderHtml(report));

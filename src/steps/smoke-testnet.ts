@@ -11,7 +11,10 @@ export const smokeTestnetWith = z.strictObject({
   artifact: hotfixDeployWith.shape.artifact,
   sha256: hotfixDeployWith.shape.sha256,
   version: hotfixDeployWith.shape.version,
-  suites: z.array(z.enum(SUITES)).min(1).default([...SUITES]),
+  suites: z
+    .array(z.enum(SUITES))
+    .min(1)
+    .default([...SUITES]),
   accounts: z.number().int().min(2).max(5_000).default(50).describe('seeded testnet accounts'),
   seed: z.number().int().min(0).default(7),
   accept: z
@@ -62,7 +65,9 @@ const SUITE_RUNS: Record<Suite, (s: SuiteContext) => Promise<void>> = {
       const ioc = await order({ account: b, symbol: 'ETHUSDT', side: 'buy', type: 'limit', tif: 'IOC', price: '3001', qty: '0.5' });
       await order({ account: a, symbol: 'BTCUSDT', side: 'sell', type: 'limit', price: '60200', qty: '0.01' });
       const po = await order({ account: b, symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: '60250', qty: '0.01', postOnly: true });
-      return ioc.status === 'canceled' && ioc.filled === '0.1' && po.reason === 'POST_ONLY_WOULD_TAKE' ? true : `ioc ${ioc.status}/${ioc.filled}, post-only ${po.status} ${String(po.reason)}`;
+      return ioc.status === 'canceled' && ioc.filled === '0.1' && po.reason === 'POST_ONLY_WOULD_TAKE'
+        ? true
+        : `ioc ${ioc.status}/${ioc.filled}, post-only ${po.status} ${String(po.reason)}`;
     });
     await check('a resting order can be cancelled', async () => {
       const r = await order({ account: c, symbol: 'BTCUSDC', side: 'buy', type: 'limit', price: '59000', qty: '0.01' });
@@ -167,7 +172,12 @@ async function runOnTestnet(w: SmokeWith, version: string, bytes: Buffer, ctx: S
         } catch (e) {
           result = errorMessage(e);
         }
-        out.checks.push({ name: `${suite}: ${name}`, ok: result === true, durationMs: Math.round(performance.now() - t), ...(result === true ? {} : { message: result }) });
+        out.checks.push({
+          name: `${suite}: ${name}`,
+          ok: result === true,
+          durationMs: Math.round(performance.now() - t),
+          ...(result === true ? {} : { message: result }),
+        });
       };
       const traders = accounts as [string, string, string];
       await SUITE_RUNS[suite]({ client, w, version, traders, order: (b) => timed(() => client.placeOrder(b)), timed, check, burst: out.burst });
@@ -194,7 +204,8 @@ function judge(w: SmokeWith, version: string, run: SuitesRun): StepResult {
   const sorted = [...run.latencies].sort((x, y) => x - y);
   const p99 = sorted.length ? Math.round((sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] as number) * 100) / 100 : 0;
   const failed = checks.filter((c) => !c.ok).length;
-  if (w.accept.p99LatencyMs !== undefined) checks.push({ name: `order entry p99 <= ${w.accept.p99LatencyMs}ms`, ok: p99 <= w.accept.p99LatencyMs, message: `p99 ${p99}ms` });
+  if (w.accept.p99LatencyMs !== undefined)
+    checks.push({ name: `order entry p99 <= ${w.accept.p99LatencyMs}ms`, ok: p99 <= w.accept.p99LatencyMs, message: `p99 ${p99}ms` });
   const latencyFailed = w.accept.p99LatencyMs !== undefined && p99 > w.accept.p99LatencyMs;
   const outputs = { passed: checks.filter((c) => c.ok).length, failed, p99LatencyMs: p99, maxQueueDepth: run.burst.depth, version };
   if (failed > w.accept.failures || latencyFailed) {
@@ -209,7 +220,11 @@ export const smokeTestnetStep = defineStep({
   with: smokeTestnetWith,
   needs: (w, ctx) => [{ need: 'file', field: 'artifact', path: resolvePath(ctx.playbookDir, w.artifact) }],
   describe: (w) =>
-    `start a testnet engine with ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} (${w.artifact}), run ${w.suites.join(', ')}; accept ${Object.entries(w.accept).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`,
+    `start a testnet engine with ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} (${w.artifact}), run ${w.suites.join(', ')}; accept ${Object.entries(
+      w.accept,
+    )
+      .map(([k, v]) => `${k} ${String(v)}`)
+      .join(', ')}`,
   async run(w, ctx): Promise<StepResult> {
     const version = w.version ?? versionFromName(w.component, w.artifact);
     if (!version) return { ok: false, error: `cannot tell the version of ${w.artifact}` };

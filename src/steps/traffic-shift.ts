@@ -12,7 +12,11 @@ const MIN_SAMPLES = 3;
 
 export const trafficShiftWith = z
   .strictObject({
-    stages: z.array(z.strictObject({ weight, bake: duration })).min(1).optional().describe('each stage: an admission weight and how long to watch it'),
+    stages: z
+      .array(z.strictObject({ weight, bake: duration }))
+      .min(1)
+      .optional()
+      .describe('each stage: an admission weight and how long to watch it'),
     stepWeights: z.array(weight).min(1).optional().describe('shorthand for stages with one bake, e.g. [5, 25, 50, 100]'),
     bake: duration.optional().describe('with stepWeights: the bake of every stage'),
     interval: duration.default('1s').describe('how often the gates sample /metrics (scaled in rehearsal, at least 50ms)'),
@@ -28,7 +32,11 @@ export const trafficShiftWith = z
       .strictObject({
         rate: z.number().positive().max(50_000).default(200).describe('orders per second offered'),
         accounts: z.number().int().min(1).max(100_000).default(20).describe('traders trader-0001 .. trader-N'),
-        fund: z.string().regex(/^\d+(\.\d+)?$/).optional().describe('deposit this much USDT into each trader first (testnets and rehearsals only)'),
+        fund: z
+          .string()
+          .regex(/^\d+(\.\d+)?$/)
+          .optional()
+          .describe('deposit this much USDT into each trader first (testnets and rehearsals only)'),
         seed: z.number().int().min(0).default(1),
         replay: z.string().optional().describe('an NDJSON file of recorded order bodies to replay instead (relative to the playbook)'),
       })
@@ -64,7 +72,10 @@ async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: Engine
   let replay;
   if (w.load.replay) {
     const text = await readFile(resolvePath(ctx.playbookDir, w.load.replay), 'utf8');
-    replay = text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
+    replay = text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
   }
   const tokenFile = 'dataDir' in engine ? dataDirLayout(engine.dataDir).token : engine.tokenFile;
   const token = (await readFile(tokenFile, 'utf8')).trim();
@@ -125,12 +136,22 @@ async function bakeStage(w: TrafficShiftWith, ctx: StepContext, client: Client, 
       tally.failures++;
       stageFailures++;
       if (sample.halted || tally.failures > w.failureLimit) {
-        tally.checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: false, message: breaches.join('; '), durationMs: ctx.clock.now() - stageStart });
+        tally.checks.push({
+          name: `stage ${n} (weight ${stage.weight}%) gates`,
+          ok: false,
+          message: breaches.join('; '),
+          durationMs: ctx.clock.now() - stageStart,
+        });
         return breaches;
       }
     }
   }
-  tally.checks.push({ name: `stage ${n} (weight ${stage.weight}%) gates`, ok: true, durationMs: ctx.clock.now() - stageStart, ...(stageFailures ? { message: `${stageFailures} failed samples tolerated` } : {}) });
+  tally.checks.push({
+    name: `stage ${n} (weight ${stage.weight}%) gates`,
+    ok: true,
+    durationMs: ctx.clock.now() - stageStart,
+    ...(stageFailures ? { message: `${stageFailures} failed samples tolerated` } : {}),
+  });
   return null;
 }
 
@@ -141,7 +162,12 @@ async function shiftStages(w: TrafficShiftWith, ctx: StepContext, client: Client
   const tally: ShiftTally = { checks: [], failures: 0, samples: 0, maxQueueDepth: 0, maxP99: null };
   const fail = async (error: string, stage: number): Promise<StepResult> => {
     await client.setAdmission(0).catch(() => undefined);
-    return { ok: false, error, checks: tally.checks, outputs: { failedStage: stage, weight: 0, samples: tally.samples, maxQueueDepth: tally.maxQueueDepth, maxP99LatencyMs: tally.maxP99, ...gen.stats() } };
+    return {
+      ok: false,
+      error,
+      checks: tally.checks,
+      outputs: { failedStage: stage, weight: 0, samples: tally.samples, maxQueueDepth: tally.maxQueueDepth, maxP99LatencyMs: tally.maxP99, ...gen.stats() },
+    };
   };
   gen.start();
   try {
@@ -157,16 +183,35 @@ async function shiftStages(w: TrafficShiftWith, ctx: StepContext, client: Client
     await gen.stop();
   }
   const last = stages[stages.length - 1] as { weight: number };
-  return { ok: true, checks: tally.checks, outputs: { weight: last.weight, stages: stages.length, samples: tally.samples, maxQueueDepth: tally.maxQueueDepth, maxP99LatencyMs: tally.maxP99, ...gen.stats() } };
+  return {
+    ok: true,
+    checks: tally.checks,
+    outputs: {
+      weight: last.weight,
+      stages: stages.length,
+      samples: tally.samples,
+      maxQueueDepth: tally.maxQueueDepth,
+      maxP99LatencyMs: tally.maxP99,
+      ...gen.stats(),
+    },
+  };
 }
 
 export const trafficShiftStep = defineStep({
   uses: 'traffic.shift',
   with: trafficShiftWith,
-  needs: (w, ctx) => [{ need: 'engine' }, ...(w.load.replay ? [{ need: 'file', field: 'load.replay', path: resolvePath(ctx.playbookDir, w.load.replay) } as const] : [])],
+  needs: (w, ctx) => [
+    { need: 'engine' },
+    ...(w.load.replay ? [{ need: 'file', field: 'load.replay', path: resolvePath(ctx.playbookDir, w.load.replay) } as const] : []),
+  ],
   describe: (w, ctx) => {
-    const stages = stagesOf(w).map((s) => `${s.weight}%/${s.bake}`).join(' → ');
-    const gates = Object.entries(w.gates).map(([k, v]) => `${k} ${String(v)}`).join(', ') || 'no gates';
+    const stages = stagesOf(w)
+      .map((s) => `${s.weight}%/${s.bake}`)
+      .join(' → ');
+    const gates =
+      Object.entries(w.gates)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', ') || 'no gates';
     return `shift traffic on ${engineLabel(ctx.engine)} ${stages} (${w.load.replay ? `replaying ${w.load.replay}` : `${w.load.rate} orders/s`}), gates: ${gates}, failureLimit ${w.failureLimit}`;
   },
   async run(w, ctx): Promise<StepResult> {
@@ -174,7 +219,8 @@ export const trafficShiftStep = defineStep({
     const { connect } = await import('../engine-client/supervisor.js');
     const client = await connect(ctx.engine);
     const health = await client.health();
-    if (health.phase === 'halted') return { ok: false, error: `traffic.shift: the engine is halted${health.reason ? ` (${health.reason})` : ''}; resume it first` };
+    if (health.phase === 'halted')
+      return { ok: false, error: `traffic.shift: the engine is halted${health.reason ? ` (${health.reason})` : ''}; resume it first` };
     const gen = await prepareLoad(w, ctx, ctx.engine, client);
     return shiftStages(w, ctx, client, gen);
   },

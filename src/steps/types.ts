@@ -13,9 +13,7 @@ export interface StepCheck {
 }
 
 /** Expected outcomes of a step come back as values; exceptions are for bugs. */
-export type StepResult =
-  | { ok: true; outputs: StepOutputs; checks?: StepCheck[] }
-  | { ok: false; error: string; outputs?: StepOutputs; checks?: StepCheck[] };
+export type StepResult = { ok: true; outputs: StepOutputs; checks?: StepCheck[] } | { ok: false; error: string; outputs?: StepOutputs; checks?: StepCheck[] };
 
 export interface ApprovalAnswer {
   approved: boolean;
@@ -102,9 +100,7 @@ export function defineStep<const U extends string, W extends z.ZodType>(kind: St
 export function errorMessage(e: unknown): string {
   if (e instanceof Error) {
     const cause = (e as Error & { cause?: unknown }).cause;
-    return cause instanceof Error && cause.message && !e.message.includes(cause.message)
-      ? `${e.message}: ${cause.message}`
-      : e.message;
+    return cause instanceof Error && cause.message && !e.message.includes(cause.message) ? `${e.message}: ${cause.message}` : e.message;
   }
   return String(e);
 }

@@ -15,9 +15,7 @@ export const waitStep = defineStep({
   describe: (w, ctx) => {
     const ms = parseDuration(w.duration);
     if (ms === undefined) return `pause for ${w.duration}`;
-    return ctx.timeScale === 1
-      ? `pause for ${w.duration}`
-      : `pause for ${w.duration} (${formatDuration(ms * ctx.timeScale)} at time scale ${ctx.timeScale})`;
+    return ctx.timeScale === 1 ? `pause for ${w.duration}` : `pause for ${w.duration} (${formatDuration(ms * ctx.timeScale)} at time scale ${ctx.timeScale})`;
   },
   async run(w, ctx): Promise<StepResult> {
     const ms = parseDuration(w.duration);

@@ -1,14 +1,16 @@
 import type { RunRecorder, StepSummary } from './recorder.js';
 
 function esc(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    // XML 1.0 forbids most control characters even when escaped.
-    // eslint-disable-next-line no-control-regex -- stripping them is the point
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '');
+  return (
+    s
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/"/g, '&quot;')
+      // XML 1.0 forbids most control characters even when escaped.
+      // eslint-disable-next-line no-control-regex -- stripping them is the point
+      .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '')
+  );
 }
 
 function seconds(ms: number): string {
@@ -52,7 +54,8 @@ function casesOf(playbook: string, s: StepSummary, verdict: RehearsalVerdict | u
   const own: Case = { classname, name: s.name ? `${s.id}: ${s.name}` : s.id, timeMs: s.durationMs };
   if (s.outcome === 'failure' || s.outcome === 'interrupted') {
     // A drill's failure that its verdict expected is what the drill is for: recorded, not a failed test.
-    if (verdict?.ok && s.outcome === 'failure') own.systemOut = `failed, as this rehearsal expects (rehearsal.expectOutcome: ${verdict.expected}): ${s.error ?? 'failed'}`;
+    if (verdict?.ok && s.outcome === 'failure')
+      own.systemOut = `failed, as this rehearsal expects (rehearsal.expectOutcome: ${verdict.expected}): ${s.error ?? 'failed'}`;
     else own.failure = s.error ?? s.outcome;
   }
   if (s.outcome === 'skipped' || s.outcome === 'restored') own.skipped = s.detail ?? s.outcome;
@@ -60,7 +63,11 @@ function casesOf(playbook: string, s: StepSummary, verdict: RehearsalVerdict | u
     classname: `${classname}.${s.id}`,
     name: c.name,
     timeMs: c.durationMs ?? 0,
-    ...(c.ok ? {} : verdict?.ok ? { systemOut: `failed, as this rehearsal expects: ${c.message ?? 'check failed'}` } : { failure: c.message ?? 'check failed' }),
+    ...(c.ok
+      ? {}
+      : verdict?.ok
+        ? { systemOut: `failed, as this rehearsal expects: ${c.message ?? 'check failed'}` }
+        : { failure: c.message ?? 'check failed' }),
   }));
   return [own, ...checks];
 }

@@ -129,8 +129,7 @@ export const lineFormat: LineFormat = {
   skip: (e, c) => `${c.dim('-')} ${stepLabel(e.step, e.name)} skipped: ${e.detail}`,
   restored: (e, c) => `${e.outcome === 'failure' ? c.red('✗') : c.green('✓')} ${e.step} ${c.dim(`(${e.outcome} in an earlier attempt)`)}`,
   rollback: (e, c) => `${c.magenta('↩')} rollback: ${firstLine(e.reason)}`,
-  'rollback-end': (e, c) =>
-    e.ok ? `${c.magenta('↩')} rollback done` : `${c.red('↩')} rollback FAILED at ${e.failedSteps.join(', ')}`,
+  'rollback-end': (e, c) => (e.ok ? `${c.magenta('↩')} rollback done` : `${c.red('↩')} rollback FAILED at ${e.failedSteps.join(', ')}`),
   interrupted: (e, c) => `${c.yellow('■')} interrupted by ${e.signal}${e.step ? ` during ${e.step}` : ''}; journal saved`,
   'run-end': (e, c) => {
     const colour = e.outcome === 'success' ? c.green : e.outcome === 'interrupted' ? c.yellow : c.red;

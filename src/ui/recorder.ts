@@ -47,7 +47,17 @@ export class RunRecorder implements EventSink {
         const name = this.running.get(key)?.name ?? null;
         this.running.delete(key);
         const failure = e.event === 'fail' ? { error: e.error, detail: e.continued ? 'continueOnError' : undefined } : {};
-        this.push({ id: e.step, name, phase: e.phase, uses: e.uses, outcome: e.event === 'ok' ? 'success' : 'failure', durationMs: e.durationMs, attempts: e.attempts, checks: e.checks ?? [], ...failure });
+        this.push({
+          id: e.step,
+          name,
+          phase: e.phase,
+          uses: e.uses,
+          outcome: e.event === 'ok' ? 'success' : 'failure',
+          durationMs: e.durationMs,
+          attempts: e.attempts,
+          checks: e.checks ?? [],
+          ...failure,
+        });
         return;
       }
       case 'skip':

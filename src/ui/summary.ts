@@ -33,7 +33,7 @@ export function summaryText(r: RunRecorder, journalPath: string, c: ChalkInstanc
       s.outcome === 'failure' || s.outcome === 'interrupted'
         ? firstLine(s.error ?? s.outcome)
         : s.outcome === 'skipped' || s.outcome === 'restored'
-          ? s.detail ?? s.outcome
+          ? (s.detail ?? s.outcome)
           : s.attempts > 1
             ? `after ${s.attempts} attempts`
             : '';

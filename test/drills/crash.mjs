@@ -6,7 +6,6 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, dist, ROOT, rng, withTempDir } from './lib.mjs';
 
-
 const TIME_SCALE = '0.005';
 
 /** A halted engine like the incident's: accounts, positions, orders, a pre-outage snapshot, then the burst. */
@@ -49,19 +48,34 @@ export function journal(dir) {
   } catch {
     return []; // the run made its folder but not yet its journal
   }
-  return text
-    .split('\n')
-    .flatMap((l) => {
-      // The run may be writing its next record as we read: a partial last line is not an event yet.
-      try {
-        return l ? [JSON.parse(l)] : [];
-      } catch {
-        return [];
-      }
-    });
+  return text.split('\n').flatMap((l) => {
+    // The run may be writing its next record as we read: a partial last line is not an event yet.
+    try {
+      return l ? [JSON.parse(l)] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
-const STEPS = ['attach', 'hold-halt', 'verify-snapshot', 'halt-snapshot', 'integrity-at-halt', 'smoke', 'deploy', 'announce-deploy', 'approve', 'resume', 'shift', 'integrity-after', 'funding', 'user-reports', 'announce-resumed', 'incident-report'];
+const STEPS = [
+  'attach',
+  'hold-halt',
+  'verify-snapshot',
+  'halt-snapshot',
+  'integrity-at-halt',
+  'smoke',
+  'deploy',
+  'announce-deploy',
+  'approve',
+  'resume',
+  'shift',
+  'integrity-after',
+  'funding',
+  'user-reports',
+  'announce-resumed',
+  'incident-report',
+];
 
 /** Kill the run `delayMs` after it journals the start of `step` (or as soon as it is past it). */
 async function killAt(child, dir, step, delayMs, exited) {
@@ -114,8 +128,10 @@ async function trial(seed, step, delayMs) {
       const oks = new Map();
       for (const e of events) if (e.event === 'ok' && e.phase === 'main') oks.set(e.step, (oks.get(e.step) ?? 0) + 1);
       for (const [step, n] of oks) if (n > 1) failures.push(`step ${step} finished ${n} times`);
-      if (events.at(-1)?.event !== 'run-end' || events.at(-1)?.outcome !== 'success') failures.push(`journal does not end in success: ${JSON.stringify(events.at(-1)).slice(0, 120)}`);
-      if (!finishedBefore && !killedDuring.startsWith('(') && !events.some((e) => e.event === 'recheck' && e.step === killedDuring)) failures.push(`no recheck journaled for ${killedDuring}`);
+      if (events.at(-1)?.event !== 'run-end' || events.at(-1)?.outcome !== 'success')
+        failures.push(`journal does not end in success: ${JSON.stringify(events.at(-1)).slice(0, 120)}`);
+      if (!finishedBefore && !killedDuring.startsWith('(') && !events.some((e) => e.event === 'recheck' && e.step === killedDuring))
+        failures.push(`no recheck journaled for ${killedDuring}`);
       const h = await client.health();
       if (h.phase !== 'open' || h.modules.margin?.active !== '1.4.3') failures.push(`engine ${h.phase} on margin ${h.modules.margin?.active}`);
       const integrity = await runIntegrity({ snapshot, engine: client.url, tokenFile: join(dataDir, 'control.token'), wal: join(dataDir, 'wal') });

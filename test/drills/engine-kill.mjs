@@ -14,7 +14,11 @@ async function trial(seed, step) {
     try {
       const { snapshot } = await incident(dataDir, seed);
       const pb = playbookFor(dir, dataDir);
-      const child = spawn(process.execPath, [BIN, 'run', pb, '--yes', '--time-scale', '0.02', '--var', `preOutageSnapshot=${snapshot}`], { cwd: dir, env: { ...process.env, CI: 'true' }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'run', pb, '--yes', '--time-scale', '0.02', '--var', `preOutageSnapshot=${snapshot}`], {
+        cwd: dir,
+        env: { ...process.env, CI: 'true' },
+        stdio: 'ignore',
+      });
       const exited = new Promise((res) => child.on('exit', (code) => res(code)));
       // Kill the engine once the target step has started.
       const failures = [];
@@ -39,7 +43,8 @@ async function trial(seed, step) {
       const noticedMs = fail ? Date.parse(fail.ts) - killedAt : Infinity;
       if (!(noticedMs <= 1_000)) failures.push(`the failure was journaled ${noticedMs} ms after the engine died`);
       if (code !== 1) failures.push(`run exited ${code}, expected 1 (rollback done)`);
-      if (!events.some((e) => e.event === 'ok' && e.step === 'rollback-engine' && e.outputs?.started === true)) failures.push('the rollback did not restart the engine');
+      if (!events.some((e) => e.event === 'ok' && e.step === 'rollback-engine' && e.outputs?.started === true))
+        failures.push('the rollback did not restart the engine');
       const info = readEngineInfo(dataDir);
       const client = EngineClient.fromTokenFile(info.url, join(dataDir, 'control.token'));
       const h = await client.health();

@@ -42,7 +42,9 @@ export const playbookFuzz = {
   async run(trials, seed) {
     const { parsePlaybook } = await import(dist('playbook/load.js'));
     const { PlaybookError, InputError } = await import(dist('errors.js'));
-    const sources = readdirSync(join(ROOT, 'playbooks')).filter((f) => f.endsWith('.yaml')).map((f) => readFileSync(join(ROOT, 'playbooks', f), 'utf8'));
+    const sources = readdirSync(join(ROOT, 'playbooks'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => readFileSync(join(ROOT, 'playbooks', f), 'utf8'));
     const r = rng(seed);
     const failures = [];
     let refused = 0;
@@ -60,7 +62,13 @@ export const playbookFuzz = {
       }
       if (performance.now() - started > 2_000) failures.push(`trial ${t}: took ${Math.round(performance.now() - started)} ms`);
     }
-    return { trials, passed: trials - failures.length, lost: 0, detail: `${refused} refused with file:line:col, ${trials - refused - failures.length} still valid`, failures };
+    return {
+      trials,
+      passed: trials - failures.length,
+      lost: 0,
+      detail: `${refused} refused with file:line:col, ${trials - refused - failures.length} still valid`,
+      failures,
+    };
   },
 };
 
@@ -120,9 +128,75 @@ export const apiFuzz = {
         await client.setPhase('open');
         const r = rng(seed);
         const pick = (xs) => xs[Math.floor(r() * xs.length)];
-        const values = [null, true, -1, 0, 1e308, 'x', '', '0.1', '-5', '1e3', '99999999999999999999999', '1.123456789', [], {}, 'BTCUSDT', 'buy', 'limit', 'market', 'open', 'halted', 'margin', '1.4.3', '../../etc', '%00'];
-        const keys = ['account', 'symbol', 'side', 'type', 'price', 'qty', 'tif', 'postOnly', 'reduceOnly', 'marginMode', 'clientOrderId', 'phase', 'weight', 'component', 'version', 'asset', 'amount', 'kind', 'events', 'from', 'to'];
-        const paths = ['/orders', '/orders/1', '/orders/abc', '/orders/000000000001', '/accounts/fuzz-a', '/accounts/fuzz-a/deposit', '/accounts/%E0%A4', '/accounts/@fees', '/phase', '/admission', '/modules/activate', '/modules/rollback', '/funding/recompute', '/health', '/metrics', '/nope', '/state', '/fault'];
+        const values = [
+          null,
+          true,
+          -1,
+          0,
+          1e308,
+          'x',
+          '',
+          '0.1',
+          '-5',
+          '1e3',
+          '99999999999999999999999',
+          '1.123456789',
+          [],
+          {},
+          'BTCUSDT',
+          'buy',
+          'limit',
+          'market',
+          'open',
+          'halted',
+          'margin',
+          '1.4.3',
+          '../../etc',
+          '%00',
+        ];
+        const keys = [
+          'account',
+          'symbol',
+          'side',
+          'type',
+          'price',
+          'qty',
+          'tif',
+          'postOnly',
+          'reduceOnly',
+          'marginMode',
+          'clientOrderId',
+          'phase',
+          'weight',
+          'component',
+          'version',
+          'asset',
+          'amount',
+          'kind',
+          'events',
+          'from',
+          'to',
+        ];
+        const paths = [
+          '/orders',
+          '/orders/1',
+          '/orders/abc',
+          '/orders/000000000001',
+          '/accounts/fuzz-a',
+          '/accounts/fuzz-a/deposit',
+          '/accounts/%E0%A4',
+          '/accounts/@fees',
+          '/phase',
+          '/admission',
+          '/modules/activate',
+          '/modules/rollback',
+          '/funding/recompute',
+          '/health',
+          '/metrics',
+          '/nope',
+          '/state',
+          '/fault',
+        ];
         const failures = [];
         let fourxx = 0;
         for (let t = 0; t < trials; t++) {
@@ -134,7 +208,11 @@ export const apiFuzz = {
           if (body.kind === undefined && path === '/fault') body.kind = 'none';
           const raw = r() < 0.05 ? '{"broken' : JSON.stringify(r() < 0.1 ? pick(values) : body);
           try {
-            const res = await fetch(`${client.url}${path}`, { method, headers: { authorization: `Bearer ${readFileSync(join(dir, 'engine', 'control.token'), 'utf8').trim()}`, 'content-type': 'application/json' }, body: method === 'GET' ? undefined : raw });
+            const res = await fetch(`${client.url}${path}`, {
+              method,
+              headers: { authorization: `Bearer ${readFileSync(join(dir, 'engine', 'control.token'), 'utf8').trim()}`, 'content-type': 'application/json' },
+              body: method === 'GET' ? undefined : raw,
+            });
             await res.arrayBuffer();
             if (res.status >= 500) failures.push(`trial ${t}: ${method} ${path} ${raw} -> ${res.status}`);
             if (res.status >= 400) fourxx++;

@@ -10,7 +10,12 @@ const sha = (file) => createHash('sha256').update(readFileSync(file)).digest('he
 
 function fingerprint(dataDir) {
   const dir = join(dataDir, 'modules', 'margin');
-  return JSON.stringify({ files: readdirSync(dir).sort().map((f) => [f, sha(join(dir, f))]), active: readFileSync(join(dataDir, 'active.json'), 'utf8') });
+  return JSON.stringify({
+    files: readdirSync(dir)
+      .sort()
+      .map((f) => [f, sha(join(dir, f))]),
+    active: readFileSync(join(dataDir, 'active.json'), 'utf8'),
+  });
 }
 
 export const badHotfix = {
@@ -39,13 +44,22 @@ export const badHotfix = {
         for (const [what, args, code, message] of cases) {
           const before = fingerprint(dataDir);
           const pb = join(dir, 'p.yaml');
-          writeFileSync(pb, `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata: { name: bad }\nengine: { dataDir: "${dataDir}" }\nsteps:\n  - id: deploy\n    uses: hotfix.deploy\n    with: { component: margin, ${args} }\n`);
+          writeFileSync(
+            pb,
+            `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata: { name: bad }\nengine: { dataDir: "${dataDir}" }\nsteps:\n  - id: deploy\n    uses: hotfix.deploy\n    with: { component: margin, ${args} }\n`,
+          );
           const r = spawnSync(process.execPath, [BIN, 'run', pb], { cwd: dir, env: { ...process.env, CI: 'true', NO_COLOR: '1' }, encoding: 'utf8' });
           if (r.status !== code) failures.push(`${what}: exit ${r.status}, expected ${code}`);
           if (!message.test(r.stderr)) failures.push(`${what}: message ${r.stderr.split('\n').slice(-2).join(' | ')}`);
           if (fingerprint(dataDir) !== before) failures.push(`${what}: the modules folder or active.json changed`);
         }
-        return { trials: cases.length, passed: cases.length - new Set(failures.map((f) => f.split(':')[0])).size, lost: 0, detail: 'refused, modules/ and active.json unchanged', failures };
+        return {
+          trials: cases.length,
+          passed: cases.length - new Set(failures.map((f) => f.split(':')[0])).size,
+          lost: 0,
+          detail: 'refused, modules/ and active.json unchanged',
+          failures,
+        };
       } finally {
         await stopEngine(dataDir);
       }

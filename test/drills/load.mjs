@@ -47,8 +47,17 @@ steps:
 `,
         );
         const before = rssMb(info.pid);
-        const r = spawnSync(process.execPath, [BIN, 'run', pb, '--json'], { cwd: dir, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
-        const events = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+        const r = spawnSync(process.execPath, [BIN, 'run', pb, '--json'], {
+          cwd: dir,
+          env: { ...process.env, CI: 'true' },
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
+        const events = r.stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l));
         const shift = events.find((e) => e.step === 'shift' && (e.event === 'fail' || e.event === 'ok'));
         const failures = [];
         if (shift?.event !== 'fail' || !/gate breached/.test(shift.error)) failures.push(`the gates did not trip: ${shift?.event} ${shift?.error ?? ''}`);
@@ -63,7 +72,11 @@ steps:
           trials: 1,
           passed: failures.length ? 0 : 1,
           lost: 0,
-          detail: `sent ${out.sent}, ${out.retryLater} RETRY_LATER, ${out.errors} errors; engine RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB; ${shift?.error ?? ''}`.slice(0, 160),
+          detail:
+            `sent ${out.sent}, ${out.retryLater} RETRY_LATER, ${out.errors} errors; engine RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB; ${shift?.error ?? ''}`.slice(
+              0,
+              160,
+            ),
           failures,
         };
       } finally {

@@ -15,9 +15,19 @@ export const walPowerLoss = {
       const { client } = await startEngine(base, { feedInterval: '0ms', snapshotEvery: 0, exitWithMe: true });
       for (let i = 0; i < 20; i++) await client.deposit(`a${i}`, 'USDT', '1000');
       await client.setPhase('open');
-      for (let i = 0; i < 40; i++) await client.placeOrder({ account: `a${i % 20}`, symbol: 'ETHUSDT', side: i % 2 ? 'buy' : 'sell', type: 'limit', price: String(3000 + (i % 7) - 3), qty: '0.01' });
+      for (let i = 0; i < 40; i++)
+        await client.placeOrder({
+          account: `a${i % 20}`,
+          symbol: 'ETHUSDT',
+          side: i % 2 ? 'buy' : 'sell',
+          type: 'limit',
+          price: String(3000 + (i % 7) - 3),
+          qty: '0.01',
+        });
       await stopEngine(base);
-      const seg = readdirSync(join(base, 'wal')).filter((f) => f.endsWith('.log')).sort()[0];
+      const seg = readdirSync(join(base, 'wal'))
+        .filter((f) => f.endsWith('.log'))
+        .sort()[0];
       const text = readFileSync(join(base, 'wal', seg), 'utf8');
       const size = statSync(join(base, 'wal', seg)).size;
       const r = rng(seed);
@@ -29,7 +39,18 @@ export const walPowerLoss = {
         truncateSync(join(copy, 'wal', seg), offset);
         const whole = text.slice(0, offset).split('\n').length - 1;
         const cutMid = offset > 0 && text[offset - 1] !== '\n';
-        const rt = await EngineRuntime.open({ dataDir: copy, testnet: false, seed: 1, feedIntervalMs: 0, fundingIntervalMs: 8 * 3_600_000, queueLimit: 10_000, drainIntervalMs: 5, drainBudget: 2_000, snapshotEvery: 0, log: () => undefined });
+        const rt = await EngineRuntime.open({
+          dataDir: copy,
+          testnet: false,
+          seed: 1,
+          feedIntervalMs: 0,
+          fundingIntervalMs: 8 * 3_600_000,
+          queueLimit: 10_000,
+          drainIntervalMs: 5,
+          drainBudget: 2_000,
+          snapshotEvery: 0,
+          log: () => undefined,
+        });
         try {
           if (rt.seq !== whole) failures.push(`trial ${t}: cut at ${offset}: recovered seq ${rt.seq}, ${whole} whole records`);
           if (cutMid && !rt.recovery.walDamage) failures.push(`trial ${t}: a torn record was not reported`);
@@ -53,7 +74,11 @@ export const journalPowerLoss = {
     const { BIN, ROOT } = await import('./lib.mjs');
     return withTempDir(async (dir) => {
       copyFileSync(join(ROOT, 'playbooks', 'runner-drill.yaml'), join(dir, 'drill.yaml'));
-      const r0 = spawnSync(process.execPath, [BIN, 'run', 'drill.yaml', '--yes', '--time-scale', '0.01'], { cwd: dir, env: { ...process.env, CI: 'true' }, encoding: 'utf8' });
+      const r0 = spawnSync(process.execPath, [BIN, 'run', 'drill.yaml', '--yes', '--time-scale', '0.01'], {
+        cwd: dir,
+        env: { ...process.env, CI: 'true' },
+        encoding: 'utf8',
+      });
       if (r0.status !== 0) return { trials: 0, passed: 0, lost: 0, detail: 'setup run failed', failures: [r0.stderr] };
       const runId = readdirSync(join(dir, '.recoverctl', 'runs'))[0];
       const file = join(dir, '.recoverctl', 'runs', runId, 'journal.ndjson');

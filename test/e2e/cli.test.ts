@@ -26,14 +26,19 @@ function journalOf(dir: string): { events: Record<string, unknown>[]; runId: str
   expect(runs).toHaveLength(1);
   const runId = runs[0] as string;
   const text = readFileSync(join(dir, '.recoverctl', 'runs', runId, 'journal.ndjson'), 'utf8');
-  return { runId, events: text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    runId,
+    events: text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 /** A command killed with its CLI leaves an orphan; this makes it exit once its parent is gone. */
-const ORPHAN_GUARD = "const parent = process.ppid; setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 100).unref();";
+const ORPHAN_GUARD = 'const parent = process.ppid; setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 100).unref();';
 
-const marker = (file: string, text: string) =>
-  `[node, -e, "require('fs').appendFileSync('${file}', '${text}\\\\n')"]`;
+const marker = (file: string, text: string) => `[node, -e, "require('fs').appendFileSync('${file}', '${text}\\\\n')"]`;
 
 describe('bad input', () => {
   const files = readdirSync(BAD).filter((f) => f.endsWith('.yaml'));
@@ -116,7 +121,10 @@ describe('run', () => {
     );
     const r = await runCli(['run', pb, '--json', '--junit', 'out/junit.xml'], { cwd: dir });
     expect(r.exitCode).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string | null; run: string; ts: string });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; step: string | null; run: string; ts: string });
     expect(events[0]?.event).toBe('run-start');
     expect(events.at(-1)).toMatchObject({ event: 'run-end', outcome: 'success', exitCode: 0 });
     for (const e of events) {
@@ -374,9 +382,14 @@ describe('GitHub Actions', () => {
     const bad = await runCli(['validate', 'test/fixtures/bad-playbooks/unknown-step-kind.yaml'], { env: { GITHUB_ACTIONS: 'true' } });
     expect(bad.exitCode).toBe(2);
     expect(bad.stdout).not.toContain('::error');
-    expect(bad.stderr).toMatch(/^::error file=test\/fixtures\/bad-playbooks\/unknown-step-kind\.yaml,line=7,col=11::steps\[0\]\.uses: unknown step kind 'hotfix\.teleport'/m);
+    expect(bad.stderr).toMatch(
+      /^::error file=test\/fixtures\/bad-playbooks\/unknown-step-kind\.yaml,line=7,col=11::steps\[0\]\.uses: unknown step kind 'hotfix\.teleport'/m,
+    );
     const dir = tempDir();
-    const pb = playbook(dir, `  - id: fine\n    uses: wait\n    with: { duration: 1ms }\n  - id: broken\n    uses: exec\n    with: { command: [node, -e, "process.exit(3)"] }\n`);
+    const pb = playbook(
+      dir,
+      `  - id: fine\n    uses: wait\n    with: { duration: 1ms }\n  - id: broken\n    uses: exec\n    with: { command: [node, -e, "process.exit(3)"] }\n`,
+    );
     const r = await runCli(['run', pb], { cwd: dir, env: { GITHUB_ACTIONS: 'true' } });
     expect(r.exitCode).toBe(1);
     expect(r.stdout).not.toContain('::error');
@@ -399,14 +412,21 @@ describe('authoring', () => {
     expect(again.stderr).toMatch(/already exists; pass --force/);
   });
 
-  it('completion completes commands, options, subcommands and --from-step with the playbook\'s step ids', async () => {
+  it("completion completes commands, options, subcommands and --from-step with the playbook's step ids", async () => {
     const dir = tempDir();
     await runCli(['init', 'drill', '--dir', '.'], { cwd: dir });
     const script = (await runCli(['completion', 'bash'])).stdout;
     writeFileSync(join(dir, 'completion.bash'), script);
     const { execa } = await import('execa');
     const complete = async (words: string[]) => {
-      const r = await execa('bash', ['-c', `source completion.bash; recoverctl() { node ${JSON.stringify(join(ROOT, 'bin/recoverctl.js'))} "$@"; }; COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}; _recoverctl; echo "\${COMPREPLY[*]}"`], { cwd: dir });
+      const r = await execa(
+        'bash',
+        [
+          '-c',
+          `source completion.bash; recoverctl() { node ${JSON.stringify(join(ROOT, 'bin/recoverctl.js'))} "$@"; }; COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}; _recoverctl; echo "\${COMPREPLY[*]}"`,
+        ],
+        { cwd: dir },
+      );
       return r.stdout.trim().split(/\s+/);
     };
     expect(await complete(['recoverctl', 're'])).toEqual(['rehearse', 'report']);

@@ -79,12 +79,16 @@ describe('rehearse --all: invalid playbooks, mismatches, and one verdict for exi
     const xml = readFileSync(join(dir, 'out.xml'), 'utf8');
     expect(xml).toMatch(/<testsuites name="recoverctl" tests="\d+" failures="3"/);
     expect(xml).toMatch(/<testsuite name="pbs\/a-invalid\.yaml" tests="1" failures="1"/);
-    expect(xml).toMatch(/<testcase classname="b-wrong-expectation\.rehearsal" name="ends failed \(rehearsal\.expectOutcome\)"[^>]*>\s*<failure message="expected failed, got success"/);
+    expect(xml).toMatch(
+      /<testcase classname="b-wrong-expectation\.rehearsal" name="ends failed \(rehearsal\.expectOutcome\)"[^>]*>\s*<failure message="expected failed, got success"/,
+    );
     expect(xml).toMatch(/<testcase classname="d-fine" name="attach: Attach to the halted engine"/);
     // Annotations: the invalid files and the mismatch, on stderr; stdout is NDJSON only.
     expect(r.stdout).not.toContain('::');
     expect(r.stderr).toMatch(/^::error file=pbs\/a-invalid\.yaml,line=8,col=5::/m);
-    expect(r.stderr).toMatch(/^::error file=pbs\/b-wrong-expectation\.yaml,line=\d+,col=\d+,title=rehearsal of b-wrong-expectation::expected failed, got success/m);
+    expect(r.stderr).toMatch(
+      /^::error file=pbs\/b-wrong-expectation\.yaml,line=\d+,col=\d+,title=rehearsal of b-wrong-expectation::expected failed, got success/m,
+    );
     expect(r.stderr).not.toMatch(/::error file=pbs\/d-fine\.yaml/);
   });
 
@@ -180,7 +184,10 @@ describe('preflight: run checks what it will need before its first step', () => 
     // Step names in the plan.
     expect(r.stdout).toMatch(/smoke\s+smoke\.testnet\s+Prove the hotfix on a testnet — start a testnet engine/);
     // Relative paths in with: resolve against the playbook's folder, --var values included.
-    const yes = await runCli(['plan', 'playbooks/um-excess-queue-depth.yaml', '--yes', '--var', `preOutageSnapshot=${join(dir, 'playbooks/hotfixes/SHA256SUMS')}`, '--json'], { cwd: dir });
+    const yes = await runCli(
+      ['plan', 'playbooks/um-excess-queue-depth.yaml', '--yes', '--var', `preOutageSnapshot=${join(dir, 'playbooks/hotfixes/SHA256SUMS')}`, '--json'],
+      { cwd: dir },
+    );
     const plan = jsonLines(yes.stdout)[0] as { preflight: { check: string; ok: boolean }[] };
     expect(plan.preflight.filter((k) => !k.ok)).toEqual([]);
     expect(existsSync(join(dir, '.recoverctl'))).toBe(false);
@@ -193,7 +200,10 @@ describe('preflight: run checks what it will need before its first step', () => 
       `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata:\n  name: needs-engine\nengine:\n  dataDir: eng\nsteps:\n  - id: halt\n    uses: engine.halt\n  - id: cmd\n    uses: exec\n    with: { command: [no-such-command-xyz] }\n`,
     );
     mkdirSync(join(dir, 'eng'));
-    writeFileSync(join(dir, 'eng', 'recoverctl.lock'), JSON.stringify({ pid: process.pid, runId: 'other-run', host: (await import('node:os')).hostname(), since: 'now' }));
+    writeFileSync(
+      join(dir, 'eng', 'recoverctl.lock'),
+      JSON.stringify({ pid: process.pid, runId: 'other-run', host: (await import('node:os')).hostname(), since: 'now' }),
+    );
     const r = await runCli(['run', 'p.yaml'], { cwd: dir });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/^p\.yaml:6:12: no engine is running on eng and no step starts one/m);
@@ -229,7 +239,9 @@ describe('the end of a run says where the report is, what is still running, and 
       const ok = await runCli(['run', 'p.yaml', '--junit', 'j.xml'], { cwd: dir });
       expect(ok.exitCode, ok.stderr).toBe(0);
       expect(ok.stdout).toMatch(/^report: reports\/\S+\.html$/m);
-      expect(ok.stdout).toMatch(/^engine: started by this run, still running on eng \(pid \d+ at http:\/\/127\.0\.0\.1:\d+\); stop it with: recoverctl engine stop --data-dir eng$/m);
+      expect(ok.stdout).toMatch(
+        /^engine: started by this run, still running on eng \(pid \d+ at http:\/\/127\.0\.0\.1:\d+\); stop it with: recoverctl engine stop --data-dir eng$/m,
+      );
       expect(ok.stdout).not.toMatch(/^next:/m);
       const again = await runCli(['run', 'p.yaml', '--var', 'fail=yes'], { cwd: dir });
       expect(again.exitCode).toBe(1);
@@ -277,9 +289,13 @@ steps:
 
   it('rehearse --json ends with its summary also when preflight refuses it', async () => {
     const dir = tempDir();
-    const r = await runCli(['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--no-auto-approve', '--json', '--state-dir', join(dir, 's')], { cwd: dir });
+    const r = await runCli(['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--no-auto-approve', '--json', '--state-dir', join(dir, 's')], {
+      cwd: dir,
+    });
     expect(r.exitCode).toBe(2);
-    expect(jsonLines(r.stdout)).toEqual([expect.objectContaining({ event: 'rehearse-summary', ok: false, exitCode: 2, results: [expect.objectContaining({ outcome: 'error', ok: false })] })]);
+    expect(jsonLines(r.stdout)).toEqual([
+      expect.objectContaining({ event: 'rehearse-summary', ok: false, exitCode: 2, results: [expect.objectContaining({ outcome: 'error', ok: false })] }),
+    ]);
   });
 });
 
@@ -321,7 +337,13 @@ describe('integrity findings name files as they were typed', () => {
     };
     const dir = tempDir();
     mkdirSync(join(dir, 'snaps'));
-    writeCorpus({ pre: join(dir, 'snaps/pre.ndjson'), post: join(dir, 'snaps/post.ndjson'), records: 800, seed: 3, discrepancies: { missing: 1, unexpected: 1, mismatch: 1 } });
+    writeCorpus({
+      pre: join(dir, 'snaps/pre.ndjson'),
+      post: join(dir, 'snaps/post.ndjson'),
+      records: 800,
+      seed: 3,
+      discrepancies: { missing: 1, unexpected: 1, mismatch: 1 },
+    });
     const r = await runCli(['integrity', 'check', '--snapshot', 'snaps/pre.ndjson', '--against', './snaps/post.ndjson', '--json'], { cwd: dir });
     expect(r.exitCode).toBe(1);
     const report = JSON.parse(r.stdout) as { pre: { file: string }; post: { file: string }; findings: { category: string; file?: string }[] };

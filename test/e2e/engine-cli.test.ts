@@ -24,7 +24,10 @@ async function sh(line: string, cwd: string): Promise<{ exitCode: number; stdout
 /** The `recoverctl ...` lines under Example(s): in a command's --help. */
 function examplesOf(help: string): string[] {
   const after = help.split(/^Examples?:$/m)[1] ?? '';
-  return after.split('\n').filter((l) => l.startsWith('  recoverctl ')).map((l) => l.trim());
+  return after
+    .split('\n')
+    .filter((l) => l.startsWith('  recoverctl '))
+    .map((l) => l.trim());
 }
 
 /** A quiet engine (no index feed) on an ephemeral port in a temp dir; stopped after the test whatever happens. */
@@ -91,7 +94,10 @@ describe('recoverctl engine', () => {
     expect(top.exitCode).toBe(0);
     for (const sub of SUBCOMMANDS) expect(top.stdout).toMatch(new RegExp(`^  ${sub}\\b`, 'm'));
     const own: Record<string, { has: string[]; hasNot: string[] }> = {
-      start: { has: ['--data-dir', '--port', '--testnet', '--seed', '--feed-interval', '--funding-interval', '--queue-limit', '--json'], hasNot: ['--reason', '--phases', '--events', '--amount'] },
+      start: {
+        has: ['--data-dir', '--port', '--testnet', '--seed', '--feed-interval', '--funding-interval', '--queue-limit', '--json'],
+        hasNot: ['--reason', '--phases', '--events', '--amount'],
+      },
       stop: { has: ['--data-dir', '--json'], hasNot: ['--port', '--reason', '--events'] },
       status: { has: ['--data-dir', '--json'], hasNot: ['--port', '--reason'] },
       halt: { has: ['--data-dir', '--reason', '--json'], hasNot: ['--port', '--phases'] },
@@ -112,7 +118,7 @@ describe('recoverctl engine', () => {
     }
   });
 
-  it("an option of another action, an unknown action or a bad fault kind is a usage error, exit 2", async () => {
+  it('an option of another action, an unknown action or a bad fault kind is a usage error, exit 2', async () => {
     const cwd = tempDir();
     for (const args of [
       ['engine', 'stop', '--port', '1'],
@@ -161,7 +167,12 @@ describe('recoverctl engine', () => {
     expect(existsSync(path)).toBe(true);
     expect(snap.stderr).toMatch(/seq \d+, \d+ records, sha256 [0-9a-f]{64}/);
     const json = JSON.parse((await runCli(['engine', 'snapshot', '--data-dir', dir, '--json'])).stdout) as Record<string, unknown>;
-    expect(json).toMatchObject({ path: expect.stringMatching(/\.ndjson$/), seq: expect.any(Number), records: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(json).toMatchObject({
+      path: expect.stringMatching(/\.ndjson$/),
+      seq: expect.any(Number),
+      records: expect.any(Number),
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     // Through a real shell, as an operator types it: a deposit after the snapshot is explained by the WAL.
     await runCli(['engine', 'deposit', '--data-dir', dir, '--account', 'bob', '--asset', 'USDC', '--amount', '10']);
     const check = await sh(
@@ -170,7 +181,18 @@ describe('recoverctl engine', () => {
     );
     expect(check.exitCode, check.stderr).toBe(0);
     expect(JSON.parse(check.stdout)).toMatchObject({ clean: true, pre: { file: expect.stringMatching(/^\/\S+\/snapshots\/\d+\.ndjson\b/) } });
-    const pre = await runCli(['integrity', 'check', '--snapshot', snap.stdout.trim(), '--engine', url, '--token-file', join(dir, 'control.token'), '--wal', join(dir, 'wal')]);
+    const pre = await runCli([
+      'integrity',
+      'check',
+      '--snapshot',
+      snap.stdout.trim(),
+      '--engine',
+      url,
+      '--token-file',
+      join(dir, 'control.token'),
+      '--wal',
+      join(dir, 'wal'),
+    ]);
     expect(pre.exitCode, pre.stderr).toBe(0);
     expect(pre.stdout).toMatch(/1 WAL records? applied/);
     expect(pre.stdout).toMatch(/clean/);
@@ -237,13 +259,20 @@ describe('recoverctl engine', () => {
     expect(none.stderr).toMatch(/no engine is running/);
   });
 
-  it('completion bash offers the engine subcommands and each one\'s own options', async () => {
+  it("completion bash offers the engine subcommands and each one's own options", async () => {
     const dir = tempDir();
     const script = await runCli(['completion', 'bash']);
     expect(script.exitCode).toBe(0);
     writeFileSync(join(dir, 'completion.bash'), script.stdout);
     const complete = async (words: string[]) => {
-      const r = await execa('bash', ['-c', `source completion.bash; COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}; _recoverctl; echo "\${COMPREPLY[*]}"`], { cwd: dir });
+      const r = await execa(
+        'bash',
+        [
+          '-c',
+          `source completion.bash; COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}; _recoverctl; echo "\${COMPREPLY[*]}"`,
+        ],
+        { cwd: dir },
+      );
       return r.stdout.trim().split(/\s+/);
     };
     expect(await complete(['recoverctl', 'engine', ''])).toEqual(SUBCOMMANDS);
@@ -291,7 +320,10 @@ steps:
     expect(plan.stdout).toMatch(/start the engine on .*engine \(or attach to it\), phase open/);
     const r = await runCli(['run', 'engine-drill.yaml', '--json'], { cwd: dir });
     expect(r.exitCode, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string; outputs?: Record<string, unknown> });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; step: string; outputs?: Record<string, unknown> });
     const ok = (id: string) => events.find((e) => e.event === 'ok' && e.step === id)?.outputs;
     expect(ok('start')).toMatchObject({ started: true, phase: 'open', margin: '1.4.2' });
     expect(ok('verify')).toMatchObject({ precedesHalt: true });

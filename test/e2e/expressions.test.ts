@@ -13,7 +13,13 @@ function journalOf(dir: string): { text: string; events: Record<string, unknown>
   const runs = readdirSync(join(dir, '.recoverctl', 'runs'));
   expect(runs).toHaveLength(1);
   const text = readFileSync(join(dir, '.recoverctl', 'runs', runs[0] as string, 'journal.ndjson'), 'utf8');
-  return { text, events: text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    text,
+    events: text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 const marker = (text: string) => `[node, -e, "require('fs').appendFileSync('ran.txt', '${text}\\\\n')"]`;
@@ -54,7 +60,9 @@ describe('expressions in a real run', () => {
     const r = await runCli(['run', pb, '--yes'], { cwd: dir });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(readFileSync(join(dir, 'ran.txt'), 'utf8')).toBe('bad-exit\nmany\ncode=5 big=true first=x\n');
-    const skipped = journalOf(dir).events.filter((e) => e.event === 'skip').map((e) => [e.step, e.reason]);
+    const skipped = journalOf(dir)
+      .events.filter((e) => e.event === 'skip')
+      .map((e) => [e.step, e.reason]);
     expect(skipped).toEqual([
       ['mild-exit', 'condition'],
       ['few', 'condition'],

@@ -36,7 +36,22 @@ export function examplesIn(help: string): string[] {
  */
 function rank(path: string[]): number {
   const key = path.join(' ');
-  const order = ['', 'init', 'validate', 'plan', 'schema', 'completion', 'run', 'runs', 'runs list', 'runs show', 'report', 'report incident', 'engine', 'engine start'];
+  const order = [
+    '',
+    'init',
+    'validate',
+    'plan',
+    'schema',
+    'completion',
+    'run',
+    'runs',
+    'runs list',
+    'runs show',
+    'report',
+    'report incident',
+    'engine',
+    'engine start',
+  ];
   const late = ['integrity', 'integrity check', 'report users', 'engine stop', 'rehearse'];
   if (late.includes(key)) return 1000 + late.indexOf(key);
   const i = order.indexOf(key);
@@ -63,14 +78,21 @@ describe('every example in every --help', () => {
       for (const command of examplesIn(help.stdout)) examples.push({ command, from: `recoverctl ${path.join(' ')} --help`.replace('  ', ' ') });
     }
     // Every command that does something has at least one example.
-    const leaves = commandPaths(buildProgram()).filter((p) => !commandPaths(buildProgram()).some((q) => q.length > p.length && q.slice(0, p.length).join(' ') === p.join(' ')));
-    for (const leaf of leaves) expect(examples.some((e) => e.from === `recoverctl ${leaf.join(' ')} --help`), `an example in recoverctl ${leaf.join(' ')} --help`).toBe(true);
+    const leaves = commandPaths(buildProgram()).filter(
+      (p) => !commandPaths(buildProgram()).some((q) => q.length > p.length && q.slice(0, p.length).join(' ') === p.join(' ')),
+    );
+    for (const leaf of leaves)
+      expect(
+        examples.some((e) => e.from === `recoverctl ${leaf.join(' ')} --help`),
+        `an example in recoverctl ${leaf.join(' ')} --help`,
+      ).toBe(true);
 
     const failures: string[] = [];
     try {
       for (const e of examples) {
         const r = await execa('bash', ['-c', e.command], { cwd: sandbox, env, reject: false, stdin: 'ignore', timeout: 180_000 });
-        if (r.exitCode !== 0) failures.push(`${e.from}: \`${e.command}\` exited ${String(r.exitCode)}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+        if (r.exitCode !== 0)
+          failures.push(`${e.from}: \`${e.command}\` exited ${String(r.exitCode)}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
       }
     } finally {
       await execa('node', [BIN, 'engine', 'stop', '--data-dir', 'var/engine'], { cwd: sandbox, env, reject: false });

@@ -15,7 +15,13 @@ interface Event {
 function journalOf(dir: string): { runId: string; events: Event[] } {
   const runId = readdirSync(join(dir, '.recoverctl', 'runs'))[0] as string;
   const text = readFileSync(join(dir, '.recoverctl', 'runs', runId, 'journal.ndjson'), 'utf8');
-  return { runId, events: text.trim().split('\n').map((l) => JSON.parse(l) as Event) };
+  return {
+    runId,
+    events: text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Event),
+  };
 }
 
 /** The plain progress lines of one step in stderr, as [time, text]. */
@@ -163,8 +169,11 @@ steps:
       for (const [, text] of lines) expect(text.length).toBeLessThanOrEqual(200);
     }
     // A sample reads as values, each once: `stage 2 · 100% · queueDepth 0 · errorRate 0 · p99 0.4 ms · sent 10`.
-    const samples = progressLines(r.stderr, 'shift').map(([, text]) => text).filter((t) => t.includes('queueDepth'));
+    const samples = progressLines(r.stderr, 'shift')
+      .map(([, text]) => text)
+      .filter((t) => t.includes('queueDepth'));
     expect(samples.length).toBeGreaterThanOrEqual(2);
-    for (const s of samples) expect(s).toMatch(/^stage \d(?:\/2)? · \d+% · queueDepth \d+ · errorRate [\d.]+ · p99 (?:[\d.]+ ms|–) · sent \d+(?: · breaches \d+)?$/);
+    for (const s of samples)
+      expect(s).toMatch(/^stage \d(?:\/2)? · \d+% · queueDepth \d+ · errorRate [\d.]+ · p99 (?:[\d.]+ ms|–) · sent \d+(?: · breaches \d+)?$/);
   });
 });

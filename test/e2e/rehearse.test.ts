@@ -11,19 +11,28 @@ const HOTFIX_SHA = (readFileSync(join(ROOT, 'playbooks/hotfixes/SHA256SUMS'), 'u
 function journal(stateDir: string): { step: string | null; event: string; outputs?: Record<string, unknown> }[] {
   const runs = readdirSync(join(stateDir, 'runs')).sort();
   const text = readFileSync(join(stateDir, 'runs', runs.at(-1) as string, 'journal.ndjson'), 'utf8');
-  return text.trim().split('\n').map((l) => JSON.parse(l) as { step: string | null; event: string });
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { step: string | null; event: string });
 }
 
 describe('rehearse', () => {
   it('rehearses the bundled incident to success: engine open on 1.4.3, nothing lost, reports written (--json, --junit)', async () => {
     const dir = tempDir();
-    const r = await runCli(['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--state-dir', join(dir, 'state'), '--json', '--junit', join(dir, 'junit.xml')], { timeoutMs: 120_000 });
+    const r = await runCli(
+      ['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--state-dir', join(dir, 'state'), '--json', '--junit', join(dir, 'junit.xml')],
+      { timeoutMs: 120_000 },
+    );
     expect(r.exitCode, r.stderr.slice(-2000)).toBe(0);
     expect(r.stderr).toMatch(/incident reproduced: EXCESS_QUEUE_DEPTH in margin 1\.4\.2/);
     for (const check of ['nothing lost', 'engine open after the recovery', 'the deployed hotfix is active', 'incident report written']) {
       expect(r.stderr).toMatch(new RegExp(`rehearse: ✓ ${check}`));
     }
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string | null; outputs?: Record<string, unknown> });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; step: string | null; outputs?: Record<string, unknown> });
     expect(events.at(-2)).toMatchObject({ event: 'run-end', outcome: 'success' });
     expect(events.at(-1)).toMatchObject({ event: 'rehearse-summary', ok: true, exitCode: 0, results: [{ expected: 'success', outcome: 'success', ok: true }] });
     expect(events.find((e) => e.event === 'ok' && e.step === 'deploy')?.outputs).toMatchObject({ version: '1.4.3', previous: '1.4.2' });
@@ -54,7 +63,9 @@ describe('rehearse', () => {
     const state = join(dir, 'state');
     const r = await runCli(['rehearse', join(ROOT, 'playbooks/um-excess-queue-depth.yaml'), '--state-dir', state, '--no-auto-approve'], { timeoutMs: 120_000 });
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/um-excess-queue-depth\.yaml:\d+:\d+: step approve: gate\.approve needs an answer, but stdin is not a terminal and --yes was not given/);
+    expect(r.stderr).toMatch(
+      /um-excess-queue-depth\.yaml:\d+:\d+: step approve: gate\.approve needs an answer, but stdin is not a terminal and --yes was not given/,
+    );
     expect(r.stderr).not.toMatch(/scratch engine/);
     expect(existsSync(state)).toBe(false);
   });
@@ -69,7 +80,9 @@ describe('rehearse --all', () => {
     });
     expect(r.exitCode, r.stderr.slice(-1500)).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    const events = lines.map((l) => JSON.parse(l) as { event: string; exitCode?: number; results?: { file: string; expected: string | null; outcome: string; ok: boolean }[] });
+    const events = lines.map(
+      (l) => JSON.parse(l) as { event: string; exitCode?: number; results?: { file: string; expected: string | null; outcome: string; ok: boolean }[] },
+    );
     const summary = events.at(-1);
     expect(summary).toMatchObject({ event: 'rehearse-summary', ok: true, exitCode: 0 });
     expect(summary?.results).toEqual(
@@ -153,7 +166,10 @@ describe('recovery steps against a running engine', () => {
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     expect(resumed.stdout).toContain('traffic fully shifted');
     expect(resumed.stderr).toMatch(/shift: was running when the run stopped/);
-    const events = journalText().trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string });
+    const events = journalText()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; step: string });
     expect(events.filter((e) => e.event === 'ok' && e.step === 'deploy')).toHaveLength(1);
     expect(events.filter((e) => e.event === 'ok' && e.step === 'shift')).toHaveLength(1);
     const h = await (client as EngineClient).health();
@@ -187,7 +203,10 @@ describe('recovery steps against a running engine', () => {
 `,
     );
     const r = await runCli(['run', pb, '--json'], { cwd: dir, timeoutMs: 60_000 });
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string; outputs?: Record<string, unknown>; error?: string });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; step: string; outputs?: Record<string, unknown>; error?: string });
     expect(events.find((e) => e.event === 'ok' && e.step === 'back')?.outputs).toMatchObject({ rolledBack: true, active: '1.4.2' });
     expect(events.find((e) => e.event === 'ok' && e.step === 'back-again')?.outputs).toMatchObject({ rolledBack: false, active: '1.4.2' });
     expect(events.find((e) => e.event === 'fail' && e.step === 'smoke-broken')?.error).toMatch(/could not test margin 1\.4\.9: .*failed its self-test/);

@@ -10,7 +10,18 @@ const CHROMIUM = '/usr/bin/chromium';
 function chromium(args: string[], profile: string) {
   return execa(
     CHROMIUM,
-    ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, ...args],
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${profile}`,
+      ...args,
+    ],
     { reject: false, timeout: 60_000 },
   );
 }
@@ -26,10 +37,22 @@ describe.skipIf(SKIP !== undefined)(`the HTML incident report in a real browser$
     expect(r.exitCode, r.stderr.slice(-1000)).toBe(0);
     const html = /incident report: (\S+)/.exec(r.stderr)?.[1] as string;
     const run = readdirSync(join(state, 'runs'))[0] as string;
-    const steps = [...new Set(readFileSync(join(state, 'runs', run, 'journal.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: string | null }).filter((e) => e.event === 'start').map((e) => e.step as string))];
+    const steps = [
+      ...new Set(
+        readFileSync(join(state, 'runs', run, 'journal.ndjson'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { event: string; step: string | null })
+          .filter((e) => e.event === 'start')
+          .map((e) => e.step as string),
+      ),
+    ];
 
     const png = join(dir, 'report.png');
-    const shot = await chromium([`--screenshot=${png}`, '--window-size=1200,1800', '--enable-logging=stderr', '--v=0', `file://${html}`], join(dir, 'profile-a'));
+    const shot = await chromium(
+      [`--screenshot=${png}`, '--window-size=1200,1800', '--enable-logging=stderr', '--v=0', `file://${html}`],
+      join(dir, 'profile-a'),
+    );
     expect(shot.exitCode, shot.stderr.slice(-800)).toBe(0);
     expect(statSync(png).size).toBeGreaterThan(20_000);
     // Console messages show as CONSOLE lines in Chromium's log; the page must log no error.

@@ -67,11 +67,15 @@ describe.skipIf(SKIP !== undefined)(`the live terminal${SKIP ? ` (skipped: ${SKI
       /^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] shift — Move the traffic [\d.]+m?s · stage 2(?:\/2)? · 100% · queueDepth \d+ · errorRate [\d.]+ · p99 (?:[\d.]+ ms|–)(?: · .*)?$/m;
     const snapshots: string[] = [];
     let during = '';
-    await waitFor(() => {
-      during = pane();
-      snapshots.push(during);
-      return spinnerLine.test(during);
-    }, 30_000, 'the spinner line of the traffic shift').catch((e: Error) => {
+    await waitFor(
+      () => {
+        during = pane();
+        snapshots.push(during);
+        return spinnerLine.test(during);
+      },
+      30_000,
+      'the spinner line of the traffic shift',
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; the pane showed:\n${during}`);
     });
     const line = spinnerLine.exec(during)?.[0] ?? '';
@@ -81,10 +85,14 @@ describe.skipIf(SKIP !== undefined)(`the live terminal${SKIP ? ` (skipped: ${SKI
       for (const l of snapshot.split('\n')) expect([...l].length, `a wrapped line: ${l}`).toBeLessThan(width);
     }
     let final = '';
-    await waitFor(() => {
-      final = pane();
-      return final.includes('EXIT=');
-    }, 30_000, 'the run to finish');
+    await waitFor(
+      () => {
+        final = pane();
+        return final.includes('EXIT=');
+      },
+      30_000,
+      'the run to finish',
+    );
     expect(final).toContain('EXIT=0');
     for (const step of ['deploy', 'open', 'done']) expect(final).toMatch(new RegExp(`✓ ${step}\\s+[\\d.]+m?s`));
     expect(final).toMatch(/✓ shift — Move the traffic \([\d.]+m?s\)/);
@@ -94,7 +102,10 @@ describe.skipIf(SKIP !== undefined)(`the live terminal${SKIP ? ` (skipped: ${SKI
 
   it('prints plain lines, no spinner or control characters, to a pipe or with CI=true', async () => {
     const dir = tempDir();
-    writeFileSync(join(dir, 'p.yaml'), 'apiVersion: recoverctl/v1\nkind: Playbook\nmetadata: { name: plain }\nsteps:\n  - id: pause\n    uses: wait\n    with: { duration: 1200ms }\n');
+    writeFileSync(
+      join(dir, 'p.yaml'),
+      'apiVersion: recoverctl/v1\nkind: Playbook\nmetadata: { name: plain }\nsteps:\n  - id: pause\n    uses: wait\n    with: { duration: 1200ms }\n',
+    );
     for (const env of [{ CI: 'true' }, { CI: '' }]) {
       const r = await execa(process.execPath, [BIN, 'run', 'p.yaml'], { cwd: dir, env, extendEnv: true, reject: false });
       expect(r.exitCode).toBe(0);

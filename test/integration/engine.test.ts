@@ -22,7 +22,11 @@ describe('engine process', () => {
     const bad = await client.raw('POST', '/orders', { account: 'x', symbol: 'DOGEUSDT', side: 'buy', type: 'limit', price: '1', qty: '1' });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: expect.stringMatching(/unknown symbol/) });
-    const junk = await fetch(`${client.url}/orders`, { method: 'POST', headers: { authorization: `Bearer ${readFileSync(join(dir, 'control.token'), 'utf8').trim()}` }, body: '{not json' });
+    const junk = await fetch(`${client.url}/orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readFileSync(join(dir, 'control.token'), 'utf8').trim()}` },
+      body: '{not json',
+    });
     expect(junk.status).toBe(400);
     expect((await client.raw('GET', '/nope')).status).toBe(404);
     // A path's id is checked before its method: a bad id is 400 whatever the method, a wrong method 404.
@@ -31,7 +35,9 @@ describe('engine process', () => {
     expect(await (await client.raw('PUT', '/accounts/bad!id')).json()).toEqual({ error: 'bad account id' });
     expect(await (await client.raw('POST', '/accounts/a')).json()).toEqual({ error: 'no route POST /accounts/a' });
     expect(await (await client.raw('GET', '/accounts/a/deposit')).json()).toEqual({ error: 'no route GET /accounts/a/deposit' });
-    expect(await (await client.raw('POST', '/accounts/@fees/deposit', { asset: 'USDT', amount: '1' })).json()).toEqual({ error: 'system accounts take no deposits' });
+    expect(await (await client.raw('POST', '/accounts/@fees/deposit', { asset: 'USDT', amount: '1' })).json()).toEqual({
+      error: 'system accounts take no deposits',
+    });
     expect(await (await client.raw('GET', '/accounts/nobody')).json()).toEqual({ error: 'no account nobody' });
     expect(await (await client.raw('GET', '/orders/42')).json()).toEqual({ error: 'no order 000000000042' });
     expect((await client.raw('DELETE', '/orders/42')).status).toBe(404);
@@ -44,10 +50,13 @@ describe('engine process', () => {
     const u = new URL(client.url);
     const token = readFileSync(join(dir, 'control.token'), 'utf8').trim();
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: u.hostname, port: u.port, path: '/health', localAddress: '127.0.0.2', headers: { authorization: `Bearer ${token}` } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        { host: u.hostname, port: u.port, path: '/health', localAddress: '127.0.0.2', headers: { authorization: `Bearer ${token}` } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -110,7 +119,11 @@ describe('engine process', () => {
     // The WAL keeps only the reason: a restart restores the code from the engine's own reason format.
     await stopEngine(dir, 5_000);
     const again = await startTestEngine({ dataDir: dir });
-    expect(await again.client.health()).toMatchObject({ phase: 'halted', haltCode: 'EXCESS_QUEUE_DEPTH', reason: expect.stringMatching(/^EXCESS_QUEUE_DEPTH in margin 1\.4\.2: /) });
+    expect(await again.client.health()).toMatchObject({
+      phase: 'halted',
+      haltCode: 'EXCESS_QUEUE_DEPTH',
+      reason: expect.stringMatching(/^EXCESS_QUEUE_DEPTH in margin 1\.4\.2: /),
+    });
     await again.client.setPhase('open');
     expect(await again.client.health()).toMatchObject({ phase: 'open', haltCode: null, haltReason: expect.stringMatching(/^EXCESS_QUEUE_DEPTH/) });
     // An operator's halt is free text, whatever it says: no code.
@@ -134,7 +147,14 @@ describe('engine process', () => {
     await fund(client, ['a', 'b']);
     await client.setPhase('open');
     for (let i = 0; i < 20; i++) {
-      await client.placeOrder({ account: i % 2 ? 'a' : 'b', symbol: 'BTCUSDT', side: i % 2 ? 'buy' : 'sell', type: 'limit', price: String(60000 + (i % 5) * 10), qty: '0.01' });
+      await client.placeOrder({
+        account: i % 2 ? 'a' : 'b',
+        symbol: 'BTCUSDT',
+        side: i % 2 ? 'buy' : 'sell',
+        type: 'limit',
+        price: String(60000 + (i % 5) * 10),
+        qty: '0.01',
+      });
     }
     const snap = await client.snapshot();
     // More acknowledged work after the snapshot lives only in the WAL.
@@ -273,7 +293,9 @@ describe('engine process', () => {
     // The snapshot is lost and the WAL segment it started no longer reaches back to seq 1.
     writeFileSync(snap.path, 'not a snapshot\n');
     const walDir = join(dir, 'wal');
-    const segs = readdirSync(walDir).filter((f) => f.endsWith('.log')).sort();
+    const segs = readdirSync(walDir)
+      .filter((f) => f.endsWith('.log'))
+      .sort();
     writeFileSync(join(walDir, segs[0] as string), '');
     const r = await execa('node', [engineBin(), '--data-dir', dir, '--port', '0'], { reject: false, timeout: 10_000 });
     expect(r.exitCode).toBe(1);
@@ -294,7 +316,10 @@ describe('engine process', () => {
     mkdirSync(dir, { recursive: true });
     const sleeper = execa('node', ['-e', 'setTimeout(() => {}, 30000)'], { reject: false });
     try {
-      writeFileSync(join(dir, 'engine.json'), JSON.stringify({ pid: sleeper.pid, url: 'http://127.0.0.1:9', startedAt: '', version: '0', dataDir: dir, testnet: false }));
+      writeFileSync(
+        join(dir, 'engine.json'),
+        JSON.stringify({ pid: sleeper.pid, url: 'http://127.0.0.1:9', startedAt: '', version: '0', dataDir: dir, testnet: false }),
+      );
       const { stopEngine } = await import('../../src/engine-client/supervisor.js');
       expect(await stopEngine(dir, 1000)).toMatchObject({ wasRunning: false });
       expect(isPidAlive(sleeper.pid as number)).toBe(true);

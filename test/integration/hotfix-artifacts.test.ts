@@ -21,7 +21,11 @@ describe('user report file names', () => {
 
 describe('hotfix artifacts', () => {
   it.each(sums)('%s is the digest of %s', (digest, file) => {
-    expect(createHash('sha256').update(readFileSync(join(ROOT, 'playbooks/hotfixes', file))).digest('hex')).toBe(digest);
+    expect(
+      createHash('sha256')
+        .update(readFileSync(join(ROOT, 'playbooks/hotfixes', file)))
+        .digest('hex'),
+    ).toBe(digest);
   });
 
   it.each(sums.map(([, file]) => file))('%s is the compiled module of src/engine/modules', (file) => {

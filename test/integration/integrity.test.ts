@@ -19,7 +19,13 @@ describe('integrity check over generated snapshot pairs', () => {
     const pre = join(dir, 'pre.ndjson');
     const post = join(dir, 'post.ndjson');
     const k = Math.max(1, Math.floor(records / 100));
-    const { expected } = writeCorpus({ pre, post, records, seed, discrepancies: { missing: k, unexpected: k, mismatch: k, duplicate: k, conservation: 2 } }) as { expected: Expected[] };
+    const { expected } = writeCorpus({
+      pre,
+      post,
+      records,
+      seed,
+      discrepancies: { missing: k, unexpected: k, mismatch: k, duplicate: k, conservation: 2 },
+    }) as { expected: Expected[] };
     const report = checkSnapshots(pre, post);
     expect(report.findings.map(key).sort()).toEqual(expected.map(key).sort());
     expect(report.counts).toEqual({ missing: k, unexpected: k, mismatch: k, duplicate: k, conservation: 2, corrupt: 0 });
@@ -87,7 +93,15 @@ describe('recoverctl integrity check', () => {
     const { dir, client } = await startTestEngine();
     for (const a of ['a', 'b', 'c']) await client.deposit(a, 'USDT', '100000');
     await client.setPhase('open');
-    for (let i = 0; i < 10; i++) await client.placeOrder({ account: i % 2 ? 'a' : 'b', symbol: 'BTCUSDT', side: i % 2 ? 'buy' : 'sell', type: 'limit', price: String(60000 + (i % 3) * 10), qty: '0.01' });
+    for (let i = 0; i < 10; i++)
+      await client.placeOrder({
+        account: i % 2 ? 'a' : 'b',
+        symbol: 'BTCUSDT',
+        side: i % 2 ? 'buy' : 'sell',
+        type: 'limit',
+        price: String(60000 + (i % 3) * 10),
+        qty: '0.01',
+      });
     const snap = await client.snapshot();
     // Work after the snapshot: new orders, fills and a cancel, all in the WAL.
     const o = await client.placeOrder({ account: 'c', symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: '3000', qty: '1' });

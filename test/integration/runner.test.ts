@@ -267,7 +267,10 @@ rollback:
     const shortened = { ...pb, steps: pb.steps.map((s) => (s.id === 'pause' ? { ...s, with: { duration: '1ms' } } : s)) };
     const resumed = await new Runner({ ...options(), playbook: shortened, interrupt: new AbortController().signal, resume: state }).run();
     expect(resumed.outcome).toBe('success');
-    const log = readFileSync(join(dir, 'log.txt'), 'utf8').trim().split('\n').map((l) => l.split('\t')[2]);
+    const log = readFileSync(join(dir, 'log.txt'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t')[2]);
     expect(log).toEqual(['first', 'last']);
   });
 

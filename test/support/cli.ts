@@ -19,10 +19,7 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
   return { NO_COLOR: '1', CI: 'true', ...extra };
 }
 
-export async function runCli(
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<CliResult> {
+export async function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   const r = await execa('node', [BIN, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: cliEnv(opts.env),

@@ -108,7 +108,15 @@ export function writeCorpus({ pre, post, records, seed = 1, discrepancies = {} }
     const qty = (acct % 2 === 0 ? 1n : -1n) * lots * 1000n;
     const entry = BigInt(sym.startsWith('BTC') ? 5_000_000 + (h(seed, j, 11) % 2_000_000) : 250_000 + (h(seed, j, 11) % 100_000));
     const isolated = j % 7 === 0 ? BigInt(h(seed, j, 12) % 1_000_000) * 100n : 0n;
-    return { id: `acct-${String(acct).padStart(8, '0')}:${sym}`, qty, entry, cost: qty * entry, isolated, asset: sym.slice(3), mode: isolated > 0n ? 'isolated' : 'cross' };
+    return {
+      id: `acct-${String(acct).padStart(8, '0')}:${sym}`,
+      qty,
+      entry,
+      cost: qty * entry,
+      isolated,
+      asset: sym.slice(3),
+      mode: isolated > 0n ? 'isolated' : 'cross',
+    };
   };
   const balance = (i, asset) => BigInt(h(seed, i, asset === 'USDT' ? 20 : 21) % 1_000_000_000) * 1_000_000n;
   const sums = { USDT: 0n, USDC: 0n };
@@ -175,7 +183,15 @@ export function writeCorpus({ pre, post, records, seed = 1, discrepancies = {} }
   }
   for (let j = 0; j < nPositions; j++) {
     const p = position(j);
-    both({ type: 'position', id: p.id, qty: dec(p.qty, 6), entryPrice: dec(p.entry, 2), marginMode: p.mode, isolatedMargin: dec(p.isolated, 8), cost: dec(p.cost, 8) });
+    both({
+      type: 'position',
+      id: p.id,
+      qty: dec(p.qty, 6),
+      entryPrice: dec(p.entry, 2),
+      marginMode: p.mode,
+      isolatedMargin: dec(p.isolated, 8),
+      cost: dec(p.cost, 8),
+    });
   }
   a.close();
   b.close();

@@ -121,7 +121,7 @@ describe('exchange', () => {
     expect(ex.account('r').openOrders.size).toBe(0);
   });
 
-  it('stops an isolated position\'s losses at its margin; the fund takes the rest', () => {
+  it("stops an isolated position's losses at its margin; the fund takes the rest", () => {
     const ex = new Exchange(8 * HOUR);
     open(ex);
     ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
@@ -241,7 +241,17 @@ describe('exchange', () => {
     for (let i = 0; i < 10; i++) ex.apply({ op: 'deposit', ts, account: `u${i}`, asset: 'USDT', amount: '50000' });
     for (let i = 0; i < 500; i++) {
       ts += 10;
-      order(ex, { account: `u${Math.floor(r() * 10)}`, side: r() < 0.5 ? 'buy' : 'sell', price: 6_000_000 + (Math.floor(r() * 20) - 10) * 10, qty: (1 + Math.floor(r() * 5)) * 1_000, marginMode: 'cross' }, ts);
+      order(
+        ex,
+        {
+          account: `u${Math.floor(r() * 10)}`,
+          side: r() < 0.5 ? 'buy' : 'sell',
+          price: 6_000_000 + (Math.floor(r() * 20) - 10) * 10,
+          qty: (1 + Math.floor(r() * 5)) * 1_000,
+          marginMode: 'cross',
+        },
+        ts,
+      );
     }
     const render = (e: Exchange): string => [JSON.stringify(snapshotHeader(e, 42, {})), ...[...snapshotRecords(e)].map((x) => JSON.stringify(x))].join('\n');
     const before = render(ex);
@@ -251,7 +261,24 @@ describe('exchange', () => {
     const restored = loader.finish();
     expect(render(restored)).toBe(before);
     // And it behaves the same afterwards: the same order gives the same fills.
-    const cmd: Command = { op: 'order', ts: ts + 1, num: ex.nextOrderNum, req: { account: 'u1', symbol: 'BTCUSDT', side: 'buy', type: 'market', price: null, qty: 20_000, tif: 'IOC', postOnly: false, reduceOnly: false, marginMode: 'cross', clientOrderId: null } };
+    const cmd: Command = {
+      op: 'order',
+      ts: ts + 1,
+      num: ex.nextOrderNum,
+      req: {
+        account: 'u1',
+        symbol: 'BTCUSDT',
+        side: 'buy',
+        type: 'market',
+        price: null,
+        qty: 20_000,
+        tif: 'IOC',
+        postOnly: false,
+        reduceOnly: false,
+        marginMode: 'cross',
+        clientOrderId: null,
+      },
+    };
     expect(restored.apply(cmd)).toEqual(ex.apply(cmd));
     expect(render(restored)).toBe(render(ex));
   });

@@ -22,7 +22,13 @@ function scope(values: Record<string, Value>, failed = false): EvalScope {
     failed,
     resolve: (r: Reference) => {
       const key =
-        r.kind === 'var' ? `vars.${r.name}` : r.kind === 'env' ? `env.${r.name}` : r.kind === 'step-outcome' ? `steps.${r.step}.outcome` : `steps.${r.step}.outputs.${r.name}`;
+        r.kind === 'var'
+          ? `vars.${r.name}`
+          : r.kind === 'env'
+            ? `env.${r.name}`
+            : r.kind === 'step-outcome'
+              ? `steps.${r.step}.outcome`
+              : `steps.${r.step}.outputs.${r.name}`;
       return values[key] ?? null;
     },
   };
@@ -30,7 +36,7 @@ function scope(values: Record<string, Value>, failed = false): EvalScope {
 
 describe('expressions', () => {
   it('parses the four kinds of reference', () => {
-    const refs = [...references(parseExpression("vars.a == env.B && steps.x.outcome != steps.y.outputs.z"))].map((r) => r.ref);
+    const refs = [...references(parseExpression('vars.a == env.B && steps.x.outcome != steps.y.outputs.z'))].map((r) => r.ref);
     expect(refs).toEqual([
       { kind: 'var', name: 'a' },
       { kind: 'env', name: 'B' },
@@ -120,8 +126,7 @@ describe('expressions', () => {
 
   it('keeps the comparison operators consistent with == (<= is < or ==), whatever the types', () => {
     const pool: Value[] = [0, 1, -2, 7, 7.5, '7', ' 7 ', '7.0', '10', '9', 'a', 'A', 'b', '', 'x7', true, false, null];
-    const holds = (op: string, a: Value, b: Value) =>
-      evaluate(parseExpression(`vars.a ${op} vars.b`), scope({ 'vars.a': a, 'vars.b': b })) as boolean;
+    const holds = (op: string, a: Value, b: Value) => evaluate(parseExpression(`vars.a ${op} vars.b`), scope({ 'vars.a': a, 'vars.b': b })) as boolean;
     for (const a of pool) {
       for (const b of pool) {
         const [lt, le, eq, ge, gt, ne] = ['<', '<=', '==', '>=', '>', '!='].map((op) => holds(op, a, b));
@@ -137,7 +142,7 @@ describe('expressions', () => {
     }
   });
 
-  it("binds tighter to looser as GitHub does: ! then < <= > >= then == != then && then ||", () => {
+  it('binds tighter to looser as GitHub does: ! then < <= > >= then == != then && then ||', () => {
     expect(parseExpression('!vars.a < vars.b')).toMatchObject({ op: '<', left: { type: 'not' } });
     expect(parseExpression('vars.a < vars.b == vars.c')).toMatchObject({ op: '==', left: { op: '<' } });
     expect(parseExpression('vars.a == vars.b < vars.c')).toMatchObject({ op: '==', right: { op: '<' } });
@@ -187,7 +192,7 @@ describe('expressions', () => {
   });
 
   it('fails evaluation, not parsing, when fromJSON() is given text that is not JSON', () => {
-    const expr = parseExpression("vars.x == 1 || fromJSON(steps.a.outputs.stdout).ok");
+    const expr = parseExpression('vars.x == 1 || fromJSON(steps.a.outputs.stdout).ok');
     try {
       evaluate(expr, scope({ 'steps.a.outputs.stdout': 'not json' }));
       expect.unreachable();
@@ -229,7 +234,7 @@ describe('expressions', () => {
   });
 
   it('finds references and status functions inside calls and property access', () => {
-    const e = parseExpression("contains(fromJSON(steps.a.outputs.list)[vars.i], env.X) && !failure()");
+    const e = parseExpression('contains(fromJSON(steps.a.outputs.list)[vars.i], env.X) && !failure()');
     expect([...references(e)].map((r) => r.ref)).toEqual([
       { kind: 'step-output', step: 'a', name: 'list' },
       { kind: 'var', name: 'i' },

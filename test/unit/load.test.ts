@@ -79,7 +79,8 @@ describe('playbook loader', () => {
     // Keys of a step's with: block are those of its kind (and of the variant a discriminator picks).
     expect(
       lines(
-        good(`  - id: a
+        good(
+          `  - id: a
     uses: wait
     with: { duraton: 1s }
   - id: b

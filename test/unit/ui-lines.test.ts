@@ -16,13 +16,72 @@ const at = (ms: number): string => new Date(Date.UTC(2026, 10, 25, 12, 0, 0) + m
 /** A recorded run: the `start` events carry the steps' titles. */
 function events(): RunEvent[] {
   return [
-    { ts: at(0), run: RUN, step: null, event: 'run-start', playbook: 'pb', file: 'pb.yaml', sha256: 'x', pid: 1, resumed: false, fromStep: null, steps: ['smoke', 'precheck', 'later'], rollbackSteps: [], vars: {}, varOverrides: {}, timeScale: 1, rto: null, incident: null },
-    { ts: at(10), run: RUN, step: 'smoke', phase: 'main', event: 'start', uses: 'exec', name: 'Prove the hotfix on a testnet', attempt: 1, description: 'run ./smoke.sh' },
-    { ts: at(900), run: RUN, step: 'smoke', phase: 'main', event: 'ok', uses: 'exec', durationMs: 890, attempts: 1, outputs: { exitCode: 0, stdout: 'fine', stderr: '' } },
+    {
+      ts: at(0),
+      run: RUN,
+      step: null,
+      event: 'run-start',
+      playbook: 'pb',
+      file: 'pb.yaml',
+      sha256: 'x',
+      pid: 1,
+      resumed: false,
+      fromStep: null,
+      steps: ['smoke', 'precheck', 'later'],
+      rollbackSteps: [],
+      vars: {},
+      varOverrides: {},
+      timeScale: 1,
+      rto: null,
+      incident: null,
+    },
+    {
+      ts: at(10),
+      run: RUN,
+      step: 'smoke',
+      phase: 'main',
+      event: 'start',
+      uses: 'exec',
+      name: 'Prove the hotfix on a testnet',
+      attempt: 1,
+      description: 'run ./smoke.sh',
+    },
+    {
+      ts: at(900),
+      run: RUN,
+      step: 'smoke',
+      phase: 'main',
+      event: 'ok',
+      uses: 'exec',
+      durationMs: 890,
+      attempts: 1,
+      outputs: { exitCode: 0, stdout: 'fine', stderr: '' },
+    },
     { ts: at(910), run: RUN, step: 'precheck', phase: 'main', event: 'start', uses: 'exec', name: null, attempt: 1, description: 'run ./check.sh' },
-    { ts: at(950), run: RUN, step: 'precheck', phase: 'main', event: 'fail', uses: 'exec', durationMs: 40, attempts: 1, error: 'command exited with code 3\nreplica 2 | lagging\nno quorum', continued: false, outputs: { exitCode: 3, stdout: '', stderr: 'replica 2 | lagging\nno quorum' } },
+    {
+      ts: at(950),
+      run: RUN,
+      step: 'precheck',
+      phase: 'main',
+      event: 'fail',
+      uses: 'exec',
+      durationMs: 40,
+      attempts: 1,
+      error: 'command exited with code 3\nreplica 2 | lagging\nno quorum',
+      continued: false,
+      outputs: { exitCode: 3, stdout: '', stderr: 'replica 2 | lagging\nno quorum' },
+    },
     { ts: at(960), run: RUN, step: 'later', phase: 'main', event: 'skip', uses: 'wait', reason: 'earlier-failure', detail: 'an earlier step failed' },
-    { ts: at(970), run: RUN, step: null, event: 'run-end', outcome: 'failed', exitCode: 1, durationMs: 970, summary: 'step precheck failed: command exited with code 3\nreplica 2 | lagging\nno quorum; nothing to roll back' },
+    {
+      ts: at(970),
+      run: RUN,
+      step: null,
+      event: 'run-end',
+      outcome: 'failed',
+      exitCode: 1,
+      durationMs: 970,
+      summary: 'step precheck failed: command exited with code 3\nreplica 2 | lagging\nno quorum; nothing to roll back',
+    },
   ];
 }
 
@@ -31,7 +90,13 @@ describe('the lines of a command’s output', () => {
     const lines: string[] = [];
     const split = new LineSplitter((l) => lines.push(l));
     const euro = Buffer.from('€', 'utf8');
-    for (const chunk of [Buffer.from('pre'), Buffer.from('check: c'), Buffer.from('onnected\r\nprice 10'), euro.subarray(0, 1), Buffer.concat([euro.subarray(1), Buffer.from('\nlast, no newline')])]) {
+    for (const chunk of [
+      Buffer.from('pre'),
+      Buffer.from('check: c'),
+      Buffer.from('onnected\r\nprice 10'),
+      euro.subarray(0, 1),
+      Buffer.concat([euro.subarray(1), Buffer.from('\nlast, no newline')]),
+    ]) {
       split.push(chunk);
     }
     expect(lines).toEqual(['precheck: connected', 'price 10€']);
@@ -61,8 +126,21 @@ describe('progress values', () => {
   it('formats a traffic sample once, values first: no key=value repeated after the message', () => {
     const sample = { stage: 2, weight: 25, queueDepth: 3, errorRate: 0, p99LatencyMs: 0.8, sent: 30, breaches: 0 };
     expect(progressText({ message: 'stage 2/4 weight 25%', data: sample })).toBe('stage 2 · 25% · queueDepth 3 · errorRate 0 · p99 0.8 ms · sent 30');
-    expect(valuePhrases({ ...sample, stages: 4, breaches: 1 })).toEqual(['stage 2/4', '25%', 'queueDepth 3', 'errorRate 0', 'p99 0.8 ms', 'sent 30', 'breaches 1']);
-    expect(valuePhrases({ p99LatencyMs: null, bakeMs: 3000, phase: 'open', errorRate: 0.012345 })).toEqual(['p99 –', 'bake 3s', 'phase open', 'errorRate 0.0123']);
+    expect(valuePhrases({ ...sample, stages: 4, breaches: 1 })).toEqual([
+      'stage 2/4',
+      '25%',
+      'queueDepth 3',
+      'errorRate 0',
+      'p99 0.8 ms',
+      'sent 30',
+      'breaches 1',
+    ]);
+    expect(valuePhrases({ p99LatencyMs: null, bakeMs: 3000, phase: 'open', errorRate: 0.012345 })).toEqual([
+      'p99 –',
+      'bake 3s',
+      'phase open',
+      'errorRate 0.0123',
+    ]);
   });
 
   it('shows the message of a progress event without values', () => {
@@ -100,7 +178,14 @@ describe('the human lines', () => {
 
   it('the spinner line: values first, then the description, never wider than the terminal', () => {
     const line = spinnerText(
-      { step: 'shift', name: 'Move the traffic', attempt: 1, description: `shift traffic on ${'/very/long/path/'.repeat(20)}`, elapsedMs: 2_300, values: 'stage 2/4 · 25% · queueDepth 3 · errorRate 0 · p99 0.8 ms' },
+      {
+        step: 'shift',
+        name: 'Move the traffic',
+        attempt: 1,
+        description: `shift traffic on ${'/very/long/path/'.repeat(20)}`,
+        elapsedMs: 2_300,
+        values: 'stage 2/4 · 25% · queueDepth 3 · errorRate 0 · p99 0.8 ms',
+      },
       120,
       c,
     );
