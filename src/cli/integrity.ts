@@ -1,6 +1,46 @@
-import { InputError, RecoverctlError } from '../errors.js';
+import { InputError, RecoverctlError, UsageError } from '../errors.js';
 import type { Finding, IntegrityReport } from '../integrity/findings.js';
-import { runIntegrity, type IntegrityFlags } from '../integrity/run.js';
+import { runIntegrity, type IntegrityOptions } from '../integrity/run.js';
+import { dataDirLayout } from '../util/data-dir.js';
+
+/** `integrity check`'s flags as commander gives them. */
+export interface IntegrityFlags {
+  snapshot: string;
+  against?: string | undefined;
+  engine?: string | undefined;
+  tokenFile?: string | undefined;
+  wal?: string | undefined;
+  limit?: string | undefined;
+  /** A local engine's data dir: its running engine, its token and its WAL. */
+  dataDir?: string | undefined;
+}
+
+/** The flags checked and turned into a typed check: one source of the state now, a whole-number limit. */
+async function integrityOptions(flags: IntegrityFlags): Promise<IntegrityOptions> {
+  let limit: number | undefined;
+  if (flags.limit !== undefined) {
+    limit = Number(flags.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a whole number >= 1, got '${flags.limit}'`);
+  }
+  const common = { snapshot: flags.snapshot, limit, wal: flags.wal };
+  if (flags.dataDir !== undefined) {
+    // --data-dir D stands for --engine <D's url> --token-file D/control.token --wal D/wal.
+    if (flags.engine !== undefined || flags.against !== undefined || flags.tokenFile !== undefined) {
+      throw new UsageError('integrity check: --data-dir stands for --engine, --token-file and --wal; give it alone (or with --wal)');
+    }
+    const { attach } = await import('../engine-client/supervisor.js');
+    const running = await attach(flags.dataDir);
+    if (!running) throw new InputError(`--data-dir ${flags.dataDir}: no engine is running there (recoverctl engine start --data-dir ${flags.dataDir})`);
+    const layout = dataDirLayout(flags.dataDir);
+    return { ...common, target: { engine: running.info.url, tokenFile: layout.token }, wal: flags.wal ?? layout.wal };
+  }
+  if ((flags.against === undefined) === (flags.engine === undefined)) {
+    throw new UsageError('integrity check: give exactly one of --against <post.ndjson>, --engine <url> or --data-dir <dir>');
+  }
+  if (flags.against !== undefined) return { ...common, target: { against: flags.against } };
+  if (!flags.tokenFile) throw new UsageError('--engine needs --token-file <DIR/control.token>');
+  return { ...common, target: { engine: flags.engine as string, tokenFile: flags.tokenFile } };
+}
 
 /** Findings were reported (exit 1); the output already says what. */
 class FindingsReported extends RecoverctlError {
@@ -55,7 +95,7 @@ export async function integrityCommand(flags: IntegrityFlags & { json?: boolean 
   const { EngineUnreachable, EngineHttpError } = await import('../engine-client/client.js');
   let report: IntegrityReport;
   try {
-    report = await runIntegrity(flags);
+    report = await runIntegrity(await integrityOptions(flags));
   } catch (e) {
     if (e instanceof EngineUnreachable || e instanceof EngineHttpError) throw new InputError(e.message);
     throw e;

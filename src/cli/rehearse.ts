@@ -284,7 +284,11 @@ async function outcomeChecks(
     events.filter((e) => e.event === 'ok' && e.uses === uses && e.phase === 'main').map((e) => (e as { outputs: Record<string, unknown> }).outputs);
   const has = (uses: string) => pb.steps.some((st) => st.uses === uses);
   const { runIntegrity } = await import('../integrity/run.js');
-  const integrity = await runIntegrity({ snapshot: snap.path, engine: url, tokenFile: dataDirLayout(dataDir).token, wal: dataDirLayout(dataDir).wal });
+  const integrity = await runIntegrity({
+    snapshot: snap.path,
+    target: { engine: url, tokenFile: dataDirLayout(dataDir).token },
+    wal: dataDirLayout(dataDir).wal,
+  });
   checks.push({
     name: 'nothing lost: integrity clean against the pre-outage snapshot and the WAL',
     ok: integrity.clean,

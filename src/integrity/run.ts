@@ -1,63 +1,44 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { InputError, UsageError } from '../errors.js';
+import { InputError } from '../errors.js';
 import type { EngineClient } from '../engine-client/client.js';
 import type { IntegrityReport } from './findings.js';
-import { dataDirLayout } from '../util/data-dir.js';
 
-export interface IntegrityFlags {
+/** Where the state now comes from: another snapshot file, or a running engine's GET /state. */
+export type IntegrityTarget = { against: string } | { engine: string; tokenFile: string };
+
+/** A check, typed: the command line's flags are parsed in src/cli/integrity.ts. */
+export interface IntegrityOptions {
+  /** The pre-outage snapshot; findings name it as given. */
   snapshot: string;
-  against?: string | undefined;
-  engine?: string | undefined;
-  tokenFile?: string | undefined;
+  target: IntegrityTarget;
+  /** The engine's WAL: changes after the snapshot's seq that it explains are not findings. */
   wal?: string | undefined;
-  limit?: string | undefined;
-  /** A local engine's data dir: its running engine, its token and its WAL. */
-  dataDir?: string | undefined;
-}
-
-/** `--data-dir D` stands for `--engine <D's url> --token-file D/control.token --wal D/wal`. */
-async function fromDataDir(flags: IntegrityFlags): Promise<IntegrityFlags> {
-  if (flags.dataDir === undefined) return flags;
-  if (flags.engine !== undefined || flags.against !== undefined || flags.tokenFile !== undefined) {
-    throw new UsageError('integrity check: --data-dir stands for --engine, --token-file and --wal; give it alone (or with --wal)');
-  }
-  const { attach } = await import('../engine-client/supervisor.js');
-  const running = await attach(flags.dataDir);
-  if (!running) throw new InputError(`--data-dir ${flags.dataDir}: no engine is running there (recoverctl engine start --data-dir ${flags.dataDir})`);
-  const layout = dataDirLayout(flags.dataDir);
-  return { ...flags, engine: running.info.url, tokenFile: layout.token, wal: flags.wal ?? layout.wal };
+  /** Stop after this many findings. */
+  limit?: number | undefined;
 }
 
 /** Run the check; the state now comes from a file, or from a live engine's GET /state. */
-export async function runIntegrity(given: IntegrityFlags): Promise<IntegrityReport> {
+export async function runIntegrity(flags: IntegrityOptions): Promise<IntegrityReport> {
   const { checkSnapshots } = await import('../integrity/check.js');
-  const flags = await fromDataDir(given);
-  if ((flags.against === undefined) === (flags.engine === undefined)) {
-    throw new UsageError('integrity check: give exactly one of --against <post.ndjson>, --engine <url> or --data-dir <dir>');
-  }
-  let limit: number | undefined;
-  if (flags.limit !== undefined) {
-    limit = Number(flags.limit);
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a whole number >= 1, got '${flags.limit}'`);
-  }
+  const limit = flags.limit;
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-integrity-'));
   try {
-    let post = flags.against ? resolve(flags.against) : '';
-    let postLabel = flags.against ?? '';
-    if (flags.engine) {
+    const target = flags.target;
+    let post = 'against' in target ? resolve(target.against) : '';
+    let postLabel = 'against' in target ? target.against : '';
+    if ('engine' in target) {
       const { EngineClient } = await import('../engine-client/client.js');
-      if (!flags.tokenFile) throw new UsageError('--engine needs --token-file <DIR/control.token>');
       let token: string;
       try {
-        token = readFileSync(flags.tokenFile, 'utf8').trim();
+        token = readFileSync(target.tokenFile, 'utf8').trim();
       } catch (e) {
-        throw new InputError(`--token-file ${flags.tokenFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? ''})`);
+        throw new InputError(`--token-file ${target.tokenFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? ''})`);
       }
-      const client = new EngineClient(flags.engine.replace(/\/$/, ''), token, 600_000);
+      const client = new EngineClient(target.engine.replace(/\/$/, ''), token, 600_000);
       post = join(scratch, 'state.ndjson');
-      postLabel = `${flags.engine}/state`;
+      postLabel = `${target.engine}/state`;
       await downloadState(client, post);
     }
     let pre = resolve(flags.snapshot);

@@ -2,6 +2,7 @@ import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
 import { dataDirLayout } from '../util/data-dir.js';
+import type { IntegrityTarget } from '../integrity/run.js';
 
 export const integrityCheckWith = z.strictObject({
   snapshot: z.string().min(1).describe('the pre-outage snapshot, relative to the playbook'),
@@ -27,22 +28,21 @@ export const integrityCheckStep = defineStep({
     const { runIntegrity } = await import('../integrity/run.js');
     const { CATEGORIES } = await import('../integrity/findings.js');
     const target = ctx.engine;
-    let engine: string | undefined;
-    let tokenFile: string | undefined;
-    let wal: string | undefined;
-    if (w.against === undefined) {
-      if (!target) return noEngine('integrity.check');
-      if ('dataDir' in target) {
-        const { attach } = await import('../engine-client/supervisor.js');
-        const running = await attach(target.dataDir);
-        if (!running) return { ok: false, error: `integrity.check: no engine is running on ${target.dataDir}` };
-        engine = running.info.url;
-        tokenFile = dataDirLayout(target.dataDir).token;
-      } else {
-        engine = target.url;
-        tokenFile = target.tokenFile;
-      }
+    // The state now: the snapshot named by `against`, or the playbook's engine.
+    let source: IntegrityTarget;
+    if (w.against !== undefined) {
+      source = { against: resolvePath(ctx.playbookDir, w.against) };
+    } else if (!target) {
+      return noEngine('integrity.check');
+    } else if ('dataDir' in target) {
+      const { attach } = await import('../engine-client/supervisor.js');
+      const running = await attach(target.dataDir);
+      if (!running) return { ok: false, error: `integrity.check: no engine is running on ${target.dataDir}` };
+      source = { engine: running.info.url, tokenFile: dataDirLayout(target.dataDir).token };
+    } else {
+      source = { engine: target.url, tokenFile: target.tokenFile };
     }
+    let wal: string | undefined;
     if (w.wal === true) {
       if (target && 'dataDir' in target) wal = dataDirLayout(target.dataDir).wal;
       else if (w.against === undefined) return { ok: false, error: 'integrity.check: wal: true needs an engine dataDir; give the WAL folder, or wal: false' };
@@ -53,11 +53,9 @@ export const integrityCheckStep = defineStep({
       const started = ctx.clock.now();
       const report = await runIntegrity({
         snapshot: resolvePath(ctx.playbookDir, w.snapshot),
-        against: w.against === undefined ? undefined : resolvePath(ctx.playbookDir, w.against),
-        engine,
-        tokenFile,
+        target: source,
         wal,
-        limit: w.limit === undefined ? undefined : String(w.limit),
+        limit: w.limit,
       });
       const durationMs = ctx.clock.now() - started;
       const checks: StepCheck[] = CATEGORIES.map((c) => ({

@@ -134,7 +134,7 @@ async function trial(seed, step, delayMs) {
         failures.push(`no recheck journaled for ${killedDuring}`);
       const h = await client.health();
       if (h.phase !== 'open' || h.modules.margin?.active !== '1.4.3') failures.push(`engine ${h.phase} on margin ${h.modules.margin?.active}`);
-      const integrity = await runIntegrity({ snapshot, engine: client.url, tokenFile: join(dataDir, 'control.token'), wal: join(dataDir, 'wal') });
+      const integrity = await runIntegrity({ snapshot, target: { engine: client.url, tokenFile: join(dataDir, 'control.token') }, wal: join(dataDir, 'wal') });
       if (!integrity.clean) failures.push(`integrity: ${JSON.stringify(integrity.counts)}`);
       const lost = integrity.counts.missing;
       return { killedDuring, failures, lost };

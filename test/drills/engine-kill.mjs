@@ -49,7 +49,7 @@ async function trial(seed, step) {
       const client = EngineClient.fromTokenFile(info.url, join(dataDir, 'control.token'));
       const h = await client.health();
       if (h.phase !== 'halted') failures.push(`engine ${h.phase} after the rollback`);
-      const integrity = await runIntegrity({ snapshot, engine: info.url, tokenFile: join(dataDir, 'control.token'), wal: join(dataDir, 'wal') });
+      const integrity = await runIntegrity({ snapshot, target: { engine: info.url, tokenFile: join(dataDir, 'control.token') }, wal: join(dataDir, 'wal') });
       if (!integrity.clean) failures.push(`integrity after restart: ${JSON.stringify(integrity.counts)}`);
       return { failures, lost: integrity.counts.missing, noticedMs };
     } finally {
