@@ -9,6 +9,7 @@ import { EXIT_CODE_OF, type EventSink, type Phase, type RunEvent, type RunEventB
 import type { RunState } from './journal.js';
 import { addEnvSecrets, interpolateDeep, References, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
 import { REDACTED, type Redactor } from '../util/redact.js';
+import { dispositionOf, fromIndexOf } from './plan.js';
 
 /** Why a step's signal was aborted. */
 export class StepTimeout extends Error {}
@@ -109,15 +110,20 @@ export class Runner {
     });
   }
 
-  /** A main step that does not run now: finished in an earlier attempt (resume), or done by hand (--from-step). */
+  /**
+   * A main step that does not run now, by the same decision `plan` shows (dispositionOf): finished in an
+   * earlier attempt (resume), or done by hand (--from-step). A step to recheck is announced.
+   */
   private passedOver(step: RuntimeStep, index: number, fromIndex: number): boolean {
-    const previous = this.o.resume?.finished.get(step.id);
-    if (previous) {
-      this.steps.set(step.id, previous);
-      this.emit({ event: 'restored', step: step.id, phase: 'main', outcome: previous.outcome });
+    const d = dispositionOf(step, index, { resume: this.o.resume, fromIndex });
+    if (d.do === 'recheck')
+      this.emit({ event: 'recheck', step: step.id, phase: 'main', note: 'was running when the run stopped; checking and running it again' });
+    if (d.do === 'recheck' || d.do === 'run') return false;
+    if (d.do === 'restore') {
+      this.steps.set(step.id, d.previous);
+      this.emit({ event: 'restored', step: step.id, phase: 'main', outcome: d.previous.outcome });
       return true;
     }
-    if (index >= fromIndex) return false;
     this.steps.set(step.id, { outcome: 'skipped', outputs: {} });
     this.emit({
       event: 'skip',
@@ -150,7 +156,7 @@ export class Runner {
         }
       }
     }
-    const fromIndex = this.o.fromStep === undefined ? 0 : pb.steps.findIndex((s) => s.id === this.o.fromStep);
+    const fromIndex = fromIndexOf(pb, this.o.fromStep);
 
     const runRollback = async (reason: string): Promise<RunResult | undefined> => {
       rolledBack = true;
@@ -169,14 +175,6 @@ export class Runner {
     for (let i = 0; i < pb.steps.length; i++) {
       const step = pb.steps[i] as RuntimeStep;
       if (this.passedOver(step, i, fromIndex)) continue;
-      if (resume?.inFlight.has(`main:${step.id}`)) {
-        this.emit({
-          event: 'recheck',
-          step: step.id,
-          phase: 'main',
-          note: 'was running when the run stopped; checking and running it again',
-        });
-      }
       const outcome = await this.runStep(step, 'main');
       if (outcome === 'interrupted') return this.finish('interrupted', failedStep, failError, []);
       if (outcome.outcome === 'failure' && !step.continueOnError && !this.failed) {

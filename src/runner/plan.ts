@@ -3,7 +3,7 @@ import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { stepKind } from '../steps/registry.js';
 import type { EngineTarget } from '../steps/types.js';
 import type { RunState } from './journal.js';
-import { interpolateDeep, UnresolvedReference, type ResolvedVars } from './scope.js';
+import { interpolateDeep, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
 import { REDACTED, type Redactor } from '../util/redact.js';
 
 export type PlanStepStatus = 'pending' | 'done' | 'manual' | 'rerun';
@@ -77,16 +77,34 @@ function conditionText(pb: LoadedPlaybook, step: RuntimeStep, phase: 'steps' | '
   return src ?? null;
 }
 
+/** What a run does with a main step: the one decision, from the playbook and the journal, that `plan` shows and `run` follows. */
+export type StepDisposition =
+  /** Finished in an earlier attempt of this run (resume): its result is restored, it does not run. */
+  | { do: 'restore'; previous: StepState }
+  /** Before --from-step: done by hand. */
+  | { do: 'manual' }
+  /** Running when the run stopped: checked and run again. */
+  | { do: 'recheck' }
+  | { do: 'run' };
+
+/** Index of the --from-step step (0 without one). */
+export function fromIndexOf(pb: LoadedPlaybook, fromStep: string | undefined): number {
+  return fromStep === undefined ? 0 : pb.steps.findIndex((s) => s.id === fromStep);
+}
+
+export function dispositionOf(step: RuntimeStep, index: number, o: { resume?: RunState | undefined; fromIndex: number }): StepDisposition {
+  const previous = o.resume?.finished.get(step.id);
+  if (previous) return { do: 'restore', previous };
+  if (index < o.fromIndex) return { do: 'manual' };
+  if (o.resume?.inFlight.has(`main:${step.id}`)) return { do: 'recheck' };
+  return { do: 'run' };
+}
+
+const PLAN_STATUS: Record<StepDisposition['do'], PlanStepStatus> = { restore: 'done', manual: 'manual', recheck: 'rerun', run: 'pending' };
+
 export function buildPlan(pb: LoadedPlaybook, opts: PlanOptions): Plan {
-  const fromIndex = opts.fromStep === undefined ? 0 : pb.steps.findIndex((s) => s.id === opts.fromStep);
-  const statusOf = (step: RuntimeStep, index: number): PlanStepStatus => {
-    if (opts.resume) {
-      if (opts.resume.finished.has(step.id)) return 'done';
-      if (opts.resume.inFlight.has(`main:${step.id}`)) return 'rerun';
-      return 'pending';
-    }
-    return index < fromIndex ? 'manual' : 'pending';
-  };
+  const fromIndex = fromIndexOf(pb, opts.fromStep);
+  const statusOf = (step: RuntimeStep, index: number): PlanStepStatus => PLAN_STATUS[dispositionOf(step, index, { resume: opts.resume, fromIndex }).do];
   const toPlanStep = (step: RuntimeStep, index: number, phase: 'steps' | 'rollback'): PlanStep => ({
     id: step.id,
     uses: step.uses,
