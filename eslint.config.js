@@ -50,12 +50,17 @@ export default defineConfig(
         'error',
         {
           zones: [
-            // When the control-API contract module lands (issue 11, Deliver 1), add its path to this `except` list.
             zone(
               './src/engine',
               './src',
-              ['./engine', './snapshot', './util'],
-              'Layer rule "engine": src/engine/ may import only src/engine/, src/snapshot/ and src/util/ (it never imports the CLI side).',
+              ['./engine', './snapshot', './util', './contract'],
+              'Layer rule "engine": src/engine/ may import only src/engine/, src/snapshot/, src/util/ and src/contract/ (it never imports the CLI side).',
+            ),
+            zone(
+              './src/contract',
+              './src',
+              ['./contract'],
+              'Layer rule "contract": src/contract/ is types shared by the engine and its client; it imports nothing else.',
             ),
             zone(
               './src/steps',

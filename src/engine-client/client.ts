@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { AccountView, EngineHealth, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
 
 /** The engine answered with an error status: carries the status and the engine's message. */
 export class EngineHttpError extends Error {
@@ -13,68 +14,8 @@ export class EngineHttpError extends Error {
 /** The engine could not be reached at all (not running, wrong port, timed out). */
 export class EngineUnreachable extends Error {}
 
-export interface EngineHealth {
-  phase: 'halted' | 'cancel-only' | 'post-only' | 'open';
-  reason: string | null;
-  /** Set while the engine is halted by its own decision (e.g. `EXCESS_QUEUE_DEPTH`); null otherwise. */
-  haltCode: 'EXCESS_QUEUE_DEPTH' | null;
-  seq: number;
-  modules: Record<string, { active: string; previous: string | null }>;
-  queueDepth: number;
-  queueLimit: number;
-  admissionWeight: number;
-  testnet: boolean;
-  pid: number;
-  haltedAtSeq: number | null;
-  haltedAt: string | null;
-  haltReason: string | null;
-  marks: Record<string, string>;
-  recovery: { snapshotSeq: number | null; replayed: number; walDamage: { file: string; line: number; reason: string } | null };
-  ledger: Record<string, string>;
-}
-
-export interface OrderAnswer {
-  id: string | null;
-  status: 'open' | 'partially_filled' | 'filled' | 'canceled' | 'rejected';
-  filled: string;
-  avgPrice: string | null;
-  reason?: string;
-  message?: string;
-}
-
-export interface OrderBody {
-  account: string;
-  symbol: string;
-  side: 'buy' | 'sell';
-  type: 'limit' | 'market';
-  price?: string;
-  qty: string;
-  tif?: 'GTC' | 'IOC';
-  postOnly?: boolean;
-  reduceOnly?: boolean;
-  marginMode?: 'cross' | 'isolated';
-  clientOrderId?: string;
-}
-
-/** `GET /accounts/:id`, and the answer to a deposit: money as decimal strings. */
-export interface AccountView {
-  id: string;
-  balances: { USDT: string; USDC: string };
-  positions: { symbol: string; qty: string; cost: string; marginMode: 'cross' | 'isolated'; isolatedMargin: string }[];
-  openOrders: string[];
-  equity: string;
-  maintenanceMargin: string;
-  available: string;
-  marginRatio: number | null;
-}
-
-/** The answer to `POST /fault {kind: "margin-burst"}`: the phase after it (the engine may have halted itself). */
-export interface MarginBurstAnswer {
-  events: number;
-  queueDepth: number;
-  phase: EngineHealth['phase'];
-  reason: string | null;
-}
+// The control API's request and answer types live in the contract module both sides share.
+export type { AccountView, EngineHealth, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
 
 /** A typed client of the engine's control API (SPEC section 4). */
 export class EngineClient {

@@ -14,6 +14,7 @@ import { snapshotHeader, snapshotRecords, SnapshotLoader } from './snapshot-code
 import type { Command, HaltCode, OrderRequest, OrderResult, Phase } from './types.js';
 import { scanWal, WalWriter, type WalDamage } from './wal.js';
 import { dataDirLayout } from '../util/data-dir.js';
+import type { EngineHealth } from '../contract/control-api.js';
 
 /** The most funding intervals one recompute request may cover (over 9 years at 8h). */
 export const MAX_RECOMPUTE_INTERVALS = 10_000;
@@ -500,7 +501,8 @@ export class EngineRuntime {
     return { seed: this.opts.seed, testnet: this.opts.testnet, modules: { margin: this.margin.module.version } };
   }
 
-  health(): Record<string, unknown> {
+  /** `GET /health`, typed by the contract the client reads it with. */
+  health(): EngineHealth {
     return {
       phase: this.ex.phase,
       reason: this.ex.reason,

@@ -1,10 +1,12 @@
+import type { EngineHaltCode, EnginePhase } from '../contract/control-api.js';
 import type { Asset, Symbol } from './instruments.js';
 import type { Side } from './book.js';
 
-export type Phase = 'halted' | 'cancel-only' | 'post-only' | 'open';
+/** Trading phases and halt codes are part of the control API's contract: defined there, once. */
+export type Phase = EnginePhase;
 export const PHASES: readonly Phase[] = ['halted', 'cancel-only', 'post-only', 'open'];
 /** Why the engine halted itself, for programs (the human `reason` says it in words). */
-export type HaltCode = 'EXCESS_QUEUE_DEPTH';
+export type HaltCode = EngineHaltCode;
 export type OrderStatus = 'open' | 'partially_filled' | 'filled' | 'canceled' | 'rejected';
 export type MarginMode = 'cross' | 'isolated';
 export type OrderType = 'limit' | 'market';
