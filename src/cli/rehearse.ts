@@ -203,7 +203,8 @@ async function rehearsalPreflight(pb: LoadedPlaybook, flags: RehearseFlags, auto
 
 /** Funded traders with positions (neighbours trade with each other) and resting orders on both sides. */
 async function seedTraders(client: Client, accounts: number): Promise<string[]> {
-  const traders = Array.from({ length: accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
+  const { traderAccounts } = await import('../engine-client/load.js');
+  const traders = traderAccounts(accounts);
   for (const [i, a] of traders.entries()) {
     await client.deposit(a, 'USDT', '1000000');
     if (i % 3 === 0) await client.deposit(a, 'USDC', '250000');

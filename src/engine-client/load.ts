@@ -2,6 +2,14 @@ import { Agent, request } from 'node:http';
 import { rng } from '../util/random.js';
 import type { OrderBody } from './client.js';
 
+/**
+ * The seeded traders' account ids, trader-0001 .. trader-N: the same accounts in a rehearsal's scratch
+ * engine, in traffic.shift's load and in the drills, so their load and their checks line up.
+ */
+export function traderAccounts(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
+}
+
 export interface LoadStats {
   sent: number;
   accepted: number;

@@ -65,9 +65,9 @@ interface ShiftTally {
 
 /** The traders, their funding and the load generator (synthetic or a recorded flow), not yet started. */
 async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: EngineTarget, client: Client): Promise<Load> {
-  const { LoadGenerator } = await import('../engine-client/load.js');
+  const { LoadGenerator, traderAccounts } = await import('../engine-client/load.js');
   const { readFile } = await import('node:fs/promises');
-  const accounts = Array.from({ length: w.load.accounts }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
+  const accounts = traderAccounts(w.load.accounts);
   if (w.load.fund) for (const a of accounts) await client.deposit(a, 'USDT', w.load.fund);
   let replay;
   if (w.load.replay) {

@@ -12,7 +12,8 @@ const TIME_SCALE = '0.005';
 export async function incident(dataDir, seed) {
   const { startEngine } = await import(dist('engine-client/supervisor.js'));
   const { client } = await startEngine(dataDir, { seed, feedInterval: '200ms', fundingInterval: '1s', exitWithMe: true });
-  const traders = Array.from({ length: 40 }, (_, i) => `trader-${String(i + 1).padStart(4, '0')}`);
+  const { traderAccounts } = await import(dist('engine-client/load.js'));
+  const traders = traderAccounts(40);
   for (const a of traders) await client.deposit(a, 'USDT', '1000000');
   await client.setPhase('open');
   for (let i = 0; i + 1 < 10; i += 2) {
