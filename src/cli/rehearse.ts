@@ -469,107 +469,31 @@ async function runAndJudge(
  * expects, else 0.
  */
 export async function rehearseAll(dir: string, flags: RehearseFlags): Promise<void> {
-  const { statSync } = await import('node:fs');
   const { junitXml } = await import('../ui/junit.js');
   const { validateFiles, reportInvalid } = await import('./validate.js');
-  let isDir = false;
-  try {
-    isDir = statSync(dir).isDirectory();
-  } catch (e) {
-    if (flags.json) process.stdout.write(summaryEvent([], ExitCode.badInput));
-    throw new InputError(`--all ${dir}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  if (!isDir && flags.json) process.stdout.write(summaryEvent([], ExitCode.badInput));
-  if (!isDir) throw new UsageError(`--all ${dir}: not a folder (rehearse one playbook without --all)`);
-  const { files, problems } = expandPlaybookArgs([dir]);
-  if (problems.length > 0) {
-    if (flags.json) process.stdout.write(summaryEvent([], ExitCode.badInput));
-    throw new InputError(`--all ${problems.map((p) => p.message).join('; ')}`);
-  }
-  const validations = await validateFiles(files);
+  const validations = await validateFiles(await playbooksIn(dir, flags.json ?? false));
   await reportInvalid(validations);
-  const rows: RehearsalRow[] = [];
+  const invalid = validations
+    .filter((v) => !v.ok)
+    .map((v) => ({ file: v.file, problems: v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`) }));
+  const rows: RehearsalRow[] = invalid.map((v) => ({ ...row(v.file, null, null, 'invalid', v.problems[0] ?? 'invalid'), exitCode: ExitCode.badInput }));
   const runs: JunitRun[] = [];
-  const invalid = validations.filter((v) => !v.ok);
-  for (const v of invalid) {
-    const problems = v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`);
-    rows.push({
-      file: v.file,
-      playbook: null,
-      expected: null,
-      outcome: 'invalid',
-      ok: false,
-      reason: problems[0] ?? 'invalid',
-      seconds: 0,
-      run: null,
-      exitCode: ExitCode.badInput,
-    });
-  }
   for (const v of validations) {
-    const pb = v.playbook;
-    if (!pb) continue;
-    if (!pb.spec.engine) {
-      rows.push({
-        file: v.file,
-        playbook: pb.spec.metadata.name,
-        expected: null,
-        outcome: 'skipped (no engine)',
-        ok: true,
-        reason: null,
-        seconds: 0,
-        run: null,
-        exitCode: ExitCode.ok,
-      });
-      continue;
-    }
-    const started = Date.now();
-    try {
-      const r = await rehearsePlaybook(pb, flags);
-      runs.push({ recorder: r.recorder, verdict: r.verdict });
-      rows.push(rowOf(v.file, pb, r, (Date.now() - started) / 1000));
-    } catch (e) {
-      if (!(e instanceof RecoverctlError) || e instanceof Interrupted) throw e;
-      for (const line of e.lines()) process.stderr.write(`${line}\n`);
-      await annotateError(e, pb);
-      const seconds = Math.round(((Date.now() - started) / 1000) * 10) / 10;
-      rows.push({
-        file: v.file,
-        playbook: pb.spec.metadata.name,
-        expected: pb.spec.rehearsal?.expectOutcome ?? 'success',
-        outcome: 'error',
-        ok: false,
-        reason: e.lines()[0] ?? e.message,
-        seconds,
-        run: null,
-        exitCode: e.exitCode,
-      });
-    }
+    if (!v.playbook) continue;
+    rows.push(await rehearseRow(v.file, v.playbook, flags, runs));
     if (rows.at(-1)?.outcome === 'interrupted') break;
   }
   if (flags.junit) {
     const errored = rows
       .filter((r) => r.outcome === 'error')
       .map((r) => ({ file: r.file, problems: [r.reason ?? 'error'], caseName: 'rehearsal could be made' }));
-    writeJunit(
-      flags.junit,
-      junitXml(runs, [
-        ...invalid.map((v) => ({ file: v.file, problems: v.error ? [v.error] : v.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`) })),
-        ...errored,
-      ]),
-    );
+    writeJunit(flags.junit, junitXml(runs, [...invalid, ...errored]));
   }
   // The worst row decides: bad input, then a failed rollback (a human must look), then an interrupt, then a mismatch.
   const worst = [ExitCode.badInput, ExitCode.humanNeeded, ExitCode.interrupted, ExitCode.failed].find((code) => rows.some((r) => r.exitCode === code));
   const exitCode = worst ?? (rows.some((r) => !r.ok) ? ExitCode.failed : ExitCode.ok);
-  const w = Math.max(8, ...rows.map((r) => r.file.length));
-  const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED         OUTCOME              TIME  RESULT`];
-  for (const r of rows) {
-    lines.push(
-      `${r.file.padEnd(w)}  ${(r.expected ?? '-').padEnd(15)}  ${r.outcome.padEnd(19)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${r.ok ? 'ok' : `FAILED: ${r.reason ?? ''}`}`,
-    );
-  }
   // The table is for people: stdout, unless stdout is NDJSON.
-  (flags.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
+  (flags.json ? process.stderr : process.stdout).write(rehearsalTable(rows));
   if (flags.json) process.stdout.write(summaryEvent(rows, exitCode));
   const bad = rows.filter((r) => !r.ok);
   if (exitCode === ExitCode.ok) return;
@@ -578,4 +502,59 @@ export async function rehearseAll(dir: string, flags: RehearseFlags): Promise<vo
   if (exitCode === ExitCode.humanNeeded) throw new RollbackFailed(message);
   if (exitCode === ExitCode.interrupted) throw new Interrupted(message);
   throw new StepFailed(message);
+}
+
+/** The playbooks of the folder; a folder that cannot be read or holds none is bad input (with its summary under --json). */
+async function playbooksIn(dir: string, json: boolean): Promise<string[]> {
+  const { statSync } = await import('node:fs');
+  const refuse = (error: RecoverctlError): never => {
+    if (json) process.stdout.write(summaryEvent([], ExitCode.badInput));
+    throw error;
+  };
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (e) {
+    refuse(new InputError(`--all ${dir}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`));
+  }
+  if (!isDir) refuse(new UsageError(`--all ${dir}: not a folder (rehearse one playbook without --all)`));
+  const { files, problems } = expandPlaybookArgs([dir]);
+  if (problems.length > 0) refuse(new InputError(`--all ${problems.map((p) => p.message).join('; ')}`));
+  return files;
+}
+
+/** A row that is not a finished rehearsal: its outcome and reason, no time, no run. */
+function row(file: string, playbook: string | null, expected: string | null, outcome: string, reason: string | null): Omit<RehearsalRow, 'exitCode'> {
+  return { file, playbook, expected, outcome, ok: outcome === 'skipped (no engine)', reason, seconds: 0, run: null };
+}
+
+/** One valid playbook of `--all`: rehearsed (its run kept for JUnit), skipped without an engine, or the error that stopped it. */
+async function rehearseRow(file: string, pb: LoadedPlaybook, flags: RehearseFlags, runs: JunitRun[]): Promise<RehearsalRow> {
+  if (!pb.spec.engine) return { ...row(file, pb.spec.metadata.name, null, 'skipped (no engine)', null), exitCode: ExitCode.ok };
+  const started = Date.now();
+  try {
+    const r = await rehearsePlaybook(pb, flags);
+    runs.push({ recorder: r.recorder, verdict: r.verdict });
+    return rowOf(file, pb, r, (Date.now() - started) / 1000);
+  } catch (e) {
+    if (!(e instanceof RecoverctlError) || e instanceof Interrupted) throw e;
+    for (const line of e.lines()) process.stderr.write(`${line}\n`);
+    await annotateError(e, pb);
+    const seconds = Math.round(((Date.now() - started) / 1000) * 10) / 10;
+    return {
+      ...row(file, pb.spec.metadata.name, pb.spec.rehearsal?.expectOutcome ?? 'success', 'error', e.lines()[0] ?? e.message),
+      seconds,
+      exitCode: e.exitCode,
+    };
+  }
+}
+
+function rehearsalTable(rows: readonly RehearsalRow[]): string {
+  const w = Math.max(8, ...rows.map((r) => r.file.length));
+  const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED         OUTCOME              TIME  RESULT`];
+  for (const r of rows) {
+    const result = r.ok ? 'ok' : `FAILED: ${r.reason ?? ''}`;
+    lines.push(`${r.file.padEnd(w)}  ${(r.expected ?? '-').padEnd(15)}  ${r.outcome.padEnd(19)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${result}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
