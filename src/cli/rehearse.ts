@@ -16,6 +16,7 @@ import type { RunRecorder } from '../ui/recorder.js';
 import { firstLine } from '../util/text.js';
 import { executeRun, writeJunit } from './run.js';
 import { dataDirLayout } from '../util/data-dir.js';
+import { terminateOnExit } from '../util/pid.js';
 
 /** The vars a rehearsal sets itself when the playbook declares them. */
 const REHEARSAL_VARS = ['preOutageSnapshot', 'outDir'] as const;
@@ -358,25 +359,16 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-rehearsal-'));
   const dataDir = join(scratch, 'engine');
   // Whatever ends this process (a second Ctrl-C, a closed pipe), the scratch engine must not outlive it.
-  let enginePid: number | undefined;
-  const killScratch = (): void => {
-    if (enginePid === undefined) return;
-    try {
-      process.kill(enginePid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  };
+  const scratchEngine = terminateOnExit();
   const onPipeError = (e: NodeJS.ErrnoException): void => {
     if (e.code !== 'EPIPE') throw e;
   };
-  process.on('exit', killScratch);
   process.stderr.on('error', onPipeError);
   const setup = setupInterrupts();
   try {
     log(flags.json ?? false, `scratch engine in ${dataDir} (seed ${seed}, ${accounts} accounts, time scale ${timeScale})`);
     const { client, info } = await startEngine(dataDir, { seed, feedInterval: '100ms', fundingInterval: '1s', exitWithMe: true });
-    enginePid = info.pid;
+    scratchEngine.watch(info.pid);
     setup.check();
     const traders = await seedTraders(client, accounts);
     setup.check();
@@ -397,7 +389,7 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   } finally {
     setup.done();
     await stopEngine(dataDir).catch(() => undefined);
-    process.off('exit', killScratch);
+    scratchEngine.release();
     process.stderr.off('error', onPipeError);
     if (flags.keep) process.stderr.write(`scratch kept: ${scratch}\n`);
     else rmSync(scratch, { recursive: true, force: true });

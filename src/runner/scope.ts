@@ -231,8 +231,8 @@ export class References {
 }
 
 /**
- * Evaluate one interpolated expression: any expression but the status functions, which only mean
- * something in `if:`. A value that cannot be computed (fromJSON of text that is not JSON) is unresolved.
+ * Evaluate one interpolated expression (every kind but the status functions, which only mean
+ * something in `if:`). A value that cannot be computed (fromJSON of text that is not JSON) is unresolved.
  */
 function evaluateWith(e: Expr, resolve: (ref: Reference) => Value): Value {
   const status = statusCalls(e).next();

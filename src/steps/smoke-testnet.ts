@@ -2,6 +2,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, errorMessage, type StepCheck, type StepContext, type StepResult } from './types.js';
 import { hotfixDeployWith, readArtifact, versionFromName } from './hotfix.js';
+import { terminateOnExit } from '../util/pid.js';
 
 const SUITES = ['order-matching', 'margin-checks', 'collateral-reconciliation', 'queue-depth-burst'] as const;
 type Suite = (typeof SUITES)[number];
@@ -132,19 +133,10 @@ async function runOnTestnet(w: SmokeWith, version: string, bytes: Buffer, ctx: S
   const dataDir = join(scratch, 'engine');
   const out: SuitesRun = { checks: [], latencies: [], burst: { depth: 0 }, suitesRun: new Set(), setupError: undefined };
   // If this process is ended abruptly, the testnet must not outlive it.
-  let testnetPid: number | undefined;
-  const killTestnet = (): void => {
-    if (testnetPid === undefined) return;
-    try {
-      process.kill(testnetPid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  };
-  process.on('exit', killTestnet);
+  const testnet = terminateOnExit();
   try {
     const { client, info } = await startEngine(dataDir, { testnet: true, seed: w.seed, feedInterval: '0ms', exitWithMe: true });
-    testnetPid = info.pid;
+    testnet.watch(info.pid);
     await mkdir(join(dataDir, 'modules', w.component), { recursive: true });
     await writeFile(join(dataDir, 'modules', w.component, `${version}.mjs`), bytes);
     await client.activate(w.component, version);
@@ -188,7 +180,7 @@ async function runOnTestnet(w: SmokeWith, version: string, bytes: Buffer, ctx: S
     out.checks.push({ name: 'testnet', ok: false, message: out.setupError });
   } finally {
     await stopEngine(dataDir).catch(() => undefined);
-    process.off('exit', killTestnet);
+    testnet.release();
     await rm(scratch, { recursive: true, force: true });
   }
   return out;

@@ -106,7 +106,7 @@ export function valuePhrases(data: Record<string, OutputValue>): string[] {
 }
 
 /**
- * What a progress event says: its values when it has any (the message of such an event repeats them,
+ * What a progress event says: its values when it carries some (the message of such an event repeats them,
  * for the journal's readers), else its message.
  */
 export function progressText(e: Pick<EventOf<'progress'>, 'message' | 'data'>): string {
