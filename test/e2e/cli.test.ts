@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hasStackTrace, ROOT, runCli, spawnCli, tempDir, waitFor } from '../support/cli.js';
+import { hasStackTrace, onlyJournal, ROOT, runCli, spawnCli, tempDir, waitFor } from '../support/cli.js';
 
 const BAD = join(ROOT, 'test/fixtures/bad-playbooks');
 
@@ -19,20 +19,6 @@ ${extra}steps:
 ${steps}`,
   );
   return path;
-}
-
-function journalOf(dir: string): { events: Record<string, unknown>[]; runId: string } {
-  const runs = readdirSync(join(dir, '.recoverctl', 'runs'));
-  expect(runs).toHaveLength(1);
-  const runId = runs[0] as string;
-  const text = readFileSync(join(dir, '.recoverctl', 'runs', runId, 'journal.ndjson'), 'utf8');
-  return {
-    runId,
-    events: text
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
 }
 
 /** A command killed with its CLI leaves an orphan; this makes it exit once its parent is gone. */
@@ -271,7 +257,7 @@ rollback:
     const r = await runCli(['run', pb, '--from-step', 'deploy'], { cwd: dir });
     expect(r.exitCode).toBe(0);
     expect(readFileSync(join(dir, 'log.txt'), 'utf8')).toBe('deploy\n');
-    const { events } = journalOf(dir);
+    const { events } = onlyJournal(dir);
     expect(events[0]).toMatchObject({ event: 'run-start', fromStep: 'deploy' });
     expect(events.find((e) => e.event === 'skip')).toMatchObject({ step: 'drain', reason: 'manual' });
   });
@@ -311,7 +297,7 @@ describe('interruption, resume and locking', () => {
     expect(lines.filter((l) => l === 'before')).toHaveLength(1);
     expect(lines.filter((l) => l === 'long-start')).toHaveLength(2);
     expect(lines.filter((l) => l === 'after')).toHaveLength(1);
-    const { events } = journalOf(dir);
+    const { events } = onlyJournal(dir);
     expect(events.filter((e) => e.event === 'run-start')).toHaveLength(2);
     expect(events.filter((e) => e.event === 'ok' && e.step === 'before')).toHaveLength(1);
     expect(events.at(-1)).toMatchObject({ event: 'run-end', outcome: 'success' });
@@ -326,7 +312,7 @@ describe('interruption, resume and locking', () => {
     const res = await child;
     expect(res.exitCode).toBe(130);
     expect(String(res.stderr)).toMatch(/interrupted by SIGTERM during long; journal saved/);
-    const { runId, events } = journalOf(dir);
+    const { runId, events } = onlyJournal(dir);
     expect(events.at(-1)).toMatchObject({ event: 'run-end', outcome: 'interrupted', exitCode: 130 });
     const again = await runCli(['run', pb, '--resume', runId, '--var', 'ms=10'], { cwd: dir });
     expect(again.exitCode).toBe(0);

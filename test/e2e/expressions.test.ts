@@ -1,25 +1,12 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hasStackTrace, runCli, tempDir } from '../support/cli.js';
+import { hasStackTrace, onlyJournal, runCli, tempDir } from '../support/cli.js';
 
 function playbook(dir: string, steps: string, extra = ''): string {
   const path = join(dir, 'p.yaml');
   writeFileSync(path, `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata:\n  name: e2e\n${extra}steps:\n${steps}`);
   return path;
-}
-
-function journalOf(dir: string): { text: string; events: Record<string, unknown>[] } {
-  const runs = readdirSync(join(dir, '.recoverctl', 'runs'));
-  expect(runs).toHaveLength(1);
-  const text = readFileSync(join(dir, '.recoverctl', 'runs', runs[0] as string, 'journal.ndjson'), 'utf8');
-  return {
-    text,
-    events: text
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
 }
 
 const marker = (text: string) => `[node, -e, "require('fs').appendFileSync('ran.txt', '${text}\\\\n')"]`;
@@ -60,7 +47,7 @@ describe('expressions in a real run', () => {
     const r = await runCli(['run', pb, '--yes'], { cwd: dir });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(readFileSync(join(dir, 'ran.txt'), 'utf8')).toBe('bad-exit\nmany\ncode=5 big=true first=x\n');
-    const skipped = journalOf(dir)
+    const skipped = onlyJournal(dir)
       .events.filter((e) => e.event === 'skip')
       .map((e) => [e.step, e.reason]);
     expect(skipped).toEqual([
@@ -174,7 +161,7 @@ describe('vars from files', () => {
     expect(readFileSync(join(dir, 'seen.txt'), 'utf8')).toBe(TOKEN);
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
     expect(r.stdout).toContain('using ***');
-    const { text } = journalOf(dir);
+    const { text } = onlyJournal(dir);
     expect(text).not.toContain(TOKEN);
     expect(text).toContain('token=***');
   });

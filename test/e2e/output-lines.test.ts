@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, ROOT, runCli, tempDir } from '../support/cli.js';
+import { type CliResult, onlyJournal, ROOT, runCli, tempDir } from '../support/cli.js';
 import { startTestEngine } from '../support/engine.js';
 
 interface Event {
@@ -10,18 +10,6 @@ interface Event {
   event: string;
   step: string | null;
   message?: string;
-}
-
-function journalOf(dir: string): { runId: string; events: Event[] } {
-  const runId = readdirSync(join(dir, '.recoverctl', 'runs'))[0] as string;
-  const text = readFileSync(join(dir, '.recoverctl', 'runs', runId, 'journal.ndjson'), 'utf8');
-  return {
-    runId,
-    events: text
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Event),
-  };
 }
 
 /** The plain progress lines of one step in stderr, as [time, text]. */
@@ -69,7 +57,7 @@ describe('the output of exec steps, and step titles', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'recoverctl-lines-'));
     run = await runCli(['run', playbook(dir), '--junit', 'junit.xml'], { cwd: dir });
-    ({ runId, events } = journalOf(dir));
+    ({ runId, events } = onlyJournal<Event>(dir));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -157,7 +145,7 @@ steps:
     );
     const r = await runCli(['run', 'shift.yaml'], { cwd: dir, env: { CI: 'true' } });
     expect(r.exitCode, r.stderr).toBe(0);
-    const { events } = journalOf(dir);
+    const { events } = onlyJournal<Event>(dir);
     for (const step of ['chatty', 'shift']) {
       const lines = progressLines(r.stderr, step);
       expect(lines.length, step).toBeGreaterThanOrEqual(3);

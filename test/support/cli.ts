@@ -1,9 +1,9 @@
 import { execa, type ResultPromise } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = join(ROOT, 'bin', 'recoverctl.js');
@@ -64,4 +64,20 @@ export async function waitFor(check: () => boolean, timeoutMs = 20_000, what = '
 /** No stack trace: no line that looks like `    at fn (file:1:2)`. */
 export function hasStackTrace(text: string): boolean {
   return /^\s+at .+(:\d+:\d+\)?|native)$/m.test(text);
+}
+
+/** The journal of the one run in `<dir>/.recoverctl` (a test that ran the CLI once there): id, text, events. */
+export function onlyJournal<E = Record<string, unknown>>(dir: string): { runId: string; text: string; events: E[] } {
+  const runs = readdirSync(join(dir, '.recoverctl', 'runs'));
+  expect(runs).toHaveLength(1);
+  const runId = runs[0] as string;
+  const text = readFileSync(join(dir, '.recoverctl', 'runs', runId, 'journal.ndjson'), 'utf8');
+  return {
+    runId,
+    text,
+    events: text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as E),
+  };
 }
