@@ -243,7 +243,8 @@ async function reproduceIncident(
   const { readFileSync } = await import('node:fs');
   const snap = await client.snapshot();
   log(json, `pre-outage snapshot ${snap.path} (seq ${snap.seq}, ${snap.records} records)`);
-  const gen = new LoadGenerator({ url, token: readFileSync(dataDirLayout(dataDir).token, 'utf8').trim(), rate: 200, accounts: traders, seed });
+  const token = readFileSync(dataDirLayout(dataDir).token, 'utf8').trim();
+  const gen = new LoadGenerator({ url, token, rate: 200, accounts: traders, seed, instruments: await client.instruments() });
   gen.start();
   await new Promise((r) => setTimeout(r, 500));
   await gen.stop();

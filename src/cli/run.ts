@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, Interrupted, LockHeldError, PreflightFailed, RollbackFailed, StepFailed, UsageError } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
@@ -20,6 +21,8 @@ import { summaryText } from '../ui/summary.js';
 import { TrailerFacts, trailerText } from '../ui/trailer.js';
 import { systemClock } from '../util/clock.js';
 import type { Approver, EngineTarget } from '../steps/types.js';
+import { REGISTRY } from '../steps/registry.js';
+import { nodeEffects } from './effects.js';
 import type { GitHubAnnotations } from '../ui/annotations.js';
 import { didYouMean } from '../util/suggest.js';
 import { firstLine } from '../util/text.js';
@@ -257,6 +260,9 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
       redactor: o.redactor,
       clock: systemClock,
       approver: o.approver ?? promptApprover({ yes: o.yes, input: process.stdin, output: process.stderr, ...ui }),
+      registry: REGISTRY,
+      effects: nodeEffects,
+      scratchDir: tmpdir(),
       engine: o.engine,
       timeScale: o.timeScale,
       sink,

@@ -71,3 +71,30 @@ export interface MarginBurstAnswer {
   phase: EngineHealth['phase'];
   reason: string | null;
 }
+
+/**
+ * One instrument's contract terms as `GET /instruments` serves them: the engine's table, the one source
+ * the client side reads (the load generator prices its orders on this tick and lot). Sizes and rates are
+ * exact decimal strings, never binary floats. Rates are fractions of notional: `"0.05"` is 5% (500 bps).
+ */
+export interface InstrumentView {
+  symbol: string;
+  settleAsset: 'USDT' | 'USDC';
+  /** The price grid: every order price is a positive multiple of it, e.g. `"0.1"`. */
+  tickSize: string;
+  /** The quantity grid: every order quantity is a positive multiple of it, e.g. `"0.001"`. */
+  lotSize: string;
+  /** Initial margin as a fraction of notional, e.g. `"0.05"`. */
+  initialMarginRate: string;
+  /** Maintenance margin as a fraction of notional, e.g. `"0.025"`; below it, liquidation. */
+  maintenanceMarginRate: string;
+  /** Fee of the order that takes liquidity, a fraction of notional, e.g. `"0.0005"`. */
+  takerFeeRate: string;
+  /** Fee of the resting order that is filled, a fraction of notional, e.g. `"0.0002"`. */
+  makerFeeRate: string;
+}
+
+/** The answer to `GET /instruments` (read-only, answered in every phase): every instrument the engine lists. */
+export interface InstrumentsAnswer {
+  instruments: InstrumentView[];
+}

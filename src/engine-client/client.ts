@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { AccountView, EngineHealth, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
+import type { AccountView, EngineHealth, InstrumentsAnswer, InstrumentView, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
 
 /** The engine answered with an error status: carries the status and the engine's message. */
 export class EngineHttpError extends Error {
@@ -15,7 +15,7 @@ export class EngineHttpError extends Error {
 export class EngineUnreachable extends Error {}
 
 // The control API's request and answer types live in the contract module both sides share.
-export type { AccountView, EngineHealth, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
+export type { AccountView, EngineHealth, InstrumentsAnswer, InstrumentView, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
 
 /** A typed client of the engine's control API (SPEC section 4). */
 export class EngineClient {
@@ -67,6 +67,10 @@ export class EngineClient {
   }
   metrics(signal?: AbortSignal): Promise<string> {
     return this.request('GET', '/metrics', undefined, signal);
+  }
+  /** The engine's instruments (tick, lot, margin and fee rates as decimal strings); answered in every phase. */
+  async instruments(signal?: AbortSignal): Promise<InstrumentView[]> {
+    return (await this.request<InstrumentsAnswer>('GET', '/instruments', undefined, signal)).instruments;
   }
   setPhase(phase: EngineHealth['phase'], reason?: string): Promise<{ phase: string; reason: string | null }> {
     return this.request('POST', '/phase', reason === undefined ? { phase } : { phase, reason });

@@ -1,6 +1,7 @@
 import { Agent, request } from 'node:http';
+import { InternalError } from '../errors.js';
 import { rng } from '../util/random.js';
-import type { OrderBody } from './client.js';
+import type { InstrumentView, OrderBody } from './client.js';
 
 /**
  * The seeded traders' account ids, trader-0001 .. trader-N: the same accounts in a rehearsal's scratch
@@ -27,14 +28,61 @@ export interface LoadOptions {
   rate: number;
   accounts: string[];
   seed: number;
+  /** The engine's instruments (`await client.instruments()`): the tick and lot the orders are priced on. */
+  instruments: InstrumentView[];
+  /** The symbols to trade; every one of `instruments` by default. */
   symbols?: string[];
   /** A recorded order flow to replay instead of the synthetic one (cycled). */
   replay?: OrderBody[];
   maxInFlight?: number;
 }
 
-const TICK: Record<string, number> = { BTCUSDT: 0.1, BTCUSDC: 0.1, ETHUSDT: 0.01, ETHUSDC: 0.01 };
-const LOT: Record<string, string> = { BTCUSDT: '0.001', BTCUSDC: '0.001', ETHUSDT: '0.01', ETHUSDC: '0.01' };
+/**
+ * One instrument's price grid: prices are integers of 10^-scale (scale: the tick's decimal places), so a
+ * price a few ticks from the mark is integer arithmetic and prints exactly; the lot is the engine's string.
+ */
+export interface PriceGrid {
+  scale: number;
+  /** The tick in units of 10^-scale (1n for "0.1" and for "0.01", 5n for "0.05"). */
+  tick: bigint;
+  lot: string;
+}
+
+const DECIMAL = /^(\d+)(?:\.(\d+))?$/;
+
+/** The grid of an instrument from its decimal strings; a tick that is not a positive decimal is the engine's bug. */
+export function priceGrid(inst: InstrumentView): PriceGrid {
+  const m = DECIMAL.exec(inst.tickSize);
+  const tick = m ? BigInt(`${m[1]}${m[2] ?? ''}`) : 0n;
+  if (!m || tick <= 0n || !DECIMAL.test(inst.lotSize) || !/[1-9]/.test(inst.lotSize)) {
+    throw new InternalError(
+      `instrument ${inst.symbol}: tick ${JSON.stringify(inst.tickSize)} or lot ${JSON.stringify(inst.lotSize)} is not a positive decimal`,
+    );
+  }
+  return { scale: (m[2] ?? '').length, tick, lot: inst.lotSize };
+}
+
+/** A non-negative decimal price (a mark) as a whole number of ticks, the nearest one (half up); null if not a decimal. */
+export function ticksOf(price: string, g: PriceGrid): bigint | null {
+  const m = DECIMAL.exec(price);
+  if (!m) return null;
+  const frac = m[2] ?? '';
+  const scale = Math.max(frac.length, g.scale);
+  const units = BigInt(`${m[1]}${frac.padEnd(scale, '0')}`);
+  const tick = g.tick * 10n ** BigInt(scale - g.scale);
+  return (2n * units + tick) / (2n * tick);
+}
+
+/** A whole number of ticks as a decimal price with the tick's decimal places ("60000.1", "3000.00"). */
+export function priceOf(ticks: bigint, g: PriceGrid): string {
+  const units = ticks * g.tick;
+  const digits = (units < 0n ? -units : units).toString().padStart(g.scale + 1, '0');
+  const int = digits.slice(0, digits.length - g.scale);
+  return `${units < 0n ? '-' : ''}${int}${g.scale > 0 ? `.${digits.slice(digits.length - g.scale)}` : ''}`;
+}
+
+/** Where the synthetic flow prices a symbol before the first `/health` answers. */
+const FALLBACK_MARK = (symbol: string): string => (symbol.startsWith('BTC') ? '60000' : '3000');
 
 /**
  * The built-in load generator: seeded synthetic makers (post-only limits near the mark), takers (IOC
@@ -50,15 +98,26 @@ export class LoadGenerator {
   private inFlight = 0;
   private started = 0;
   private offered = 0;
-  private marks: Record<string, number> = {};
+  /** The last marks seen, in whole ticks of each symbol's grid. */
+  private marks: Record<string, bigint> = {};
   private readonly open: string[] = [];
   private readonly pending = new Set<Promise<void>>();
   private readonly u: URL;
+  private readonly grids = new Map<string, PriceGrid>();
+  private readonly symbols: string[];
 
   constructor(private readonly o: LoadOptions) {
     this.agent = new Agent({ keepAlive: true, maxSockets: o.maxInFlight ?? 64 });
     this.r = rng(o.seed);
     this.u = new URL(o.url);
+    for (const inst of o.instruments) this.grids.set(inst.symbol, priceGrid(inst));
+    this.symbols = o.symbols ?? o.instruments.map((i) => i.symbol);
+    if (!o.replay?.length) {
+      const unknown = this.symbols.filter((s) => !this.grids.has(s));
+      if (this.symbols.length === 0 || unknown.length > 0) {
+        throw new InternalError(`the load generator has no instrument for ${unknown.length > 0 ? unknown.join(', ') : 'any symbol'}`);
+      }
+    }
   }
 
   stats(): LoadStats {
@@ -100,7 +159,12 @@ export class LoadGenerator {
     try {
       const h = await this.call('GET', '/health');
       const marks = h.json.marks as Record<string, string> | undefined;
-      if (marks) this.marks = Object.fromEntries(Object.entries(marks).map(([s, p]) => [s, Number(p)]));
+      if (!marks) return;
+      for (const [symbol, price] of Object.entries(marks)) {
+        const grid = this.grids.get(symbol);
+        const ticks = grid ? ticksOf(price, grid) : null;
+        if (ticks !== null) this.marks[symbol] = ticks;
+      }
     } catch {
       // the next refresh tries again; order errors are counted where they happen
     }
@@ -117,21 +181,20 @@ export class LoadGenerator {
       this.open.pop();
       return { method: 'DELETE', id };
     }
-    const symbols = this.o.symbols ?? ['BTCUSDT', 'ETHUSDT', 'BTCUSDC', 'ETHUSDC'];
-    const symbol = symbols[Math.floor(this.r() * symbols.length)] as string;
-    const tick = TICK[symbol] ?? 0.01;
-    const mark = this.marks[symbol] ?? (symbol.startsWith('BTC') ? 60_000 : 3_000);
+    const symbol = this.symbols[Math.floor(this.r() * this.symbols.length)] as string;
+    const grid = this.grids.get(symbol) as PriceGrid; // the constructor checked every symbol has one
+    const mark = this.marks[symbol] ?? (ticksOf(FALLBACK_MARK(symbol), grid) as bigint);
     const account = this.o.accounts[Math.floor(this.r() * this.o.accounts.length)] as string;
     const side = this.r() < 0.5 ? 'buy' : 'sell';
-    const decimals = tick < 0.1 ? 2 : 1;
     if (x < 0.7) {
-      const away = (1 + Math.floor(this.r() * 20)) * tick;
-      const price = side === 'buy' ? mark - away : mark + away;
-      return { method: 'POST', body: { account, symbol, side, type: 'limit', price: price.toFixed(decimals), qty: LOT[symbol] ?? '0.01', postOnly: true } };
+      // A maker rests 1..20 ticks away from the mark, on its own side.
+      const away = BigInt(1 + Math.floor(this.r() * 20));
+      const price = priceOf(side === 'buy' ? mark - away : mark + away, grid);
+      return { method: 'POST', body: { account, symbol, side, type: 'limit', price, qty: grid.lot, postOnly: true } };
     }
-    const through = 5 * tick;
-    const price = side === 'buy' ? mark + through : mark - through;
-    return { method: 'POST', body: { account, symbol, side, type: 'limit', tif: 'IOC', price: price.toFixed(decimals), qty: LOT[symbol] ?? '0.01' } };
+    // A taker reaches 5 ticks through the mark.
+    const price = priceOf(side === 'buy' ? mark + 5n : mark - 5n, grid);
+    return { method: 'POST', body: { account, symbol, side, type: 'limit', tif: 'IOC', price, qty: grid.lot } };
   }
 
   private fire(): void {

@@ -1,3 +1,6 @@
+import type { InstrumentView } from '../contract/control-api.js';
+import { formatFixed, PRICE_DECIMALS, QTY_DECIMALS } from './fixed.js';
+
 export type Asset = 'USDT' | 'USDC';
 export const ASSETS: readonly Asset[] = ['USDT', 'USDC'];
 export type Symbol = 'BTCUSDT' | 'ETHUSDT' | 'BTCUSDC' | 'ETHUSDC';
@@ -35,3 +38,25 @@ export function isAsset(s: unknown): s is Asset {
 /** Taker and maker fees, basis points of notional. */
 export const TAKER_FEE_BPS = 5;
 export const MAKER_FEE_BPS = 2;
+
+/** Basis points as a fraction: 1 bp is 0.0001. */
+const BPS_DECIMALS = 4;
+
+/** One instrument as the control API shows it: integer units turned into exact decimal strings. */
+export function instrumentView(inst: Instrument): InstrumentView {
+  return {
+    symbol: inst.symbol,
+    settleAsset: inst.settleAsset,
+    tickSize: formatFixed(inst.tickSize, PRICE_DECIMALS),
+    lotSize: formatFixed(inst.lotSize, QTY_DECIMALS),
+    initialMarginRate: formatFixed(inst.initialMarginBps, BPS_DECIMALS),
+    maintenanceMarginRate: formatFixed(inst.maintenanceMarginBps, BPS_DECIMALS),
+    takerFeeRate: formatFixed(TAKER_FEE_BPS, BPS_DECIMALS),
+    makerFeeRate: formatFixed(MAKER_FEE_BPS, BPS_DECIMALS),
+  };
+}
+
+/** `GET /instruments`: every instrument, in the table's order. */
+export function instrumentViews(): InstrumentView[] {
+  return SYMBOLS.map((symbol) => instrumentView(INSTRUMENTS[symbol]));
+}

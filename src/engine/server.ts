@@ -1,8 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { InstrumentsAnswer } from '../contract/control-api.js';
 import { avgPriceOf } from './exchange.js';
 import { DecimalError, fmtMoney, fmtPrice, fmtQty, MONEY_DECIMALS, parseFixed, parseUnits, PRICE_DECIMALS, QTY_DECIMALS } from './fixed.js';
-import { isAsset, isSymbol, INSTRUMENTS } from './instruments.js';
+import { instrumentViews, isAsset, isSymbol, INSTRUMENTS } from './instruments.js';
 import { EngineRefusal, type EngineRuntime } from './runtime.js';
 import { PHASES, type OrderRequest, type OrderResult, type Phase } from './types.js';
 
@@ -278,10 +279,15 @@ async function injectFault({ req, res, rt, onCrash }: RouteCall): Promise<void> 
   throw new BadRequest('kind must be margin-burst or crash');
 }
 
+/** The instruments never change while the engine runs: built once, from the same table the exchange checks. */
+const INSTRUMENTS_ANSWER: InstrumentsAnswer = { instruments: instrumentViews() };
+
 /** The control API's routes (docs/engine.md lists them); a path no route matches is 404. */
 const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/health', handle: ({ res, rt }) => send(res, 200, rt.health()) },
   { method: 'GET', path: '/metrics', handle: sendMetrics },
+  // Read-only, so answered in every phase (halted included): a client prices its orders before trading opens.
+  { method: 'GET', path: '/instruments', handle: ({ res }) => send(res, 200, INSTRUMENTS_ANSWER) },
   { method: 'POST', path: '/orders', handle: placeOrder },
   {
     method: 'DELETE',

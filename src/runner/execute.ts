@@ -1,7 +1,8 @@
 import { evaluate, ExpressionEvalError, ExpressionSyntaxError, shouldRun, truthy, type Reference } from '../playbook/expressions.js';
 import { formatDuration } from '../util/duration.js';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
-import { stepKind } from '../steps/registry.js';
+import type { ErasedStepKind, StepRegistry } from '../steps/registry.js';
+import type { Effects } from '../steps/effects.js';
 import { errorMessage, type Approver, type EngineTarget, type OutputValue, type StepContext, type StepResult } from '../steps/types.js';
 import type { Clock } from '../util/clock.js';
 import { firstLine } from '../util/text.js';
@@ -33,6 +34,12 @@ export interface RunOptions {
   redactor: Redactor;
   clock: Clock;
   approver: Approver;
+  /** The step kinds to run (REGISTRY for a real run; a test may swap in fakes). */
+  registry: StepRegistry;
+  /** Commands, HTTP, engines and reports, as the steps reach them. */
+  effects: Effects;
+  /** Where steps may make throwaway folders. */
+  scratchDir: string;
   /** The playbook's engine, resolved (rehearsals replace it with a scratch engine). */
   engine: EngineTarget | undefined;
   timeScale: number;
@@ -275,9 +282,10 @@ export class Runner {
   }
 
   /** The step's `with` filled in and parsed, and its description; a reference with no value is an error at its place. */
-  private prepare(step: RuntimeStep): { withValue: unknown; description: string } | { error: string } {
+  private prepare(step: RuntimeStep): { kind: ErasedStepKind; withValue: unknown; description: string } | { error: string } {
     const pb = this.o.playbook;
-    const kind = stepKind(step.uses);
+    const kind = this.o.registry.get(step.uses);
+    if (!kind) return { error: `${pb.file}: step ${step.id}: no handler for the kind ${step.uses} in this runner` };
     try {
       const filled = interpolateDeep(step.with, (r) => this.refs.value(r));
       addEnvSecrets(this.o.redactor, filled);
@@ -288,7 +296,7 @@ export class Runner {
         throw new UnresolvedReference(`with${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'} (after interpolation)`, at);
       }
       const description = this.o.redactor.text(kind.describe(parsed.data, { playbookDir: pb.dir, timeScale: this.o.timeScale, engine: this.o.engine }));
-      return { withValue: parsed.data, description };
+      return { kind, withValue: parsed.data, description };
     } catch (e) {
       if (!(e instanceof UnresolvedReference)) throw e;
       const at = e.at ?? pb.locate([...step.yamlPath, 'with']);
@@ -305,8 +313,13 @@ export class Runner {
   }
 
   /** Attempts with backoff between them, until one succeeds or the retries are spent. */
-  private async attempts(step: RuntimeStep, phase: Phase, prepared: { withValue: unknown; description: string }, started: number): Promise<StepRun> {
-    const kind = stepKind(step.uses);
+  private async attempts(
+    step: RuntimeStep,
+    phase: Phase,
+    prepared: { kind: ErasedStepKind; withValue: unknown; description: string },
+    started: number,
+  ): Promise<StepRun> {
+    const { kind } = prepared;
     const name = step.name === undefined ? null : this.displayName(step.name);
     const attempts = step.retries + 1;
     let last: StepResult = { ok: false, error: 'not run' };
@@ -392,10 +405,15 @@ export class Runner {
     const controller = new AbortController();
     const onInterrupt = (): void => controller.abort(this.o.interrupt.reason);
     this.o.interrupt.addEventListener('abort', onInterrupt, { once: true });
-    const timer =
-      step.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => controller.abort(new StepTimeout(`timed out after ${formatDuration(step.timeoutMs ?? 0)}`)), step.timeoutMs);
+    // An interrupt that came while the step was being announced still stops it.
+    if (this.o.interrupt.aborted) onInterrupt();
+    // Timers run on the injected clock, so a test with a fake clock sees timeouts without waiting for them.
+    const timers = new AbortController();
+    const after = (ms: number, fire: () => void): void => {
+      void this.o.clock.sleep(ms, timers.signal).then(fire, () => undefined);
+    };
+    const timeoutMs = step.timeoutMs;
+    if (timeoutMs !== undefined) after(timeoutMs, () => controller.abort(new StepTimeout(`timed out after ${formatDuration(timeoutMs)}`)));
     const ctx: StepContext = {
       runId: this.o.runId,
       playbookName: this.o.playbook.spec.metadata.name,
@@ -406,7 +424,9 @@ export class Runner {
       timeScale: this.o.timeScale,
       playbookDir: this.o.playbook.dir,
       runDir: this.o.runDir,
+      scratchDir: this.o.scratchDir,
       approver: this.o.approver,
+      ...this.o.effects,
       engine: this.o.engine,
       progress: (message, data) => this.emit({ event: 'progress', step: step.id, phase, message, ...(data ? { data } : {}) }),
       emitResult: (text) => this.emit({ event: 'output', step: step.id, phase, text }),
@@ -416,10 +436,7 @@ export class Runner {
     const abandoned = new Promise<'abandoned'>((resolve) => {
       abandon = () => resolve('abandoned');
     });
-    let graceTimer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => {
-      graceTimer = setTimeout(() => abandon?.(), ABORT_GRACE_MS);
-    };
+    const onAbort = (): void => after(ABORT_GRACE_MS, () => abandon?.());
     controller.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const settled = await Promise.race([run(withValue, ctx).then((r) => ({ r })), abandoned]);
@@ -437,8 +454,7 @@ export class Runner {
       if (reason instanceof StepTimeout) return { ok: false, error: reason.message };
       return { ok: false, error: `${step.uses} failed unexpectedly: ${errorMessage(e)}` };
     } finally {
-      if (timer) clearTimeout(timer);
-      if (graceTimer) clearTimeout(graceTimer);
+      timers.abort();
       this.o.interrupt.removeEventListener('abort', onInterrupt);
     }
   }

@@ -2,14 +2,14 @@ import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { duration, durationOrExpr } from './fields.js';
 import { parseDuration } from '../util/duration.js';
+import type { ControlClient } from './effects.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type StepContext, type StepResult } from './types.js';
 
 const phase = z.enum(['halted', 'cancel-only', 'post-only', 'open']);
 
-async function client(ctx: StepContext) {
-  const { connect } = await import('../engine-client/supervisor.js');
+function client(ctx: StepContext): Promise<ControlClient> {
   if (!ctx.engine) throw new Error('no engine');
-  return connect(ctx.engine);
+  return ctx.engines.connect(ctx.engine);
 }
 
 /** Run engine work, turning an unreachable or refusing engine into a step failure. */
@@ -42,8 +42,7 @@ export const engineStartStep = defineStep({
     guarded('engine.start', ctx, async (): Promise<StepResult> => {
       const target = ctx.engine;
       if (!target || !('dataDir' in target)) return { ok: false, error: 'engine.start: only an engine with a local dataDir can be started' };
-      const { startEngine } = await import('../engine-client/supervisor.js');
-      const r = await startEngine(target.dataDir, {
+      const r = await ctx.engines.start(target.dataDir, {
         ...(w.seed !== undefined ? { seed: w.seed } : {}),
         ...(w.feedInterval ? { feedInterval: w.feedInterval } : {}),
         ...(w.fundingInterval ? { fundingInterval: w.fundingInterval } : {}),
@@ -137,8 +136,7 @@ export const engineStopStep = defineStep({
     guarded('engine.stop', ctx, async (): Promise<StepResult> => {
       const target = ctx.engine;
       if (!target || !('dataDir' in target)) return { ok: false, error: 'engine.stop: only an engine with a local dataDir can be stopped' };
-      const { stopEngine } = await import('../engine-client/supervisor.js');
-      const r = await stopEngine(target.dataDir, parseDuration(w.timeout) ?? 10_000);
+      const r = await ctx.engines.stop(target.dataDir, parseDuration(w.timeout) ?? 10_000);
       return { ok: true, outputs: { wasRunning: r.wasRunning, forced: r.forced, pid: r.pid } };
     }),
 });

@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { stringMap } from './fields.js';
-import { defineStep, errorMessage, type StepResult } from './types.js';
+import { defineStep, errorMessage, type StepContext, type StepResult } from './types.js';
 
 const TAIL_BYTES = 4_096;
 /** How many of the last stderr lines a failed step's error carries. */
@@ -90,6 +90,38 @@ function quote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Progress from a command's output: the newest whole line, at most every PROGRESS_EVERY_MS; one that
+ * arrives sooner waits its turn (on the step's clock), and `flush` sends the last one at once.
+ */
+function throttledProgress(ctx: StepContext): { line: (raw: string) => void; flush: () => void; stop: () => void } {
+  let lastProgressAt = -Infinity;
+  let pending: string | undefined;
+  let waiting = false;
+  const stopped = new AbortController();
+  const flush = (): void => {
+    waiting = false;
+    if (pending === undefined || stopped.signal.aborted) return;
+    lastProgressAt = ctx.clock.now();
+    ctx.progress(pending);
+    pending = undefined;
+  };
+  const line = (raw: string): void => {
+    const shown = displayLine(raw);
+    if (shown === '') return;
+    pending = shown;
+    if (waiting) return;
+    const wait = lastProgressAt + PROGRESS_EVERY_MS - ctx.clock.now();
+    if (wait <= 0) {
+      flush();
+      return;
+    }
+    waiting = true;
+    void ctx.clock.sleep(wait, stopped.signal).then(flush, () => undefined);
+  };
+  return { line, flush, stop: () => stopped.abort() };
+}
+
 export const execStep = defineStep({
   uses: 'exec',
   with: execWith,
@@ -105,80 +137,47 @@ export const execStep = defineStep({
     return `run ${cmd}${w.cwd ? ` in ${w.cwd}` : ''}`;
   },
   async run(w, ctx): Promise<StepResult> {
-    const { execa } = await import('execa');
     const cwd = w.cwd === undefined ? ctx.playbookDir : isAbsolute(w.cwd) ? w.cwd : resolve(ctx.playbookDir, w.cwd);
     const started = ctx.clock.now();
-    const options = {
-      cwd,
-      env: { ...w.env },
-      extendEnv: true,
-      stdin: 'ignore' as const,
-      reject: false,
-      cancelSignal: ctx.signal,
-      forceKillAfterDelay: 5_000,
-      maxBuffer: 16 * 1024 * 1024,
-    };
-    // Progress is the newest whole line, at most every PROGRESS_EVERY_MS; one that arrives sooner waits its turn.
-    let lastProgressAt = -Infinity;
-    let pending: string | undefined;
-    let waiting = false;
-    const stopProgress = new AbortController();
-    const sendPending = (): void => {
-      waiting = false;
-      if (pending === undefined || stopProgress.signal.aborted) return;
-      lastProgressAt = ctx.clock.now();
-      ctx.progress(pending);
-      pending = undefined;
-    };
-    const onLine = (raw: string): void => {
-      const line = displayLine(raw);
-      if (line === '') return;
-      pending = line;
-      if (waiting) return;
-      const wait = lastProgressAt + PROGRESS_EVERY_MS - ctx.clock.now();
-      if (wait <= 0) {
-        sendPending();
-        return;
-      }
-      waiting = true;
-      void ctx.clock.sleep(wait, stopProgress.signal).then(sendPending, () => undefined);
-    };
-    const stdoutLines = new LineSplitter(onLine);
-    const stderrLines = new LineSplitter(onLine);
+    const progress = throttledProgress(ctx);
+    const stdoutLines = new LineSplitter(progress.line);
+    const stderrLines = new LineSplitter(progress.line);
     try {
-      const child = Array.isArray(w.command) ? execa(w.command[0] as string, w.command.slice(1), options) : execa(w.command, { ...options, shell: true });
-      child.stdout?.on('data', (chunk: Buffer) => stdoutLines.push(chunk));
-      child.stderr?.on('data', (chunk: Buffer) => stderrLines.push(chunk));
-      const result = await child;
+      const result = await ctx.exec({
+        command: w.command,
+        shell: w.shell === true,
+        cwd,
+        env: { ...w.env },
+        signal: ctx.signal,
+        onStdout: (chunk) => stdoutLines.push(chunk),
+        onStderr: (chunk) => stderrLines.push(chunk),
+      });
       stdoutLines.end();
       stderrLines.end();
       // The last line out is the one a person wants to see: it does not wait for its turn.
-      sendPending();
-      const stderr = String(result.stderr ?? '');
+      progress.flush();
       const outputs = {
-        exitCode: result.exitCode ?? null,
-        signal: result.signal ?? null,
+        exitCode: result.exitCode,
+        signal: result.signal,
         durationMs: Math.round(ctx.clock.now() - started),
-        stdout: tail(String(result.stdout ?? '')),
-        stderr: tail(stderr),
+        stdout: tail(result.stdout),
+        stderr: tail(result.stderr),
       };
-      if (result.isCanceled) return { ok: false, error: 'command canceled', outputs };
-      if (result.failed) {
-        const why =
-          result.signal !== undefined
-            ? `command killed by ${result.signal}`
-            : result.exitCode !== undefined
-              ? `command exited with code ${result.exitCode}`
-              : `command failed: ${result.shortMessage ?? 'unknown error'}`;
-        // The first line says what happened; the lines after it are the end of stderr, which usually says why.
-        const lines = lastLines(stderr, ERROR_TAIL_LINES);
-        return { ok: false, error: [why, ...lines].join('\n'), outputs };
-      }
-      return { ok: true, outputs };
+      if (result.canceled) return { ok: false, error: 'command canceled', outputs };
+      if (result.exitCode === 0 && result.signal === null && result.error === null) return { ok: true, outputs };
+      const why =
+        result.signal !== null
+          ? `command killed by ${result.signal}`
+          : result.exitCode !== null
+            ? `command exited with code ${result.exitCode}`
+            : `command failed: ${result.error ?? 'unknown error'}`;
+      // The first line says what happened; the lines after it are the end of stderr, which usually says why.
+      const lines = lastLines(result.stderr, ERROR_TAIL_LINES);
+      return { ok: false, error: [why, ...lines].join('\n'), outputs };
     } catch (e) {
       return { ok: false, error: `could not run the command: ${errorMessage(e)}` };
     } finally {
-      stopProgress.abort();
+      progress.stop();
     }
   },
 });

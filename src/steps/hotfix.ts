@@ -67,10 +67,9 @@ export const hotfixDeployStep = defineStep({
     }
     const { mkdir, readFile, rename, rm, writeFile } = await import('node:fs/promises');
     const { createHash, randomBytes } = await import('node:crypto');
-    const { connect } = await import('../engine-client/supervisor.js');
     const { EngineHttpError } = await import('../engine-client/client.js');
     try {
-      const client = await connect(target);
+      const client = await ctx.engines.connect(target);
       const health = await client.health();
       const before = health.modules[w.component]?.active ?? null;
       const dir = join(target.dataDir, 'modules', w.component);
@@ -130,10 +129,9 @@ export const hotfixRollbackStep = defineStep({
   describe: (w, ctx) => `switch ${w.component} on ${engineLabel(ctx.engine)} back from ${w.from} to its previous version (if ${w.from} is active)`,
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('hotfix.rollback');
-    const { connect } = await import('../engine-client/supervisor.js');
     const { EngineHttpError } = await import('../engine-client/client.js');
     try {
-      const client = await connect(ctx.engine);
+      const client = await ctx.engines.connect(ctx.engine);
       const h = await client.health();
       const active = h.modules[w.component]?.active ?? null;
       if (active !== w.from) {
@@ -168,9 +166,8 @@ export const fundingRecomputeStep = defineStep({
     `settle the funding intervals missed on ${engineLabel(ctx.engine)} from ${w.from ?? 'the first unsettled one'} to ${w.to ?? 'now'}; payments must net to zero`,
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('funding.recompute');
-    const { connect } = await import('../engine-client/supervisor.js');
     try {
-      const client = await connect(ctx.engine);
+      const client = await ctx.engines.connect(ctx.engine);
       // By default every interval still unsettled, whichever halt it fell in (the engine starts at its
       // earliest recorded boundary).
       const from = w.from ?? new Date(0).toISOString();

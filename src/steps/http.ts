@@ -45,7 +45,7 @@ export const httpStep = defineStep({
       if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
     }
     try {
-      const res = await fetch(url, { method: w.method, headers, body, signal: ctx.signal });
+      const res = await ctx.fetch(url, { method: w.method, headers, body, signal: ctx.signal });
       const text = w.method === 'HEAD' ? '' : await res.text();
       const outputs = { status: res.status, body: text.length > BODY_LIMIT ? text.slice(0, BODY_LIMIT) : text };
       const expected = w.expectStatus === undefined ? undefined : [w.expectStatus].flat();

@@ -35,8 +35,7 @@ export const integrityCheckStep = defineStep({
     } else if (!target) {
       return noEngine('integrity.check');
     } else if ('dataDir' in target) {
-      const { attach } = await import('../engine-client/supervisor.js');
-      const running = await attach(target.dataDir);
+      const running = await ctx.engines.attach(target.dataDir);
       if (!running) return { ok: false, error: `integrity.check: no engine is running on ${target.dataDir}` };
       source = { engine: running.info.url, tokenFile: dataDirLayout(target.dataDir).token };
     } else {

@@ -63,7 +63,7 @@ export const notifyStep = defineStep({
       }
       case 'webhook': {
         try {
-          const res = await fetch(w.url, {
+          const res = await ctx.fetch(w.url, {
             method: 'POST',
             headers: { 'content-type': 'application/json', 'idempotency-key': key },
             body: JSON.stringify({ run: ctx.runId, playbook: ctx.playbookName, step: ctx.stepId, message: w.message, ts: sentAt }),

@@ -43,8 +43,6 @@ export type Uses = (typeof STEPS)[number]['uses'];
 /** The kinds' names, for messages ("known kinds: ..."). */
 export const STEP_KINDS: readonly Uses[] = STEPS.map((k) => k.uses);
 
-const byUses = new Map<string, (typeof STEPS)[number]>(STEPS.map((k) => [k.uses, k]));
-
 /** A step kind with its `with` type erased, for code that handles every kind alike. */
 export interface ErasedStepKind {
   readonly uses: string;
@@ -54,10 +52,16 @@ export interface ErasedStepKind {
   run(w: unknown, ctx: StepContext): Promise<StepResult>;
 }
 
+/** The step kinds a runner executes, by `uses`: injected, so a test can put a fake in place of a kind. */
+export type StepRegistry = ReadonlyMap<string, ErasedStepKind>;
+
 /**
- * The kind for `uses`. The cast is sound because callers pass `describe`/`run` only a value that the
- * same kind's `with` schema has just parsed.
+ * Every kind of STEPS by its `uses`. The cast is sound because callers pass `describe`/`run` only a value
+ * that the same kind's `with` schema has just parsed.
  */
+export const REGISTRY: StepRegistry = new Map(STEPS.map((k) => [k.uses, k as unknown as ErasedStepKind]));
+
+/** The kind for `uses` (the playbook schema admits only kinds of STEPS). */
 export function stepKind(uses: Uses): ErasedStepKind {
-  return byUses.get(uses) as unknown as ErasedStepKind;
+  return REGISTRY.get(uses) as ErasedStepKind;
 }

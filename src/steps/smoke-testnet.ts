@@ -2,7 +2,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { defineStep, errorMessage, type StepCheck, type StepContext, type StepResult } from './types.js';
 import { hotfixDeployWith, readArtifact, versionFromName } from './hotfix.js';
-import { terminateOnExit } from '../util/pid.js';
+import type { ControlClient, ScratchEngine } from './effects.js';
 
 const SUITES = ['order-matching', 'margin-checks', 'collateral-reconciliation', 'queue-depth-burst'] as const;
 type Suite = (typeof SUITES)[number];
@@ -28,7 +28,7 @@ export const smokeTestnetWith = z.strictObject({
 });
 
 type SmokeWith = z.output<typeof smokeTestnetWith>;
-type Client = import('../engine-client/client.js').EngineClient;
+type Client = ControlClient;
 type OrderBody = import('../engine-client/client.js').OrderBody;
 
 /** What a suite works with: the testnet's client, timed order entry, and `check` to record a case. */
@@ -127,16 +127,13 @@ interface SuitesRun {
 /** A testnet engine with the artifact active and funded traders; every suite run against it; always stopped. */
 async function runOnTestnet(w: SmokeWith, version: string, bytes: Buffer, ctx: StepContext): Promise<SuitesRun> {
   const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { startEngine, stopEngine } = await import('../engine-client/supervisor.js');
-  const scratch = await mkdtemp(join(tmpdir(), 'recoverctl-testnet-'));
+  const scratch = await mkdtemp(join(ctx.scratchDir, 'recoverctl-testnet-'));
   const dataDir = join(scratch, 'engine');
   const out: SuitesRun = { checks: [], latencies: [], burst: { depth: 0 }, suitesRun: new Set(), setupError: undefined };
-  // If this process is ended abruptly, the testnet must not outlive it.
-  const testnet = terminateOnExit();
+  let testnet: ScratchEngine | undefined;
   try {
-    const { client, info } = await startEngine(dataDir, { testnet: true, seed: w.seed, feedInterval: '0ms', exitWithMe: true });
-    testnet.watch(info.pid);
+    testnet = await ctx.engines.scratch(dataDir, { testnet: true, seed: w.seed, feedInterval: '0ms' });
+    const { client } = testnet;
     await mkdir(join(dataDir, 'modules', w.component), { recursive: true });
     await writeFile(join(dataDir, 'modules', w.component, `${version}.mjs`), bytes);
     await client.activate(w.component, version);
@@ -179,8 +176,7 @@ async function runOnTestnet(w: SmokeWith, version: string, bytes: Buffer, ctx: S
     out.setupError = errorMessage(e);
     out.checks.push({ name: 'testnet', ok: false, message: out.setupError });
   } finally {
-    await stopEngine(dataDir).catch(() => undefined);
-    testnet.release();
+    await testnet?.stop();
     await rm(scratch, { recursive: true, force: true });
   }
   return out;

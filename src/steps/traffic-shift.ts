@@ -4,7 +4,8 @@ import { duration } from './fields.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { errorRateOf, judgeSample, type GateSample } from './gates.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type EngineTarget, type StepCheck, type StepContext, type StepResult } from './types.js';
-import { dataDirLayout } from '../util/data-dir.js';
+import type { ControlClient, LoadRun } from './effects.js';
+import type { OrderBody } from '../contract/control-api.js';
 
 const weight = z.number().int().min(0).max(100);
 /** A stage is never judged on fewer samples than this. */
@@ -51,8 +52,8 @@ function stagesOf(w: TrafficShiftWith): { weight: number; bake: string }[] {
   return w.stages ?? (w.stepWeights ?? []).map((weight) => ({ weight, bake: w.bake ?? '30s' }));
 }
 
-type Client = import('../engine-client/client.js').EngineClient;
-type Load = import('../engine-client/load.js').LoadGenerator;
+type Client = ControlClient;
+type Load = LoadRun;
 
 /** What the whole shift has seen so far: the failures count across stages against failureLimit. */
 interface ShiftTally {
@@ -65,7 +66,7 @@ interface ShiftTally {
 
 /** The traders, their funding and the load generator (synthetic or a recorded flow), not yet started. */
 async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: EngineTarget, client: Client): Promise<Load> {
-  const { LoadGenerator, traderAccounts } = await import('../engine-client/load.js');
+  const { traderAccounts } = await import('../engine-client/load.js');
   const { readFile } = await import('node:fs/promises');
   const accounts = traderAccounts(w.load.accounts);
   if (w.load.fund) for (const a of accounts) await client.deposit(a, 'USDT', w.load.fund);
@@ -75,11 +76,9 @@ async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: Engine
     replay = text
       .split('\n')
       .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as import('../engine-client/client.js').OrderBody);
+      .map((l) => JSON.parse(l) as OrderBody);
   }
-  const tokenFile = 'dataDir' in engine ? dataDirLayout(engine.dataDir).token : engine.tokenFile;
-  const token = (await readFile(tokenFile, 'utf8')).trim();
-  return new LoadGenerator({ url: client.url, token, rate: w.load.rate, accounts, seed: w.load.seed, ...(replay ? { replay } : {}) });
+  return ctx.engines.load(engine, { rate: w.load.rate, accounts, seed: w.load.seed, ...(replay ? { replay } : {}) });
 }
 
 interface StageRun {
@@ -216,8 +215,7 @@ export const trafficShiftStep = defineStep({
   },
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('traffic.shift');
-    const { connect } = await import('../engine-client/supervisor.js');
-    const client = await connect(ctx.engine);
+    const client = await ctx.engines.connect(ctx.engine);
     const health = await client.health();
     if (health.phase === 'halted')
       return { ok: false, error: `traffic.shift: the engine is halted${health.reason ? ` (${health.reason})` : ''}; resume it first` };

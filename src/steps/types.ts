@@ -1,5 +1,8 @@
 import type { z } from 'zod';
 import type { Clock } from '../util/clock.js';
+import type { EngineSupervisor, EngineTarget, Exec, ReportWriter } from './effects.js';
+
+export type { EngineTarget } from './effects.js';
 
 export type OutputValue = string | number | boolean | null;
 export type StepOutputs = Record<string, OutputValue>;
@@ -27,10 +30,10 @@ export interface Approver {
   approve(message: string, signal: AbortSignal): Promise<ApprovalAnswer>;
 }
 
-/** The engine a playbook drives: a local data dir (started and found through engine.json) or a URL. */
-export type EngineTarget = { dataDir: string } | { url: string; tokenFile: string };
-
-/** What a running step may touch: every side effect goes through here or the step's own `with`. */
+/**
+ * What a running step may touch: every side effect goes through here. It writes files only under
+ * `runDir`, `scratchDir`, the engine's data dir, and the paths its own `with` names.
+ */
 export interface StepContext {
   runId: string;
   playbookName: string;
@@ -42,8 +45,16 @@ export interface StepContext {
   timeScale: number;
   /** Directory of the playbook file: relative paths in `with` resolve against it. */
   playbookDir: string;
+  /** The run's own folder in the state dir (journal, reports). */
   runDir: string;
+  /** Where a step may make throwaway folders (testnet engines); it removes what it made. */
+  scratchDir: string;
   approver: Approver;
+  /** Commands (`exec`), HTTP (`http`, `notify`), engines and the reports built from the journal. */
+  exec: Exec;
+  fetch: typeof globalThis.fetch;
+  engines: EngineSupervisor;
+  reports: ReportWriter;
   /** The playbook's engine, resolved against its folder; undefined when it has none. */
   engine: EngineTarget | undefined;
   /** A progress update for the renderers and the journal. */

@@ -1,51 +1,54 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePlaybook } from '../../src/playbook/load.js';
 import type { EventSink, RunEvent } from '../../src/runner/events.js';
-import { Runner, RunInterrupted, type RunOptions } from '../../src/runner/execute.js';
-import { foldJournal, JournalWriter, readJournal } from '../../src/runner/journal.js';
+import { ABORT_GRACE_MS, Runner, RunInterrupted, type RunOptions } from '../../src/runner/execute.js';
+import { foldJournal } from '../../src/runner/journal.js';
 import { buildRedactor, resolveVars } from '../../src/runner/scope.js';
-import type { Approver } from '../../src/steps/types.js';
-import { systemClock } from '../../src/util/clock.js';
-import { tempDir } from '../support/cli.js';
+import { REGISTRY, type ErasedStepKind } from '../../src/steps/registry.js';
+import { approveAll, fakeEffects, scriptedExec, VirtualClock, type ScriptedCommand } from '../support/fakes.js';
 
 class Memory implements EventSink {
   readonly events: RunEvent[] = [];
+  constructor(private readonly onEvent: (e: RunEvent) => void = () => undefined) {}
   write(e: RunEvent): void {
     this.events.push(e);
+    this.onEvent(e);
   }
   kinds(): string[] {
     return this.events.filter((e) => e.event !== 'progress').map((e) => `${e.event}${e.step ? `:${e.step}` : ''}`);
   }
 }
 
-const yes: Approver = { approve: () => Promise.resolve({ approved: true, by: 'test' }) };
-
-function setup(steps: string, extra = '', overrides: Record<string, string> = {}, env: NodeJS.ProcessEnv = {}) {
-  const dir = tempDir();
+/** A playbook from its steps (and what goes before them), run by the real runner with fake effects and virtual time. */
+function setup(steps: string, o: { extra?: string; overrides?: Record<string, string>; env?: NodeJS.ProcessEnv; commands?: ScriptedCommand[] } = {}) {
   const text = `apiVersion: recoverctl/v1
 kind: Playbook
 metadata:
   name: unit
-${extra}steps:
+${o.extra ?? ''}steps:
 ${steps}`;
-  const path = join(dir, 'p.yaml');
-  writeFileSync(path, text);
+  const path = '/playbooks/p.yaml';
   const pb = parsePlaybook(Buffer.from(text), path, path);
+  const overrides = o.overrides ?? {};
+  const env = o.env ?? {};
   const vars = resolveVars(pb, overrides, env);
   const sink = new Memory();
   const interrupt = new AbortController();
+  const clock = new VirtualClock();
+  const commands = scriptedExec(o.commands ?? [{}]);
   const options = (more: Partial<RunOptions> = {}): RunOptions => ({
     playbook: pb,
     runId: 'run-1',
-    runDir: dir,
+    runDir: '/state/runs/run-1',
     vars,
     varOverrides: overrides,
     env,
     redactor: buildRedactor(pb, vars),
-    clock: systemClock,
-    approver: yes,
+    clock,
+    approver: approveAll,
+    registry: REGISTRY,
+    effects: fakeEffects({ exec: commands.exec }),
+    scratchDir: '/tmp',
     engine: undefined,
     timeScale: 1,
     sink,
@@ -53,66 +56,117 @@ ${steps}`;
     random: () => 0.5,
     ...more,
   });
-  return { dir, pb, sink, interrupt, options };
+  return { pb, sink, interrupt, options, clock, commands };
 }
-
-const node = (code: string) => `[node, -e, ${JSON.stringify(code)}]`;
 
 describe('runner', () => {
   it('runs steps in order and hands outputs to later steps', async () => {
-    const { sink, options } = setup(`  - id: produce
+    const { sink, options, commands } = setup(
+      `  - id: produce
     uses: exec
-    with: { command: ${node("process.stdout.write('v1.4.3')")} }
+    with: { command: [deploy, --print-version] }
   - id: consume
     uses: notify
     with:
       channel: stdout
       message: "deployed \${{ steps.produce.outputs.stdout }} (exit \${{ steps.produce.outputs.exitCode }})"
-`);
+`,
+      { commands: [{ stdoutChunks: ['v1.4.3\n'] }] },
+    );
     const result = await new Runner(options()).run();
     expect(result).toMatchObject({ outcome: 'success', exitCode: 0 });
+    expect(commands.calls.map((c) => c.command)).toEqual([['deploy', '--print-version']]);
+    expect(commands.calls[0]?.cwd).toBe('/playbooks');
     expect(sink.events.find((e) => e.event === 'output')).toMatchObject({ text: 'deployed v1.4.3 (exit 0)' });
     expect(sink.kinds()).toEqual(['run-start', 'start:produce', 'ok:produce', 'start:consume', 'output:consume', 'ok:consume', 'run-end']);
   });
 
   it('retries a failing step with backoff until it succeeds', async () => {
-    const { sink, options, dir } = setup(`  - id: flaky
+    const { sink, options, commands, clock } = setup(
+      `  - id: flaky
     uses: exec
     retries: 3
     retryDelay: 10ms
-    with:
-      command: [node, -e, ${JSON.stringify("const f='count.txt';const fs=require('fs');const n=fs.existsSync(f)?+fs.readFileSync(f,'utf8'):0;fs.writeFileSync(f,String(n+1));process.exit(n<2?1:0)")}]
-`);
+    with: { command: [probe] }
+`,
+      { commands: [{ exitCode: 1 }, { exitCode: 1 }, { exitCode: 0 }] },
+    );
     const result = await new Runner(options()).run();
     expect(result.outcome).toBe('success');
-    expect(readFileSync(join(dir, 'count.txt'), 'utf8')).toBe('3');
+    expect(commands.calls).toHaveLength(3);
     const retries = sink.events.filter((e) => e.event === 'retry');
     expect(retries.map((e) => (e.event === 'retry' ? e.delayMs : 0))).toEqual([8, 15]);
+    expect(clock.sleeps).toEqual([8, 15]);
     expect(sink.events.find((e) => e.event === 'ok')).toMatchObject({ attempts: 3 });
   });
 
-  it('aborts an attempt that outlives its timeout', async () => {
-    const { options } = setup(`  - id: slow
+  it('fails a step whose retries are spent, with the last error', async () => {
+    const { options, commands } = setup(
+      `  - id: flaky
+    uses: exec
+    retries: 2
+    retryDelay: 1s
+    with: { command: [probe] }
+`,
+      { commands: [{ exitCode: 1 }, { exitCode: 2 }, { exitCode: 3, stderrChunks: ['disk full\n'] }] },
+    );
+    const result = await new Runner(options()).run();
+    expect(result).toMatchObject({ outcome: 'failed', failedStep: 'flaky', error: 'command exited with code 3\ndisk full' });
+    expect(commands.calls).toHaveLength(3);
+  });
+
+  it('aborts an attempt that outlives its timeout, on the run clock', async () => {
+    const { options, commands, clock } = setup(
+      `  - id: slow
     uses: exec
     timeout: 300ms
-    with: { command: ${node('setTimeout(() => {}, 20000)')} }
-`);
-    const started = Date.now();
+    with: { command: [sleep, '20'] }
+`,
+      { commands: [{ hang: true }] },
+    );
+    const started = clock.now();
     const result = await new Runner(options()).run();
     expect(result).toMatchObject({ outcome: 'failed', exitCode: 1, failedStep: 'slow' });
     expect(result.error).toBe('timed out after 300ms');
-    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(commands.calls[0]?.signal.aborted).toBe(true);
+    expect(clock.now() - started).toBe(300);
   });
 
-  it('records a continueOnError failure without failing the run', async () => {
-    const { sink, options } = setup(`  - id: optional
-    uses: exec
-    continueOnError: true
-    with: { command: ${node('process.exit(4)')} }
-  - id: after
+  it('abandons a step that ignores its abort after the grace period', async () => {
+    const deaf: ErasedStepKind = { ...(REGISTRY.get('wait') as ErasedStepKind), run: () => new Promise(() => undefined) };
+    const { options, clock } = setup(`  - id: deaf
+    uses: wait
+    timeout: 1s
+    with: { duration: 1ms }
+`);
+    const started = clock.now();
+    const result = await new Runner(options({ registry: new Map([...REGISTRY, ['wait', deaf]]) })).run();
+    expect(result.error).toBe(`timed out after 1s (and did not stop within ${ABORT_GRACE_MS / 1000}s)`);
+    expect(clock.now() - started).toBe(1000 + ABORT_GRACE_MS);
+  });
+
+  it('fails a step whose kind this runner has no handler for, naming it', async () => {
+    const { options } = setup(`  - id: w
     uses: wait
     with: { duration: 1ms }
 `);
+    const result = await new Runner(options({ registry: new Map() })).run();
+    expect(result).toMatchObject({ outcome: 'failed', failedStep: 'w' });
+    expect(result.error).toContain('no handler for the kind wait');
+  });
+
+  it('records a continueOnError failure without failing the run', async () => {
+    const { sink, options } = setup(
+      `  - id: optional
+    uses: exec
+    continueOnError: true
+    with: { command: [optional-check] }
+  - id: after
+    uses: wait
+    with: { duration: 1ms }
+`,
+      { commands: [{ exitCode: 4 }, {}] },
+    );
     const result = await new Runner(options()).run();
     expect(result.outcome).toBe('success');
     expect(sink.events.find((e) => e.event === 'fail')).toMatchObject({ continued: true, error: 'command exited with code 4' });
@@ -126,7 +180,7 @@ describe('runner', () => {
     with: { duration: 1ms }
   - id: broken
     uses: exec
-    with: { command: ${node('process.exit(2)')} }
+    with: { command: [broken] }
   - id: skipped
     uses: wait
     with: { duration: 1ms }
@@ -135,7 +189,7 @@ describe('runner', () => {
     if: always()
     with: { channel: stdout, message: "broken was \${{ steps.broken.outcome }}" }
 `,
-      '',
+      { commands: [{ exitCode: 2 }] },
     );
     const result = await new Runner(options()).run();
     expect(result).toMatchObject({ outcome: 'failed', exitCode: 1, failedStep: 'broken' });
@@ -155,19 +209,19 @@ describe('runner', () => {
   });
 
   it('runs the rollback list right after the failing step, and exits 3 when it fails', async () => {
-    const rollback = `rollback:
-  - id: undo-one
-    uses: exec
-    with: { command: ${node('process.exit(1)')} }
-  - id: undo-two
-    uses: notify
-    with: { channel: stdout, message: "undoing after \${{ steps.broken.outcome }}" }
-`;
     const { sink, options } = setup(
       `  - id: broken
     uses: exec
-    with: { command: ${node('process.exit(2)')} }
-${rollback}`,
+    with: { command: [deploy] }
+rollback:
+  - id: undo-one
+    uses: exec
+    with: { command: [undeploy] }
+  - id: undo-two
+    uses: notify
+    with: { channel: stdout, message: "undoing after \${{ steps.broken.outcome }}" }
+`,
+      { commands: [{ exitCode: 2 }, { exitCode: 1 }] },
     );
     const result = await new Runner(options()).run();
     expect(result).toMatchObject({ outcome: 'rollback-failed', exitCode: 3, rollbackFailedSteps: ['undo-one'] });
@@ -187,12 +241,13 @@ ${rollback}`,
   });
 
   it('runs a rollback step whose if: has no status function when it holds', async () => {
-    const { sink, options } = setup(`  - id: deploy
+    const { sink, options } = setup(
+      `  - id: deploy
     uses: wait
     with: { duration: 1ms }
   - id: broken
     uses: exec
-    with: { command: ${node('process.exit(1)')} }
+    with: { command: [broken] }
 rollback:
   - id: undo-deploy
     uses: notify
@@ -202,7 +257,9 @@ rollback:
     uses: notify
     if: \${{ steps.deploy.outcome == 'failure' }}
     with: { channel: stdout, message: never }
-`);
+`,
+      { commands: [{ exitCode: 1 }] },
+    );
     const result = await new Runner(options()).run();
     expect(result.outcome).toBe('failed');
     expect(sink.kinds()).toContain('ok:undo-deploy');
@@ -215,9 +272,7 @@ rollback:
     uses: notify
     with: { channel: stdout, message: "\${{ vars.msg }}" }
 `,
-      'vars:\n  msg: default\n',
-      { msg: '${{ env.HOME }} and ${{ broken' },
-      { HOME: '/root' },
+      { extra: 'vars:\n  msg: default\n', overrides: { msg: '${{ env.HOME }} and ${{ broken' }, env: { HOME: '/root' } },
     );
     const result = await new Runner(options()).run();
     expect(result.outcome).toBe('success');
@@ -231,7 +286,7 @@ rollback:
     if: \${{ vars.mode == 'live' }}
     with: { duration: 1ms }
 `,
-      'vars:\n  mode: rehearsal\n',
+      { extra: 'vars:\n  mode: rehearsal\n' },
     );
     const result = await new Runner(options()).run();
     expect(result.outcome).toBe('success');
@@ -239,56 +294,62 @@ rollback:
   });
 
   it('stops on interrupt with 130, and a resume from the journal finishes without re-running finished steps', async () => {
-    const { dir, options, interrupt, pb } = setup(`  - id: first
+    const { options, interrupt, pb } = setup(`  - id: first
     uses: notify
-    with: { channel: file, path: log.txt, message: first }
+    with: { channel: stdout, message: first }
   - id: pause
     uses: wait
     with: { duration: 30s }
   - id: last
     uses: notify
-    with: { channel: file, path: log.txt, message: last }
+    with: { channel: stdout, message: last }
 `);
-    const journalPath = join(dir, 'journal.ndjson');
-    const journal = new JournalWriter(journalPath);
-    const mem = new Memory();
-    const fan: EventSink = { write: (e) => (journal.write(e), mem.write(e)) };
-    const running = new Runner(options({ sink: fan })).run();
-    const deadline = Date.now() + 5000;
-    while (!mem.events.some((e) => e.event === 'start' && e.step === 'pause') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    interrupt.abort(new RunInterrupted('SIGINT'));
-    const result = await running;
-    journal.close();
+    // Ctrl-C the moment the long wait starts.
+    const journal = new Memory((e) => {
+      if (e.event === 'start' && e.step === 'pause') interrupt.abort(new RunInterrupted('SIGINT'));
+    });
+    const result = await new Runner(options({ sink: journal })).run();
     expect(result).toMatchObject({ outcome: 'interrupted', exitCode: 130 });
+    expect(journal.kinds().slice(-2)).toEqual(['interrupted:pause', 'run-end']);
 
-    const state = foldJournal('run-1', readJournal(journalPath));
+    const state = foldJournal('run-1', { events: journal.events, tornAtLine: undefined });
     expect(state?.finished.has('first')).toBe(true);
     expect(state?.finished.has('pause')).toBe(false);
-    const shortened = { ...pb, steps: pb.steps.map((s) => (s.id === 'pause' ? { ...s, with: { duration: '1ms' } } : s)) };
-    const resumed = await new Runner({ ...options(), playbook: shortened, interrupt: new AbortController().signal, resume: state }).run();
+    const again = new Memory();
+    const resumed = await new Runner({ ...options(), sink: again, playbook: pb, interrupt: new AbortController().signal, resume: state }).run();
     expect(resumed.outcome).toBe('success');
-    const log = readFileSync(join(dir, 'log.txt'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => l.split('\t')[2]);
-    expect(log).toEqual(['first', 'last']);
+    expect(again.kinds()).toEqual([
+      'run-start',
+      'restored:first',
+      'recheck:pause',
+      'start:pause',
+      'ok:pause',
+      'start:last',
+      'output:last',
+      'ok:last',
+      'run-end',
+    ]);
   });
 
   it('redacts secret vars and env values from every event', async () => {
-    const { sink, options } = setup(
+    const { sink, options, commands } = setup(
       `  - id: use-token
     uses: exec
     with:
-      command: ${node('console.log("token is " + process.env.API_TOKEN)')}
+      command: [curl, -H, "Authorization: \${{ vars.token }}"]
       env:
         API_TOKEN: \${{ vars.token }}
 `,
-      'vars:\n  token:\n    value: ${{ env.SECRET_TOKEN }}\n    secret: true\n',
-      {},
-      { SECRET_TOKEN: 'hunter2-very-secret' },
+      {
+        extra: 'vars:\n  token:\n    value: ${{ env.SECRET_TOKEN }}\n    secret: true\n',
+        env: { SECRET_TOKEN: 'hunter2-very-secret' },
+        commands: [{ stdoutChunks: ['token is hunter2-very-secret\n'] }],
+      },
     );
     const result = await new Runner(options()).run();
     expect(result.outcome).toBe('success');
+    // The command itself gets the secret; nothing the run reports shows it.
+    expect(commands.calls[0]?.env).toEqual({ API_TOKEN: 'hunter2-very-secret' });
     const all = JSON.stringify(sink.events);
     expect(all).not.toContain('hunter2-very-secret');
     expect(all).toContain('token is ***');
@@ -304,23 +365,5 @@ rollback:
     const result = await new Runner(options()).run();
     expect(result.outcome).toBe('failed');
     expect(result.error).toMatch(/p\.yaml:\d+:\d+: env\.SURELY_NOT_SET_ANYWHERE is not set/);
-  });
-});
-
-describe('journal', () => {
-  it('ignores a torn last record and reports where', () => {
-    const dir = tempDir();
-    const path = join(dir, 'j.ndjson');
-    writeFileSync(
-      path,
-      `${JSON.stringify({ ts: 't', run: 'r', step: null, event: 'run-start', steps: ['a'], file: 'f', sha256: 'x' })}\n{"ts":"t","run":"r","step":"a","eve`,
-    );
-    const read = readJournal(path);
-    expect(read.events).toHaveLength(1);
-    expect(read.tornAtLine).toBe(2);
-    // Reopening for append cuts the torn tail so new records start on a fresh line.
-    const w = new JournalWriter(path);
-    w.close();
-    expect(readFileSync(path, 'utf8').endsWith('}\n')).toBe(true);
   });
 });

@@ -1,0 +1,120 @@
+import { join } from 'node:path';
+import type { EngineSupervisor, EngineTarget, Effects, Exec, ExecOutcome, ReportWriter, ScratchEngine } from '../steps/effects.js';
+import { JOURNAL_FILE } from '../runner/journal.js';
+import { dataDirLayout } from '../util/data-dir.js';
+
+/** How long a canceled command gets after SIGTERM before SIGKILL. */
+const KILL_GRACE_MS = 5_000;
+const MAX_BUFFER = 16 * 1024 * 1024;
+
+/** Commands through execa: no shell unless asked, stdin closed, the environment extended, never rejecting. */
+export const nodeExec: Exec = async (req) => {
+  const { execa } = await import('execa');
+  const options = {
+    cwd: req.cwd,
+    env: { ...req.env },
+    extendEnv: true,
+    stdin: 'ignore' as const,
+    reject: false,
+    cancelSignal: req.signal,
+    forceKillAfterDelay: KILL_GRACE_MS,
+    maxBuffer: MAX_BUFFER,
+  };
+  const child = typeof req.command === 'string' ? execa(req.command, { ...options, shell: true }) : execa(req.command[0] ?? '', req.command.slice(1), options);
+  child.stdout?.on('data', (chunk: Buffer) => req.onStdout(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => req.onStderr(chunk));
+  const r = await child;
+  const outcome: ExecOutcome = {
+    exitCode: r.exitCode ?? null,
+    signal: r.signal ?? null,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+    canceled: r.isCanceled,
+    error: r.failed && r.exitCode === undefined && r.signal === undefined ? (r.shortMessage ?? 'unknown error') : null,
+  };
+  // Over maxBuffer execa kills the command: say so rather than report a bare signal.
+  if (r.isMaxBuffer) outcome.error = `output over ${MAX_BUFFER} bytes`;
+  return outcome;
+};
+
+/** The engine supervisor of src/engine-client, loaded when a step first needs it. */
+export const nodeEngines: EngineSupervisor = {
+  async connect(target) {
+    const { connect } = await import('../engine-client/supervisor.js');
+    return connect(target);
+  },
+  async attach(dataDir) {
+    const { attach } = await import('../engine-client/supervisor.js');
+    return attach(dataDir);
+  },
+  async start(dataDir, options) {
+    const { startEngine } = await import('../engine-client/supervisor.js');
+    return startEngine(dataDir, options);
+  },
+  async stop(dataDir, timeoutMs) {
+    const { stopEngine } = await import('../engine-client/supervisor.js');
+    return stopEngine(dataDir, timeoutMs);
+  },
+  async scratch(dataDir, options): Promise<ScratchEngine> {
+    const { startEngine, stopEngine } = await import('../engine-client/supervisor.js');
+    const { terminateOnExit } = await import('../util/pid.js');
+    // If this process is ended abruptly, the scratch engine must not outlive it.
+    const guard = terminateOnExit();
+    try {
+      const { client, info } = await startEngine(dataDir, { ...options, exitWithMe: true });
+      guard.watch(info.pid);
+      return {
+        client,
+        info,
+        stop: async () => {
+          await stopEngine(dataDir).catch(() => undefined);
+          guard.release();
+        },
+      };
+    } catch (e) {
+      await stopEngine(dataDir).catch(() => undefined);
+      guard.release();
+      throw e;
+    }
+  },
+  async load(target: EngineTarget, options) {
+    const { readFile } = await import('node:fs/promises');
+    const { connect } = await import('../engine-client/supervisor.js');
+    const { LoadGenerator } = await import('../engine-client/load.js');
+    const client = await connect(target);
+    const tokenFile = 'dataDir' in target ? dataDirLayout(target.dataDir).token : target.tokenFile;
+    const token = (await readFile(tokenFile, 'utf8')).trim();
+    return new LoadGenerator({ ...options, url: client.url, token, instruments: await client.instruments() });
+  },
+};
+
+/** The reports of src/report, reading the run's journal. */
+export const nodeReports: ReportWriter = {
+  async incident(o) {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { readJournal } = await import('../runner/journal.js');
+    const { buildIncident, detectionOf, renderHtml, renderMarkdown } = await import('../report/incident.js');
+    const { events } = readJournal(join(o.runDir, JOURNAL_FILE));
+    const report = buildIncident(events, detectionOf(events, o.fallback), o.now);
+    await mkdir(o.out, { recursive: true });
+    const files: Partial<Record<(typeof o.formats)[number], string>> = {};
+    for (const f of o.formats) {
+      const file = join(o.out, `incident.${f}`);
+      await writeFile(file, f === 'json' ? `${JSON.stringify(report, null, 2)}\n` : f === 'md' ? renderMarkdown(report) : renderHtml(report));
+      files[f] = file;
+    }
+    return { files, steps: report.steps.length, rtoMs: report.rto.actualMs, rtoBreached: report.rto.breached };
+  },
+  async users(snapshot, out) {
+    const { writeUserReports } = await import('../report/users.js');
+    return writeUserReports(snapshot, out);
+  },
+};
+
+/** Every effect as it really happens: what `run` and `rehearse` give their runner. */
+export const nodeEffects: Effects = {
+  exec: nodeExec,
+  fetch: (input, init) => fetch(input, init),
+  engines: nodeEngines,
+  reports: nodeReports,
+};
