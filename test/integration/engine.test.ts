@@ -5,11 +5,26 @@ import { describe, expect, it } from 'vitest';
 import { isPidAlive } from '../../src/util/pid.js';
 import { EngineClient } from '../../src/engine-client/client.js';
 import { engineBin, readEngineInfo, stopEngine } from '../../src/engine-client/supervisor.js';
-import { tempDir } from '../support/cli.js';
+import { tempDir, waitFor } from '../support/cli.js';
 import { installModule, startTestEngine } from '../support/engine.js';
 
 async function fund(client: EngineClient, accounts: string[], amount = '100000'): Promise<void> {
   for (const a of accounts) await client.deposit(a, 'USDT', amount);
+}
+
+/** SIGKILL an engine and wait until its process is gone (a restart on its data dir needs the lock free). */
+async function killEngine(pid: number): Promise<void> {
+  process.kill(pid, 'SIGKILL');
+  await waitFor(() => !isPidAlive(pid), 10_000, `the killed engine (pid ${pid}) to be gone`);
+}
+
+/**
+ * How many whole funding intervals that began at or after `since` (epoch ms) the engine has recorded the
+ * closing marks of: the boundaries in `GET /state`'s header, which a funding recompute settles from.
+ */
+function recordedIntervalsSince(state: string, since: number): number {
+  const header = JSON.parse(state.slice(0, state.indexOf('\n'))) as { fundingIntervalMs: number; boundaryMarks: Record<string, unknown> };
+  return Object.keys(header.boundaryMarks).filter((boundary) => Date.parse(boundary) - header.fundingIntervalMs >= since).length;
 }
 
 describe('engine process', () => {
@@ -162,9 +177,7 @@ describe('engine process', () => {
     const cancelled = await client.placeOrder({ account: 'b', symbol: 'ETHUSDT', side: 'sell', type: 'limit', price: '3100', qty: '0.2' });
     await client.cancel(cancelled.id as string);
     const before = await client.state();
-    process.kill(pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
-    expect(isPidAlive(pid)).toBe(false);
+    await killEngine(pid);
     const again = await startTestEngine({ dataDir: dir });
     expect(again.pid).not.toBe(pid);
     const h = await again.client.health();
@@ -181,9 +194,7 @@ describe('engine process', () => {
     await fund(client, ['a', 'b', 'c']);
     await client.setPhase('open');
     const seqBefore = (await client.health()).seq;
-    const info = readEngineInfo(dir);
-    process.kill(info?.pid as number, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
+    await killEngine(readEngineInfo(dir)?.pid as number);
     const walDir = join(dir, 'wal');
     const seg = join(walDir, readdirSync(walDir).sort().at(-1) as string);
     const text = readFileSync(seg, 'utf8');
@@ -208,9 +219,7 @@ describe('engine process', () => {
     expect(second.exitCode).toBe(2);
     expect(second.stderr).toMatch(new RegExp(`locked by engine pid ${pid}`));
     process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 5000;
-    while (isPidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(isPidAlive(pid)).toBe(false);
+    await waitFor(() => !isPidAlive(pid), 10_000, 'the engine to exit on SIGTERM');
     expect(readFileSync(join(dir, 'engine.log'), 'utf8')).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
   });
 
@@ -221,8 +230,10 @@ describe('engine process', () => {
     await client.placeOrder({ account: 'short', symbol: 'BTCUSDT', side: 'sell', type: 'limit', price: '60000', qty: '0.5' });
     await client.placeOrder({ account: 'long', symbol: 'BTCUSDT', side: 'buy', type: 'market', qty: '0.5' });
     await client.setPhase('halted', 'test outage');
-    const haltedAt = Date.now();
-    await new Promise((r) => setTimeout(r, 3_300));
+    const haltedAt = Date.parse((await client.health()).haltedAt as string);
+    // Funding intervals are wall-clock time, so time must pass in the engine; wait for what the recompute
+    // needs rather than a fixed sleep: the feed's marks recorded at the close of two intervals begun halted.
+    await waitFor(async () => recordedIntervalsSince(await client.state(), haltedAt) >= 2, 20_000, 'two funding intervals to close while halted');
     const r = await client.recomputeFunding(new Date(haltedAt - 1000).toISOString(), new Date().toISOString());
     expect(r.intervals.filter((i) => i.symbol === 'BTCUSDT').length).toBeGreaterThanOrEqual(2);
     expect(r.totals.BTCUSDT?.net).toBe('0');
@@ -243,15 +254,15 @@ describe('engine process', () => {
     };
     const senders = [sender('a', 'buy'), sender('b', 'sell'), sender('c', 'buy'), sender('d', 'sell')];
     for (let i = 0; i < 15; i++) {
-      await client.snapshot();
-      await new Promise((r) => setTimeout(r, 20));
+      const snap = await client.snapshot();
+      // Orders land between one snapshot and the next: each is taken under flow, not back to back.
+      await waitFor(async () => (await client.health()).seq > snap.seq, 10_000, `orders after snapshot ${i + 1}`);
     }
     stop = true;
     await Promise.all(senders);
     expect((await client.health()).pid).toBe(pid);
     const before = await client.state();
-    process.kill(pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
+    await killEngine(pid);
     const again = await startTestEngine({ dataDir: dir });
     expect(await again.client.state()).toBe(before);
   });
@@ -264,8 +275,7 @@ describe('engine process', () => {
     await client.deposit('late', 'USDT', '555');
     await client.placeOrder({ account: 'a', symbol: 'ETHUSDT', side: 'buy', type: 'limit', price: '3000', qty: '0.1' });
     const before = await client.state();
-    process.kill(pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
+    await killEngine(pid);
     const walDir = join(dir, 'wal');
     const first = join(walDir, readdirSync(walDir).sort()[0] as string);
     const lines = readFileSync(first, 'utf8').split('\n');
@@ -276,8 +286,7 @@ describe('engine process', () => {
     // And it keeps going: later records land in a fresh segment and survive the next restart too.
     await again.client.deposit('later', 'USDT', '1');
     const after = await again.client.state();
-    process.kill(again.pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
+    await killEngine(again.pid);
     const third = await startTestEngine({ dataDir: dir });
     expect(await third.client.state()).toBe(after);
   });
@@ -288,8 +297,7 @@ describe('engine process', () => {
     const snap = await client.snapshot();
     await client.deposit('b', 'USDT', '5');
     await client.deposit('c', 'USDT', '5');
-    process.kill(pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
+    await killEngine(pid);
     // The snapshot is lost and the WAL segment it started no longer reaches back to seq 1.
     writeFileSync(snap.path, 'not a snapshot\n');
     const walDir = join(dir, 'wal');
