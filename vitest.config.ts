@@ -18,14 +18,14 @@ export default defineConfig({
       { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'] } },
       { extends: true, test: { name: 'drills', include: ['test/drills.test.ts'] } },
     ],
-    // Only with --coverage (`npm run coverage`: the unit and integration projects, in-process code only;
-    // what the e2e tests run in child processes is not counted). The thresholds are the lowest level
-    // measured while issue 11 was under way, rounded down: raise them as coverage grows, never lower them.
+    // With --coverage, which `npm test` (and so CI) passes: in-process code only (what the e2e tests run in
+    // child processes is not counted). The thresholds are the level measured when issue 11 closed (48.4 /
+    // 44.7 / 44.9 / 50.6 %) less a point: raise them as coverage grows, never lower them.
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary'],
-      thresholds: { statements: 42, branches: 39, functions: 40, lines: 45 },
+      thresholds: { statements: 47, branches: 43, functions: 43, lines: 49 },
     },
   },
 });
