@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { EngineSupervisor, EngineTarget, Effects, Exec, ExecOutcome, ReportWriter, ScratchEngine } from '../steps/effects.js';
+import type { EngineSupervisor, EngineTarget, Effects, Exec, ExecOutcome, ReportWriter, ScratchEngine, SocketCommand } from '../steps/effects.js';
 import { JOURNAL_FILE } from '../runner/journal.js';
 import { dataDirLayout } from '../util/data-dir.js';
 
@@ -35,6 +35,33 @@ export const nodeExec: Exec = async (req) => {
   // Over maxBuffer execa kills the command: say so rather than report a bare signal.
   if (r.isMaxBuffer) outcome.error = `output over ${MAX_BUFFER} bytes`;
   return outcome;
+};
+
+/** One line to a unix or tcp admin socket, the whole answer back (the server closes after answering). */
+export const nodeSocket: SocketCommand = async (address, line, o) => {
+  const net = await import('node:net');
+  const url = new URL(address);
+  const options: import('node:net').NetConnectOpts =
+    url.protocol === 'unix:' ? { path: decodeURIComponent(url.pathname) } : { host: url.hostname, port: Number(url.port) };
+  if (url.protocol !== 'unix:' && url.protocol !== 'tcp:') throw new Error(`socket ${address}: expected unix:///path or tcp://host:port`);
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect(options);
+    const fail = (e: Error): void => {
+      socket.destroy();
+      reject(e);
+    };
+    const onAbort = (): void => fail(new Error(`socket ${address}: aborted`));
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    socket.setTimeout(o.timeoutMs, () => fail(new Error(`socket ${address}: no answer within ${o.timeoutMs}ms`)));
+    socket.on('connect', () => socket.end(`${line}\n`));
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (e) => fail(new Error(`socket ${address}: ${e.message}`)));
+    socket.on('close', () => {
+      o.signal.removeEventListener('abort', onAbort);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+  });
 };
 
 /** The engine supervisor of src/engine-client, loaded when a step first needs it. */
@@ -115,6 +142,7 @@ export const nodeReports: ReportWriter = {
 export const nodeEffects: Effects = {
   exec: nodeExec,
   fetch: (input, init) => fetch(input, init),
+  socket: nodeSocket,
   engines: nodeEngines,
   reports: nodeReports,
 };

@@ -15,11 +15,12 @@ import type { JunitRun, RehearsalVerdict } from '../ui/junit.js';
 import type { RunRecorder } from '../ui/recorder.js';
 import { firstLine } from '../util/text.js';
 import { executeRun, writeJunit } from './run.js';
+import type { RehearsalInfra } from './rehearsal-infra.js';
 import { dataDirLayout } from '../util/data-dir.js';
 import { terminateOnExit } from '../util/pid.js';
 
 /** The vars a rehearsal sets itself when the playbook declares them. */
-const REHEARSAL_VARS = ['preOutageSnapshot', 'outDir'] as const;
+const REHEARSAL_VARS = ['preOutageSnapshot', 'outDir', 'gatewaySocket', 'gatewayUrl', 'prometheusUrl'] as const;
 
 /** One rehearsal's line in the summary (the table, and the `rehearse-summary` event). */
 export interface RehearsalRow {
@@ -366,6 +367,7 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   };
   process.stderr.on('error', onPipeError);
   const setup = setupInterrupts();
+  let infra: RehearsalInfra | undefined;
   try {
     log(flags.json ?? false, `scratch engine in ${dataDir} (seed ${seed}, ${accounts} accounts, time scale ${timeScale})`);
     const { client, info } = await startEngine(dataDir, { seed, feedInterval: '100ms', fundingInterval: '1s', exitWithMe: true });
@@ -374,8 +376,9 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     const traders = await seedTraders(client, accounts);
     setup.check();
     const snap = await reproduceIncident(client, info.url, dataDir, traders, seed, flags.json ?? false, setup.check);
+    infra = await infraFor(pb, scratch, info.url, dataDir, flags.json ?? false);
     setup.done();
-    return await runAndJudge(pb, flags, { timeScale, autoApprove, scratch, dataDir, client, url: info.url, snap });
+    return await runAndJudge(pb, flags, { timeScale, autoApprove, scratch, dataDir, client, url: info.url, snap, infraVars: infra?.vars ?? {} });
   } catch (e) {
     // The scratch engine (or its folder) failing is bad input to this rehearsal, not a bug: one line, exit 2.
     if (
@@ -389,6 +392,7 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     throw e;
   } finally {
     setup.done();
+    await infra?.stop();
     await stopEngine(dataDir).catch(() => undefined);
     scratchEngine.release();
     process.stderr.off('error', onPipeError);
@@ -397,14 +401,45 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   }
 }
 
+/** HAProxy and Prometheus when the playbook's `rehearsal:` asks for them, started beside the scratch engine. */
+async function infraFor(pb: LoadedPlaybook, scratch: string, url: string, dataDir: string, json: boolean): Promise<RehearsalInfra | undefined> {
+  const wanted = pb.spec.rehearsal;
+  if (!wanted?.gateway && !wanted?.prometheus) return undefined;
+  const { startRehearsalInfra } = await import('./rehearsal-infra.js');
+  const infra = await startRehearsalInfra({
+    scratch,
+    engineUrl: url,
+    tokenFile: dataDirLayout(dataDir).token,
+    gateway: wanted.gateway,
+    prometheus: wanted.prometheus,
+  });
+  log(
+    json,
+    `rehearsal infrastructure: ${Object.entries(infra.vars)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
+  return infra;
+}
+
 /** The playbook for real against the halted scratch engine, its outcome checked, and the verdict. */
 async function runAndJudge(
   pb: LoadedPlaybook,
   flags: RehearseFlags,
-  s: { timeScale: number; autoApprove: boolean; scratch: string; dataDir: string; client: Client; url: string; snap: Snapshot },
+  s: {
+    timeScale: number;
+    autoApprove: boolean;
+    scratch: string;
+    dataDir: string;
+    client: Client;
+    url: string;
+    snap: Snapshot;
+    infraVars: Record<string, string>;
+  },
 ): Promise<Rehearsal> {
   const declared = pb.spec.vars ?? {};
   const overrides: Record<string, string> = {};
+  for (const [name, value] of Object.entries(s.infraVars)) if (name in declared) overrides[name] = value;
   if ('preOutageSnapshot' in declared) overrides.preOutageSnapshot = s.snap.path;
   // What the playbook writes (reports, notifications) outlives the scratch folder: it goes by the journal.
   if ('outDir' in declared) overrides.outDir = join(resolve(flags.stateDir), 'rehearsals', basename(s.scratch));

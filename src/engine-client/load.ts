@@ -22,7 +22,10 @@ export interface LoadStats {
 }
 
 export interface LoadOptions {
+  /** The engine's control API: marks are read here. */
   url: string;
+  /** Where orders are sent when not to `url`: a gateway (HAProxy, nginx) in front of the engine. */
+  orderUrl?: string;
   token: string;
   /** Orders per second to offer (the engine's admission weight decides how many it takes). */
   rate: number;
@@ -103,6 +106,8 @@ export class LoadGenerator {
   private readonly open: string[] = [];
   private readonly pending = new Set<Promise<void>>();
   private readonly u: URL;
+  /** Where orders go: the engine, or a gateway in front of it. */
+  private readonly orders: URL;
   private readonly grids = new Map<string, PriceGrid>();
   private readonly symbols: string[];
 
@@ -110,6 +115,7 @@ export class LoadGenerator {
     this.agent = new Agent({ keepAlive: true, maxSockets: o.maxInFlight ?? 64 });
     this.r = rng(o.seed);
     this.u = new URL(o.url);
+    this.orders = new URL(o.orderUrl ?? o.url);
     for (const inst of o.instruments) this.grids.set(inst.symbol, priceGrid(inst));
     this.symbols = o.symbols ?? o.instruments.map((i) => i.symbol);
     if (!o.replay?.length) {
@@ -124,13 +130,18 @@ export class LoadGenerator {
     return { ...this.stats_ };
   }
 
-  private call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  private call(
+    method: string,
+    path: string,
+    body?: unknown,
+    to: URL = this.u,
+  ): Promise<{ status: number; json: Record<string, unknown>; retryAfter: boolean }> {
     return new Promise((resolve, reject) => {
       const text = body === undefined ? '' : JSON.stringify(body);
       const req = request(
         {
-          host: this.u.hostname,
-          port: this.u.port,
+          host: to.hostname,
+          port: to.port,
           path,
           method,
           agent: this.agent,
@@ -141,10 +152,11 @@ export class LoadGenerator {
           res.setEncoding('utf8');
           res.on('data', (c: string) => (out += c));
           res.on('end', () => {
+            const retryAfter = res.headers['retry-after'] !== undefined;
             try {
-              resolve({ status: res.statusCode ?? 0, json: out ? (JSON.parse(out) as Record<string, unknown>) : {} });
+              resolve({ status: res.statusCode ?? 0, json: out ? (JSON.parse(out) as Record<string, unknown>) : {}, retryAfter });
             } catch {
-              resolve({ status: res.statusCode ?? 0, json: {} });
+              resolve({ status: res.statusCode ?? 0, json: {}, retryAfter });
             }
           });
         },
@@ -201,9 +213,12 @@ export class LoadGenerator {
     const op = this.nextOrder();
     this.stats_.sent++;
     this.inFlight++;
-    const p = (op.method === 'POST' ? this.call('POST', '/orders', op.body) : this.call('DELETE', `/orders/${op.id}`))
-      .then(({ status, json }) => {
-        if (status >= 500) {
+    const p = (op.method === 'POST' ? this.call('POST', '/orders', op.body, this.orders) : this.call('DELETE', `/orders/${op.id}`, undefined, this.orders))
+      .then(({ status, json, retryAfter }) => {
+        // A gateway's sorry server (503 with Retry-After) turns the order away as the engine's admission does.
+        if (status === 503 && retryAfter) {
+          this.stats_.retryLater++;
+        } else if (status >= 500) {
           this.stats_.errors++;
           this.stats_.lastError = `HTTP ${status}`;
         } else if (op.method === 'DELETE') {
@@ -255,6 +270,8 @@ export class LoadGenerator {
     this.agent.destroy();
   }
 }
+
+export type ParsedMetrics = ReturnType<typeof parseMetrics>;
 
 /** Read the Prometheus text the engine serves into the few numbers the gates need. */
 export function parseMetrics(text: string): { queueDepth: number; halted: boolean; latencyBuckets: [number, number][]; latencyCount: number } {

@@ -1,3 +1,4 @@
+import type { StepTemplates } from '../steps/types.js';
 /**
  * The `${{ ... }}` expression language of playbooks, after GitHub Actions: references to vars, env and
  * earlier steps, literals, `!`, `<` `<=` `>` `>=`, `==` `!=`, `&&` `||` (tightest first), parentheses,
@@ -536,4 +537,37 @@ export function interpolate(src: string, resolve: (e: Expr) => Value): Value {
   const only = parts.length === 1 ? parts[0] : undefined;
   if (only && 'expr' in only) return resolve(only.expr);
   return parts.map((p) => ('text' in p ? p.text : formatValue(resolve(p.expr)))).join('');
+}
+
+export type { StepTemplates };
+
+// Private-use characters: no playbook text has them, and they are no expression.
+const TEMPLATE_MARK = '\ue000template:';
+
+/** `with` with the kind's placeholders replaced by marks that are no expression, under the template paths only. */
+export function protectTemplates(w: unknown, t: StepTemplates | undefined): unknown {
+  if (!t) return w;
+  const names = new RegExp(`\\$\\{\\{\\s*(${t.names.map((n) => n.replace(/[^\w]/g, '')).join('|')})\\s*\\}\\}`, 'g');
+  const mark = (v: unknown): unknown =>
+    typeof v === 'string'
+      ? v.replace(names, (_m, name: string) => `${TEMPLATE_MARK}${name}\ue001`)
+      : Array.isArray(v)
+        ? v.map(mark)
+        : v !== null && typeof v === 'object'
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mark(x)]))
+          : v;
+  const walk = (v: unknown, path: readonly string[]): unknown => {
+    if (t.paths.some((p) => p.length === path.length && p.every((k, i) => k === path[i]))) return mark(v);
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, [...path, k])]));
+  };
+  return walk(w, []);
+}
+
+/** The placeholders back as the step kind expects them: `${{ weight }}`. */
+export function restoreTemplates(v: unknown): unknown {
+  if (typeof v === 'string') return v.includes(TEMPLATE_MARK) ? v.replace(/\ue000template:(\w+)\ue001/g, (_m, name: string) => `\${{ ${name} }}`) : v;
+  if (Array.isArray(v)) return v.map(restoreTemplates);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, restoreTemplates(x)]));
+  return v;
 }

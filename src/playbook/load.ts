@@ -6,7 +6,8 @@ import type { z } from 'zod';
 import { InputError, PlaybookError, type Diagnostic } from '../errors.js';
 import { closest, didYouMean } from '../util/suggest.js';
 import { parseDuration } from '../util/duration.js';
-import { ExpressionSyntaxError, parseCondition, parseTemplate, references, statusCalls, type Expr, type Reference } from './expressions.js';
+import { ExpressionSyntaxError, parseCondition, parseTemplate, protectTemplates, references, statusCalls, type Expr, type Reference } from './expressions.js';
+import { stepKind } from '../steps/registry.js';
 import { playbookSchema, STEP_KINDS, type PlaybookSpec, type PlaybookStep, type RollbackStep } from './schema.js';
 
 /** Larger than any sane playbook; a bigger file is refused before it is parsed. */
@@ -468,7 +469,7 @@ function expressionChecks(spec: PlaybookSpec, file: string, locator: Locator, st
         syntax([...path, 'if'], e);
       }
     }
-    walkStrings(s.with, [...path, 'with'], scope);
+    walkStrings(protectTemplates(s.with, stepKind(s.uses).templates), [...path, 'with'], scope);
     if (s.name !== undefined) walkStrings(s.name, [...path, 'name'], scope);
   };
   for (const [name, v] of Object.entries(spec.vars ?? {})) walkStrings(v, ['vars', name], { where: 'vars' });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { STEP_KINDS, STEPS } from '../steps/registry.js';
+import { commsSchema } from '../steps/notify-channels.js';
 import type { StepKind } from '../steps/types.js';
 import { duration, identifier, scalar } from '../steps/fields.js';
 
@@ -79,6 +80,7 @@ export const playbookSchema = z
       rto: duration.optional().describe('recovery time objective; the report flags a breach'),
     }),
     engine: engineSchema.optional(),
+    comms: commsSchema.optional().describe('status updates at a fixed cadence while the run lasts (current step, elapsed, RTO budget left)'),
     rehearsal: z
       .strictObject({
         timeScale: z.number().positive().max(1).optional().describe('multiplies waits and bakes in rehearsal'),
@@ -86,6 +88,11 @@ export const playbookSchema = z
           .enum(['success', 'failed', 'rollback-failed'])
           .optional()
           .describe('what a rehearsal of this playbook should end in (drills expect failed); rehearse --all checks it'),
+        gateway: z
+          .enum(['haproxy'])
+          .optional()
+          .describe('start HAProxy in front of the scratch engine (canary `engine`, remainder `sorry`) and pass vars.gatewaySocket and vars.gatewayUrl'),
+        prometheus: z.boolean().optional().describe('start Prometheus scraping the scratch engine and pass vars.prometheusUrl'),
       })
       .optional(),
     vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), varSchema).optional(),

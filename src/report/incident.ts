@@ -23,12 +23,43 @@ export interface IncidentReport {
   detection: { at: string | null; reason: string | null };
   outcome: string;
   steps: IncidentStep[];
-  notifications: { step: string; sentAt: string; channel: string }[];
+  /** Every notification in time order: `notify` steps and `comms:` status updates (step `comms`), failed ones too. */
+  notifications: { step: string; sentAt: string; channel: string; ok: boolean }[];
+  /** The `comms:` cadence, and every stretch without a sent notification longer than it. */
+  comms: { every: string | null; gaps: { from: string; to: string; gapMs: number }[] };
+  /** What a post-incident review measures, each with the time from detection. */
+  milestones: Milestone[];
   approvals: { step: string; by: string; at: string }[];
   rollback: { reason: string; ok: boolean | null } | null;
   rto: { objective: string | null; actualMs: number; breached: boolean | null };
   phases: { at: string; phase: string }[];
   samples: { at: string; stage: number; weight: number; queueDepth: number; p99LatencyMs: number | null; errorRate: number }[];
+  /** Each gate's judgements per traffic stage: the counts of each verdict and the stage's verdict for that gate. */
+  analysis: StageAnalysis[];
+}
+
+export interface Milestone {
+  name: 'detected' | 'first notification' | 'mitigated' | 'resumed' | 'closed';
+  /** What marks it: the hotfix step that activated the fix, the step that opened trading. */
+  by: string | null;
+  at: string | null;
+  sinceDetectionMs: number | null;
+}
+
+export interface StageAnalysis {
+  step: string;
+  stage: number;
+  weight: number;
+  gate: string;
+  source: string;
+  pass: number;
+  fail: number;
+  inconclusive: number;
+  error: number;
+  /** fail if any sample failed, else error, else inconclusive, else pass. */
+  verdict: 'pass' | 'fail' | 'inconclusive' | 'error';
+  /** The last judgement's detail that was not a pass (or the last one). */
+  detail: string;
 }
 
 /**
@@ -51,7 +82,36 @@ interface Collected {
   approvals: IncidentReport['approvals'];
   phases: IncidentReport['phases'];
   samples: IncidentReport['samples'];
+  analysis: Map<string, StageAnalysis>;
   rollback: IncidentReport['rollback'];
+}
+
+const VERDICT_RANK = { pass: 0, inconclusive: 1, error: 2, fail: 3 } as const;
+
+/** A traffic-shift sample: each gate's judgement counted into its row for the stage. */
+function measured(c: Collected, e: EventOf<'measurement'>): void {
+  for (const j of e.judgements) {
+    const key = `${e.step}\u0000${e.stage}\u0000${j.gate}`;
+    const row = c.analysis.get(key) ?? {
+      step: e.step,
+      stage: e.stage,
+      weight: e.weight,
+      gate: j.gate,
+      source: j.source,
+      pass: 0,
+      fail: 0,
+      inconclusive: 0,
+      error: 0,
+      verdict: 'pass' as const,
+      detail: '',
+    };
+    row[j.verdict]++;
+    if (VERDICT_RANK[j.verdict] >= VERDICT_RANK[row.verdict]) {
+      row.verdict = j.verdict;
+      row.detail = j.detail;
+    }
+    c.analysis.set(key, row);
+  }
 }
 
 /** A finished step: its row closed, and what it tells the timeline (a notification, an approval, a halt). */
@@ -65,7 +125,7 @@ function stepEnded(c: Collected, key: string, e: EventOf<'ok'> | EventOf<'fail'>
   }
   if (e.event !== 'ok') return;
   if (e.uses === 'notify' && typeof e.outputs.sentAt === 'string')
-    c.notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel) });
+    c.notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel), ok: true });
   if (e.uses === 'gate.approve') c.approvals.push({ step: e.step, by: String(e.outputs.approvedBy), at: String(e.outputs.decidedAt) });
   if (e.uses === 'engine.halt') c.phases.push({ at: e.ts, phase: 'halted' });
 }
@@ -86,7 +146,7 @@ function progressed(c: Collected, e: EventOf<'progress'>): void {
 }
 
 function collect(events: RunEvent[], detection: { at: string | null }): Collected {
-  const c: Collected = { steps: new Map(), notifications: [], approvals: [], phases: [], samples: [], rollback: null };
+  const c: Collected = { steps: new Map(), notifications: [], approvals: [], phases: [], samples: [], analysis: new Map(), rollback: null };
   if (detection.at) c.phases.push({ at: detection.at, phase: 'halted' });
   for (const e of events) {
     const key = e.step ? `${'phase' in e ? e.phase : 'main'}:${e.step}` : '';
@@ -129,6 +189,12 @@ function collect(events: RunEvent[], detection: { at: string | null }): Collecte
       case 'progress':
         progressed(c, e);
         break;
+      case 'measurement':
+        measured(c, e);
+        break;
+      case 'comms':
+        c.notifications.push({ step: 'comms', sentAt: e.ts, channel: e.channel, ok: e.ok });
+        break;
       case 'rollback':
         c.rollback = { reason: e.reason, ok: null };
         break;
@@ -146,7 +212,7 @@ function collect(events: RunEvent[], detection: { at: string | null }): Collecte
 export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date): IncidentReport {
   const start = events.find((e) => e.event === 'run-start');
   const end = [...events].reverse().find((e) => e.event === 'run-end');
-  const { steps, notifications, approvals, phases, samples, rollback } = collect(events, detection);
+  const { steps, notifications, approvals, phases, samples, analysis, rollback } = collect(events, detection);
   // Before the run ends (the report step itself), the outcome so far: failed once a step has failed.
   const failedSoFar = events.some((e) => e.event === 'fail' && e.phase === 'main' && !e.continued);
   const outcome = end?.event === 'run-end' ? end.outcome : failedSoFar ? (rollback ? 'failed (rolled back)' : 'failed') : 'success';
@@ -172,7 +238,46 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     rto: { objective, actualMs, breached: objectiveMs === undefined ? null : outcome !== 'success' || actualMs > objectiveMs },
     phases,
     samples,
+    analysis: [...analysis.values()],
+    comms: commsOf(events, notifications, startedAt, end?.ts ?? null),
+    milestones: milestonesOf(events, detection.at, notifications, end?.ts ?? null),
   };
+}
+
+/** A status update may come this much later than its cadence before the report calls the silence a gap. */
+export const COMMS_SLACK = 1.25;
+
+/** The cadence (scaled like the run's waits) and every silence longer than it, from the run's start to its end. */
+function commsOf(events: RunEvent[], notifications: IncidentReport['notifications'], startedAt: string, endedAt: string | null): IncidentReport['comms'] {
+  const start = events.find((e) => e.event === 'run-start');
+  const every = start?.event === 'run-start' ? (start.comms ?? null) : null;
+  const cadenceMs = every ? (parseDuration(every) ?? 0) * (start?.event === 'run-start' ? start.timeScale : 1) : 0;
+  if (!every || cadenceMs <= 0) return { every, gaps: [] };
+  const times = [startedAt, ...notifications.filter((n) => n.ok).map((n) => n.sentAt), ...(endedAt ? [endedAt] : [])].sort();
+  const gaps: IncidentReport['comms']['gaps'] = [];
+  for (let i = 1; i < times.length; i++) {
+    const gapMs = Date.parse(times[i] as string) - Date.parse(times[i - 1] as string);
+    if (gapMs > cadenceMs * COMMS_SLACK) gaps.push({ from: times[i - 1] as string, to: times[i] as string, gapMs });
+  }
+  return { every, gaps };
+}
+
+/** Detected, first notification, mitigated (the hotfix active), resumed (trading open), closed: each with its time from detection. */
+function milestonesOf(events: RunEvent[], detectedAt: string | null, notifications: IncidentReport['notifications'], closedAt: string | null): Milestone[] {
+  const deployed = events.find((e) => e.event === 'ok' && e.uses === 'hotfix.deploy');
+  const opened = events.find(
+    (e) => (e.event === 'progress' && e.data?.phase === 'open') || (e.event === 'ok' && e.uses === 'engine.resume' && e.outputs.phase === 'open'),
+  );
+  const first = notifications.filter((n) => n.ok).sort((a, b) => a.sentAt.localeCompare(b.sentAt))[0];
+  const since = (at: string | null): number | null => (at && detectedAt ? Date.parse(at) - Date.parse(detectedAt) : null);
+  const milestone = (name: Milestone['name'], at: string | null, by: string | null): Milestone => ({ name, by, at, sinceDetectionMs: since(at) });
+  return [
+    milestone('detected', detectedAt, null),
+    milestone('first notification', first?.sentAt ?? null, first?.step ?? null),
+    milestone('mitigated', deployed?.ts ?? null, deployed?.step ?? null),
+    milestone('resumed', opened?.ts ?? null, opened?.step ?? null),
+    milestone('closed', closedAt, null),
+  ];
 }
 
 /** A Markdown table cell: no pipe ends it early, no newline breaks the row. */
@@ -226,8 +331,31 @@ export function renderMarkdown(r: IncidentReport): string {
   }
   if (r.rollback) lines.push('', `Rollback: ${r.rollback.reason} — ${r.rollback.ok === null ? 'running' : r.rollback.ok ? 'succeeded' : 'FAILED'}`);
   if (r.approvals.length) lines.push('', '## Approvals', '', ...r.approvals.map((a) => `- ${a.step}: approved by ${a.by} at ${a.at}`));
-  if (r.notifications.length) lines.push('', '## Notifications', '', ...r.notifications.map((n) => `- ${n.sentAt} ${n.step} (${n.channel})`));
+  lines.push('', '## Milestones', '', '| milestone | at | from detection | marked by |', '| --- | --- | --- | --- |');
+  lines.push(
+    ...r.milestones.map((m) => `| ${m.name} | ${m.at ?? '–'} | ${m.sinceDetectionMs === null ? '–' : formatDuration(m.sinceDetectionMs)} | ${m.by ?? ''} |`),
+  );
+  if (r.notifications.length || r.comms.every) {
+    lines.push('', '## Communications', '');
+    if (r.comms.every)
+      lines.push(
+        `Status updates every ${r.comms.every}; ${r.comms.gaps.length ? `**${r.comms.gaps.length} gap(s) longer than that**` : 'no gap longer than that'}.`,
+        '',
+      );
+    lines.push(...r.notifications.map((n) => `- ${n.sentAt} ${n.step === 'comms' ? 'status update' : n.step} (${n.channel})${n.ok ? '' : ' **FAILED**'}`));
+    lines.push(...r.comms.gaps.map((g) => `- **gap** ${g.from} → ${g.to}: ${formatDuration(g.gapMs)} without a notification`));
+  }
   if (r.phases.length) lines.push('', '## Trading phases', '', ...r.phases.map((p) => `- ${p.at} ${p.phase}`));
+  if (r.analysis.length) {
+    lines.push('', '## Traffic shift analysis', '', '| step | stage | weight | gate | verdict | pass | fail | inconclusive | error | detail |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    lines.push(
+      ...r.analysis.map(
+        (a) =>
+          `| ${a.step} | ${a.stage} | ${a.weight}% | ${cell(a.gate)} | ${a.verdict === 'pass' ? 'pass' : `**${a.verdict}**`} | ${a.pass} | ${a.fail} | ${a.inconclusive} | ${a.error} | ${cell(a.detail)} |`,
+      ),
+    );
+  }
   if (r.samples.length) {
     lines.push('', '## Traffic shift samples', '', '| time | stage | weight | queue depth | p99 ms | error rate |', '| --- | --- | --- | --- | --- | --- |');
     lines.push(...r.samples.map((s) => `| ${s.at} | ${s.stage} | ${s.weight}% | ${s.queueDepth} | ${s.p99LatencyMs ?? ''} | ${s.errorRate} |`));
@@ -236,6 +364,50 @@ export function renderMarkdown(r: IncidentReport): string {
 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function milestonesTable(ms: Milestone[]): string {
+  const rows = ms
+    .map(
+      (m) =>
+        `<tr data-milestone="${esc(m.name)}"><td>${esc(m.name)}</td><td>${esc(m.at ?? '–')}</td><td>${m.sinceDetectionMs === null ? '–' : esc(formatDuration(m.sinceDetectionMs))}</td><td>${esc(m.by ?? '')}</td></tr>`,
+    )
+    .join('');
+  return `<h2>Milestones</h2>\n<table id="milestones"><tr><th>milestone</th><th>at</th><th>from detection</th><th>marked by</th></tr>${rows}</table>`;
+}
+
+/** Every notification and status update in time order, failed ones marked, and the gaps longer than the cadence. */
+function communications(r: IncidentReport): string {
+  if (!r.notifications.length && !r.comms.every) return '';
+  const cadence = r.comms.every
+    ? `<p id="comms-cadence">Status updates every ${esc(r.comms.every)}: ${r.comms.gaps.length ? `<span class="breached">${r.comms.gaps.length} gap(s) longer than that</span>` : '<span class="met">no gap longer than that</span>'}.</p>`
+    : '';
+  const items = [
+    ...r.notifications.map((n) => ({
+      at: n.sentAt,
+      html: `${esc(n.sentAt)} ${esc(n.step === 'comms' ? 'status update' : n.step)} (${esc(n.channel)})${n.ok ? '' : ' <span class="breached">failed</span>'}`,
+    })),
+    ...r.comms.gaps.map((g) => ({
+      at: g.from,
+      html: `<span class="breached">gap</span> ${esc(g.from)} → ${esc(g.to)}: ${esc(formatDuration(g.gapMs))} without a notification`,
+    })),
+  ].sort((a, b) => a.at.localeCompare(b.at));
+  return `<h2>Communications</h2>${cadence}<ul id="communications">${items.map((i) => `<li>${i.html}</li>`).join('')}</ul>`;
+}
+
+/** One row per stage and gate: the verdict and the count of each verdict. */
+function analysisTable(rows: StageAnalysis[]): string {
+  if (!rows.length) return '';
+  const body = rows
+    .map(
+      (a) =>
+        `<tr class="verdict-${a.verdict}"><td>${esc(a.step)}</td><td>${a.stage}</td><td>${a.weight}%</td><td>${esc(a.gate)}</td><td class="verdict">${a.verdict}</td><td>${a.pass}</td><td>${a.fail}</td><td>${a.inconclusive}</td><td>${a.error}</td><td>${esc(a.detail)}</td></tr>`,
+    )
+    .join('\n');
+  return `<h2>Traffic shift analysis</h2>
+<table id="analysis"><tr><th>step</th><th>stage</th><th>weight</th><th>gate</th><th>verdict</th><th>pass</th><th>fail</th><th>inconclusive</th><th>error</th><th>detail</th></tr>
+${body}
+</table>`;
+}
 
 /** A self-contained HTML page (no network): the timeline of phases and steps, and queue depth and admission weight over time. */
 export function renderHtml(r: IncidentReport): string {
@@ -289,7 +461,7 @@ export function renderHtml(r: IncidentReport): string {
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Incident report: ${esc(r.incident ?? r.playbook)}</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.label{font:11px sans-serif}.phase-label{font:10px sans-serif;fill:#6a1b9a}.breached{color:#c62828;font-weight:bold}.met{color:#2e7d32;font-weight:bold}tr.failure td{background:#fdecea}pre.tail{margin:4px 0 0;font-size:12px;white-space:pre-wrap}</style></head>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.label{font:11px sans-serif}.phase-label{font:10px sans-serif;fill:#6a1b9a}.breached{color:#c62828;font-weight:bold}.met{color:#2e7d32;font-weight:bold}tr.failure td,tr.verdict-fail td{background:#fdecea}tr.verdict-inconclusive td,tr.verdict-error td{background:#fff8e1}pre.tail{margin:4px 0 0;font-size:12px;white-space:pre-wrap}</style></head>
 <body>
 <h1>Incident report: ${esc(r.incident ?? r.playbook)}</h1>
 <p>Playbook <code>${esc(r.playbook)}</code>, run <code>${esc(r.run)}</code>, outcome <strong id="outcome">${esc(r.outcome)}</strong>.</p>
@@ -303,11 +475,13 @@ ${chart}
 <table id="steps"><tr><th>step</th><th>name</th><th>kind</th><th>start</th><th>end</th><th>outcome</th><th>duration</th></tr>
 ${stepRows}
 </table>
+${analysisTable(r.analysis)}
 <h2>Gate values per traffic stage</h2>
 <table id="gates"><tr><th>time</th><th>stage</th><th>weight</th><th>queue depth</th><th>p99 ms</th><th>error rate</th></tr>
 ${gateRows}
 </table>
-${r.notifications.length ? `<h2>Notifications</h2><ul>${r.notifications.map((n) => `<li>${esc(n.sentAt)} ${esc(n.step)} (${esc(n.channel)})</li>`).join('')}</ul>` : ''}
+${milestonesTable(r.milestones)}
+${communications(r)}
 </body></html>
 `;
 }

@@ -1,5 +1,6 @@
 import { ExitCode } from '../errors.js';
 import type { OutputValue, StepCheck, StepOutputs } from '../steps/types.js';
+import type { Measurement } from '../steps/analysis.js';
 
 export type Phase = 'main' | 'rollback';
 export type StepOutcome = 'success' | 'failure' | 'skipped';
@@ -44,11 +45,16 @@ export type RunEvent =
       timeScale: number;
       rto: string | null;
       incident: string | null;
+      /** The status-update cadence of `comms:` (as written, e.g. 30m); null without one. */
+      comms?: string | null;
     })
   | (StepBase & { event: 'start'; uses: string; name: string | null; attempt: number; description: string })
   | (StepBase & { event: 'recheck'; note: string })
-  | (StepBase & { event: 'progress'; message: string; data?: Record<string, OutputValue> })
+  /** `notice`: news a person must see (a pause, a promotion), never thinned out like live values are. */
+  | (StepBase & { event: 'progress'; message: string; data?: Record<string, OutputValue>; notice?: true })
   | (StepBase & { event: 'output'; text: string })
+  /** One sample of a traffic shift's gates, each judged (Argo Rollouts' measurement). */
+  | (StepBase & { event: 'measurement' } & Measurement)
   | (StepBase & { event: 'retry'; attempt: number; delayMs: number; error: string })
   | (StepBase & { event: 'ok'; uses: string; durationMs: number; attempts: number; outputs: StepOutputs; checks?: StepCheck[] })
   | (StepBase & {
@@ -64,6 +70,8 @@ export type RunEvent =
   | (StepBase & { event: 'skip'; uses: string; name: string | null; reason: SkipReason; detail: string })
   /** A step finished in an earlier attempt of this run (resume); shown, not journaled again. */
   | (StepBase & { event: 'restored'; outcome: StepOutcome })
+  /** A status update sent on the `comms:` cadence while the run lasts (not a step: it runs beside them). */
+  | (Base & { event: 'comms'; step: null; channel: string; ok: boolean; message: string; error: string | null })
   | (Base & { event: 'rollback'; step: null; reason: string })
   | (Base & { event: 'rollback-end'; step: null; ok: boolean; failedSteps: string[] })
   | (Base & { event: 'interrupted'; step: string | null; signal: string })

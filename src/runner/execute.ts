@@ -1,5 +1,7 @@
 import { evaluate, ExpressionEvalError, ExpressionSyntaxError, shouldRun, truthy, type Reference } from '../playbook/expressions.js';
-import { formatDuration } from '../util/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+import { startCadence, statusText } from './comms.js';
+import type { NotifyChannelInput } from '../steps/notify-channels.js';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import type { ErasedStepKind, StepRegistry } from '../steps/registry.js';
 import type { Effects } from '../steps/effects.js';
@@ -8,7 +10,7 @@ import type { Clock } from '../util/clock.js';
 import { firstLine } from '../util/text.js';
 import { EXIT_CODE_OF, type EventSink, type Phase, type RunEvent, type RunEventBody, type RunOutcome, type StepOutcome } from './events.js';
 import type { RunState } from './journal.js';
-import { addEnvSecrets, interpolateDeep, References, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
+import { addEnvSecrets, interpolateDeep, interpolateWith, References, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
 import { REDACTED, type Redactor } from '../util/redact.js';
 import { dispositionOf, fromIndexOf } from './plan.js';
 
@@ -73,6 +75,11 @@ export function backoffDelay(baseMs: number, retryNumber: number, random: () => 
 /** Runs a playbook's steps in order, then its rollback when a step fails. */
 export class Runner {
   private readonly steps = new Map<string, StepState>();
+  /** Steps that were running when the run last stopped, so their kind can check what is already done. */
+  private readonly rechecked = new Set<string>();
+  /** The step running now (main or rollback), for status updates. */
+  private current: string | null = null;
+  private comms: { stop(): Promise<void> } | undefined;
   private failed = false;
   private readonly started: number;
   private readonly random: () => number;
@@ -114,6 +121,7 @@ export class Runner {
       timeScale: this.o.timeScale,
       rto: pb.spec.metadata.rto ?? null,
       incident: pb.spec.metadata.incident ?? null,
+      comms: pb.spec.comms?.every ?? null,
     });
   }
 
@@ -123,8 +131,10 @@ export class Runner {
    */
   private passedOver(step: RuntimeStep, index: number, fromIndex: number): boolean {
     const d = dispositionOf(step, index, { resume: this.o.resume, fromIndex });
-    if (d.do === 'recheck')
+    if (d.do === 'recheck') {
+      this.rechecked.add(step.id);
       this.emit({ event: 'recheck', step: step.id, phase: 'main', note: 'was running when the run stopped; checking and running it again' });
+    }
     if (d.do === 'recheck' || d.do === 'run') return false;
     if (d.do === 'restore') {
       this.steps.set(step.id, d.previous);
@@ -145,9 +155,67 @@ export class Runner {
   }
 
   async run(): Promise<RunResult> {
+    this.emitRunStart();
+    this.comms = this.startComms();
+    return this.runSteps();
+  }
+
+  /** Status updates on the playbook's `comms:` cadence, beside the steps, until the run ends. */
+  private startComms(): { stop(): Promise<void> } | undefined {
+    const comms = this.o.playbook.spec.comms;
+    const everyMs = comms ? parseDuration(comms.every) : undefined;
+    if (!comms || !everyMs) return undefined;
+    const { every: _every, ...channel } = comms;
+    return startCadence({
+      everyMs: Math.max(1, Math.round(everyMs * this.o.timeScale)),
+      clock: this.o.clock,
+      tick: async (n, signal) => {
+        const message = this.statusNow();
+        let result: StepResult;
+        try {
+          const filled = interpolateDeep(channel, (r) => this.refs.value(r)) as NotifyChannelInput;
+          const { sendNotification } = await import('../steps/notify-send.js');
+          result = await sendNotification(filled, message, {
+            fetch: this.o.effects.fetch,
+            clock: this.o.clock,
+            signal,
+            runDir: this.o.runDir,
+            runId: this.o.runId,
+            playbookName: this.o.playbook.spec.metadata.name,
+            stepId: `comms-${n}`,
+          });
+        } catch (e) {
+          result = { ok: false, error: errorMessage(e) };
+        }
+        this.emit({ event: 'comms', step: null, channel: channel.channel, ok: result.ok, message, error: result.ok ? null : result.error });
+      },
+    });
+  }
+
+  /** The status update's text, from what the run has done so far. */
+  private statusNow(): string {
+    const pb = this.o.playbook;
+    const now = this.o.clock.now();
+    const haltedAt = [...this.steps.values()].map((s) => s.outputs.haltedAt).find((v): v is string => typeof v === 'string');
+    const detected = haltedAt ? Date.parse(haltedAt) : this.started;
+    const rto = pb.spec.metadata.rto ? (parseDuration(pb.spec.metadata.rto) ?? null) : null;
+    return statusText({
+      playbook: pb.spec.metadata.name,
+      incident: pb.spec.metadata.incident ?? null,
+      step: this.current,
+      index: this.current ? pb.steps.findIndex((s) => s.id === this.current) + 1 : 0,
+      steps: pb.steps.length,
+      elapsedMs: now - this.started,
+      rtoMs: rto,
+      sinceDetectionMs: now - detected,
+      failed: this.failed,
+      format: formatDuration,
+    });
+  }
+
+  private async runSteps(): Promise<RunResult> {
     const pb = this.o.playbook;
     const resume = this.o.resume;
-    this.emitRunStart();
 
     let failedStep: string | undefined;
     let failError: string | undefined;
@@ -199,7 +267,8 @@ export class Runner {
     return this.finish('success', undefined, undefined, []);
   }
 
-  private finish(outcome: RunOutcome, failedStep: string | undefined, error: string | undefined, rollbackFailedSteps: string[]): RunResult {
+  private async finish(outcome: RunOutcome, failedStep: string | undefined, error: string | undefined, rollbackFailedSteps: string[]): Promise<RunResult> {
+    await this.comms?.stop();
     const exitCode = EXIT_CODE_OF[outcome];
     const durationMs = this.o.clock.now() - this.started;
     const summary =
@@ -287,7 +356,7 @@ export class Runner {
     const kind = this.o.registry.get(step.uses);
     if (!kind) return { error: `${pb.file}: step ${step.id}: no handler for the kind ${step.uses} in this runner` };
     try {
-      const filled = interpolateDeep(step.with, (r) => this.refs.value(r));
+      const filled = interpolateWith(step.with, kind.templates, (r) => this.refs.value(r));
       addEnvSecrets(this.o.redactor, filled);
       const parsed = kind.with.safeParse(filled);
       if (!parsed.success) {
@@ -325,6 +394,7 @@ export class Runner {
     let last: StepResult = { ok: false, error: 'not run' };
     for (let attempt = 1; attempt <= attempts; attempt++) {
       this.emit({ event: 'start', step: step.id, phase, uses: step.uses, name, attempt, description: prepared.description });
+      this.current = step.id;
       const result = await this.attempt(step, phase, kind.run.bind(kind), prepared.withValue, attempt);
       if ('interrupted' in result) {
         this.emit({ event: 'interrupted', step: step.id, signal: this.interruptSignalName() });
@@ -428,7 +498,10 @@ export class Runner {
       approver: this.o.approver,
       ...this.o.effects,
       engine: this.o.engine,
+      resumed: this.rechecked.has(step.id),
+      measure: (m) => this.emit({ event: 'measurement', step: step.id, phase, ...m }),
       progress: (message, data) => this.emit({ event: 'progress', step: step.id, phase, message, ...(data ? { data } : {}) }),
+      notice: (message) => this.emit({ event: 'progress', step: step.id, phase, message, notice: true }),
       emitResult: (text) => this.emit({ event: 'output', step: step.id, phase, text }),
     };
     // A step that ignores its signal is abandoned after a grace period rather than hanging the run.

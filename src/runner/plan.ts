@@ -3,7 +3,7 @@ import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { stepKind } from '../steps/registry.js';
 import type { EngineTarget } from '../steps/types.js';
 import type { RunState } from './journal.js';
-import { interpolateDeep, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
+import { interpolateWith, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
 import { REDACTED, type Redactor } from '../util/redact.js';
 
 export type PlanStepStatus = 'pending' | 'done' | 'manual' | 'rerun';
@@ -61,7 +61,7 @@ export function describeStep(step: RuntimeStep, opts: PlanOptions, playbookDir: 
   };
   let filled: unknown;
   try {
-    filled = interpolateDeep(step.with, placeholder);
+    filled = interpolateWith(step.with, stepKind(step.uses).templates, placeholder);
   } catch (e) {
     // fromJSON() of a placeholder is not JSON: describe the step as written.
     if (!(e instanceof UnresolvedReference)) throw e;

@@ -6,11 +6,11 @@ import { stepKind } from '../steps/registry.js';
 import type { EngineTarget, StepNeed } from '../steps/types.js';
 import type { Redactor } from '../util/redact.js';
 import { RunLock } from './lock.js';
-import { interpolateDeep, type ResolvedVars } from './scope.js';
+import { interpolateWith, type ResolvedVars } from './scope.js';
 
 /** One thing preflight looked at; `at` points into the playbook when the problem lives there. */
 export interface PreflightCheck {
-  check: 'vars' | 'env' | 'file' | 'dir' | 'command' | 'approval' | 'engine' | 'lock' | 'state-dir';
+  check: 'vars' | 'env' | 'file' | 'dir' | 'command' | 'approval' | 'engine' | 'promql' | 'lock' | 'state-dir';
   ok: boolean;
   message: string;
   at?: { file: string; line: number; col: number };
@@ -109,6 +109,8 @@ type Where = (path: readonly (string | number)[]) => { file: string; line: numbe
 interface StepFindings {
   approvalStep: StepPlace | undefined;
   engineSteps: StepPlace[];
+  /** PromQL queries to ask their servers about, once the synchronous checks are done. */
+  queries: { need: Extract<StepNeed, { need: 'promql' }>; step: RuntimeStep }[];
   /** A main step starts the engine. */
   starts: boolean;
 }
@@ -137,6 +139,7 @@ export async function preflight(o: PreflightOptions): Promise<PreflightCheck[]> 
   } else if (found.engineSteps.length > 0 && o.engine && o.checkEngine !== false) {
     checks.push(await engineCheck(o.engine, found.starts, pb, cwd));
   }
+  checks.push(...(await Promise.all(found.queries.map((q) => queryCheck(q.need, q.step, at)))));
   if (o.lockPath) checks.push(lockCheck(o.lockPath));
   if (o.stateDir) checks.push(stateDirCheck(o.stateDir, cwd));
   const redactor = o.redactor;
@@ -165,7 +168,7 @@ function stepChecks(o: PreflightOptions, at: Where, cwd: string, checks: Preflig
     ...o.pb.steps.filter((s) => !o.skipSteps?.has(s.id)).map((step) => ({ step, phase: 'main' as const })),
     ...o.pb.rollback.map((step) => ({ step, phase: 'rollback' as const })),
   ];
-  const found: StepFindings = { approvalStep: undefined, engineSteps: [], starts: false };
+  const found: StepFindings = { approvalStep: undefined, engineSteps: [], queries: [], starts: false };
   const seenFiles = new Set<string>();
   // An exec step can make files and commands (a build, a download): after one, a literal path in a later
   // step is checked when that step runs. A path that comes from a var, --var or env is checked here.
@@ -199,6 +202,10 @@ function stepChecks(o: PreflightOptions, at: Where, cwd: string, checks: Preflig
           break;
         case 'approval':
           found.approvalStep ??= place;
+          break;
+        case 'promql':
+          if (!need.address.includes(LATER) && !need.query.includes(LATER) && !Object.values(need.headers).some((h) => h.includes(LATER)))
+            found.queries.push({ need, step });
           break;
         case 'engine':
           // Starting, stopping or installing into an engine needs its data dir on this machine.
@@ -237,7 +244,7 @@ function needsOf(step: RuntimeStep, o: PreflightOptions): { needs: StepNeed[]; u
   };
   let filled: unknown;
   try {
-    filled = interpolateDeep(step.with, known);
+    filled = interpolateWith(step.with, stepKind(step.uses).templates, known);
   } catch {
     filled = step.with;
   }
@@ -291,6 +298,20 @@ function approvalCheck(place: StepPlace, approval: ApprovalMode, at: Where): Pre
     check: 'approval',
     ok: true,
     message: `gates answered by ${approval === 'yes' ? '--yes' : approval === 'tty' ? 'the operator at this terminal' : 'the rehearsal'}`,
+  };
+}
+
+/** The query asked once of its Prometheus: malformed PromQL, or a server that cannot be reached, stops the run here. */
+async function queryCheck(need: Extract<StepNeed, { need: 'promql' }>, step: RuntimeStep, at: Where): Promise<PreflightCheck> {
+  const { checkQuery } = await import('../steps/prometheus.js');
+  const conn = { address: need.address, headers: need.headers, timeout: `${need.timeoutMs}ms` };
+  const r = await checkQuery(conn, need.query, { fetch: globalThis.fetch, signal: new AbortController().signal, timeoutMs: need.timeoutMs });
+  if (r.ok) return { check: 'promql', ok: true, message: `${need.query} accepted by ${need.address} (${r.resultType}, ${r.series} series now)` };
+  return {
+    check: 'promql',
+    ok: false,
+    message: `step ${step.id}: ${need.field} ${JSON.stringify(need.query)}: ${r.message}`,
+    at: at([...step.yamlPath, 'with', ...need.field.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k))]),
   };
 }
 

@@ -6,8 +6,11 @@ import {
   ExpressionEvalError,
   formatValue,
   interpolate,
+  protectTemplates,
+  restoreTemplates,
   statusCalls,
   type Expr,
+  type StepTemplates,
   type Literal,
   type Reference,
   type Value,
@@ -246,6 +249,11 @@ function evaluateWith(e: Expr, resolve: (ref: Reference) => Value): Value {
 }
 
 /** Fill `${{ }}` in every string of a `with` block. */
+/** A step's `with` filled in, the placeholders its kind fills itself (StepTemplates) left as they are. */
+export function interpolateWith(w: unknown, templates: StepTemplates | undefined, resolve: (ref: Reference) => Value): unknown {
+  return templates ? restoreTemplates(interpolateDeep(protectTemplates(w, templates), resolve)) : interpolateDeep(w, resolve);
+}
+
 export function interpolateDeep(value: unknown, resolve: (ref: Reference) => Value): unknown {
   if (typeof value === 'string') {
     if (!value.includes('${{')) return value;

@@ -106,10 +106,18 @@ export interface ReportWriter {
   users(snapshot: string, out: string): Promise<{ accounts: number; files: number; seq: number }>;
 }
 
+/**
+ * One command line to a line-oriented admin socket (HAProxy's runtime API): `unix:///path` or
+ * `tcp://host:port`. Resolves to everything the server wrote before it closed the connection; rejects when
+ * the socket cannot be reached, or nothing is answered within `timeoutMs`.
+ */
+export type SocketCommand = (address: string, line: string, o: { signal: AbortSignal; timeoutMs: number }) => Promise<string>;
+
 /** Every effect a step can have besides the files its `with` names. */
 export interface Effects {
   exec: Exec;
   fetch: typeof globalThis.fetch;
+  socket: SocketCommand;
   engines: EngineSupervisor;
   reports: ReportWriter;
 }

@@ -3,6 +3,8 @@
  * sample, so a new source of samples (Prometheus, say) plugs in without touching the shift itself.
  */
 
+import type { GateJudgement } from './analysis.js';
+
 /** The limits a stage is held to; an absent limit is not judged. */
 export interface Gates {
   maxQueueDepth?: number | undefined;
@@ -72,4 +74,42 @@ export function judgeSample(gates: Gates, sample: GateSample): Judgement {
   if (outcomes.includes('unmeasurable')) return { verdict: 'error', breaches };
   if (outcomes.includes('no-data')) return { verdict: 'inconclusive', breaches };
   return { verdict: 'pass', breaches };
+}
+
+/** Each of the engine's gates judged on its own, as the analysis counts them: one judgement per gate set. */
+export function engineJudgements(gates: Gates, sample: GateSample): GateJudgement[] {
+  const out: GateJudgement[] = [];
+  // A halted engine is a failure of the shift whatever the gates say.
+  if (sample.halted) out.push({ gate: 'engine', source: 'engine', verdict: 'fail', value: null, detail: 'the engine halted itself' });
+  const measured = { ...sample, halted: false };
+  if (gates.maxQueueDepth !== undefined) {
+    const j = judgeSample({ maxQueueDepth: gates.maxQueueDepth }, measured);
+    const detail = j.breaches[0] ?? (j.verdict === 'error' ? 'queue depth not measurable' : `queue depth ${sample.queueDepth} <= ${gates.maxQueueDepth}`);
+    out.push({ gate: 'maxQueueDepth', source: 'engine', verdict: j.verdict, value: Number.isNaN(sample.queueDepth) ? null : sample.queueDepth, detail });
+  }
+  if (gates.maxErrorRate !== undefined) {
+    const j = judgeSample({ maxErrorRate: gates.maxErrorRate }, measured);
+    const rate = errorRateOf(sample);
+    const detail =
+      j.breaches[0] ??
+      (j.verdict === 'inconclusive'
+        ? 'no orders sent in the window'
+        : j.verdict === 'error'
+          ? 'orders sent not measurable'
+          : `error rate ${rate.toFixed(3)} <= ${gates.maxErrorRate}`);
+    out.push({ gate: 'maxErrorRate', source: 'engine', verdict: j.verdict, value: sample.sent > 0 && !Number.isNaN(rate) ? rate : null, detail });
+  }
+  if (gates.p99LatencyMs !== undefined) {
+    const j = judgeSample({ p99LatencyMs: gates.p99LatencyMs }, measured);
+    const detail =
+      j.breaches[0] ??
+      (j.verdict === 'inconclusive'
+        ? 'no orders matched in the window'
+        : j.verdict === 'error'
+          ? 'p99 not measurable'
+          : `p99 ${sample.p99LatencyMs}ms <= ${gates.p99LatencyMs}ms`);
+    const value = sample.p99LatencyMs === null || Number.isNaN(sample.p99LatencyMs) ? null : sample.p99LatencyMs;
+    out.push({ gate: 'p99LatencyMs', source: 'engine', verdict: j.verdict, value, detail });
+  }
+  return out;
 }

@@ -1,28 +1,53 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { describeNotification, pagerdutyFields, slackFields, teamsFields } from './notify-channels.js';
+import { notificationKey, sendNotification } from './notify-send.js';
 import { defineStep, errorMessage, type StepResult } from './types.js';
+
+export { sendNotification, type NotifyDeps, type RetryPolicy, DEFAULT_RETRY } from './notify-send.js';
+export type { NotifyChannel, NotifyChannelInput } from './notify-channels.js';
+
+const messageField = z.string().min(1).describe('what to say: one line, or a few');
 
 export const notifyWith = z
   .discriminatedUnion('channel', [
-    z.strictObject({ channel: z.literal('stdout'), message: z.string().min(1) }),
+    z.strictObject({ channel: z.literal('stdout').describe('print the message on stdout'), message: messageField }),
     z.strictObject({
-      channel: z.literal('file'),
-      message: z.string().min(1),
+      channel: z.literal('file').describe('append a line to a file'),
+      message: messageField,
       path: z.string().min(1).describe('file to append to, relative to the playbook'),
     }),
     z.strictObject({
-      channel: z.literal('webhook'),
-      message: z.string().min(1),
+      channel: z.literal('webhook').describe('POST a fixed JSON shape to any receiver'),
+      message: messageField,
       url: z.string().min(1).describe('receives a JSON POST {run, playbook, step, message, ts}'),
     }),
+    z.strictObject({
+      channel: z.literal('slack').describe('a Slack incoming webhook: text and blocks'),
+      message: messageField.describe('the Slack message (mrkdwn; `<`, `>` and `&` are escaped, so no mentions or links)'),
+      ...slackFields,
+    }),
+    z.strictObject({
+      channel: z.literal('pagerduty').describe('a PagerDuty Events API v2 event'),
+      message: messageField.describe('trigger: the alert summary, cut at 1024 characters; acknowledge and resolve do not send it'),
+      ...pagerdutyFields,
+    }),
+    z.strictObject({
+      channel: z.literal('teams').describe('a Microsoft Teams webhook: an Adaptive Card, or a legacy MessageCard'),
+      message: messageField.describe('the card text'),
+      ...teamsFields,
+    }),
   ])
-  .meta({ examples: [{ channel: 'file', path: 'notifications.log', message: 'trading resumed' }] });
-
-/** Identifies one notification so a resumed run can tell it was already sent. */
-function notificationKey(runId: string, stepId: string): string {
-  return `${runId}/${stepId}`;
-}
+  .meta({
+    examples: [
+      { channel: 'file', path: 'notifications.log', message: 'trading resumed' },
+      { channel: 'slack', url: '${{ vars.slackWebhook }}', message: 'trading resumed', status: 'resolved' },
+      { channel: 'pagerduty', routingKey: '${{ vars.pagerdutyKey }}', message: 'futures engine halted: recovery under way', severity: 'critical' },
+      { channel: 'pagerduty', routingKey: '${{ vars.pagerdutyKey }}', action: 'resolve', message: 'trading resumed' },
+      { channel: 'teams', url: '${{ vars.teamsWebhook }}', message: 'trading resumed', status: 'resolved' },
+    ],
+  });
 
 export const notifyStep = defineStep({
   uses: 'notify',
@@ -35,6 +60,10 @@ export const notifyStep = defineStep({
         return `append "${w.message}" to ${w.path}`;
       case 'webhook':
         return `POST "${w.message}" to ${w.url}`;
+      case 'slack':
+      case 'pagerduty':
+      case 'teams':
+        return describeNotification(w, w.message);
     }
   },
   async run(w, ctx): Promise<StepResult> {
@@ -77,6 +106,12 @@ export const notifyStep = defineStep({
         } catch (e) {
           return { ok: false, error: `webhook ${w.url} failed: ${errorMessage(e)}` };
         }
+      }
+      case 'slack':
+      case 'pagerduty':
+      case 'teams': {
+        const { message, ...channel } = w;
+        return sendNotification(channel, message, ctx);
       }
     }
   },

@@ -9,7 +9,7 @@ import { reportIncidentStep, reportUsersStep } from './reports.js';
 import { smokeTestnetStep } from './smoke-testnet.js';
 import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
-import type { DescribeContext, StepContext, StepNeed, StepResult } from './types.js';
+import type { DescribeContext, StepContext, StepNeed, StepResult, StepTemplates } from './types.js';
 import { waitStep } from './wait.js';
 
 /**
@@ -49,6 +49,7 @@ export interface ErasedStepKind {
   readonly with: z.ZodType;
   describe(w: unknown, ctx: DescribeContext): string;
   needs?(w: unknown, ctx: DescribeContext): StepNeed[];
+  readonly templates?: StepTemplates;
   run(w: unknown, ctx: StepContext): Promise<StepResult>;
 }
 

@@ -2,7 +2,10 @@ import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { duration } from './fields.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
-import { errorRateOf, judgeSample, type GateSample } from './gates.js';
+import { engineJudgements, errorRateOf, type GateSample } from './gates.js';
+import { countsText, decide, promote, record, worstVerdict, type GateJudgement, type Tally } from './analysis.js';
+import { httpUrlOrExpr, prometheusConnection, prometheusGates, judgePrometheusGates } from './prometheus.js';
+import { describeProvider, providerFor, trafficProvider, type TrafficProvider, type TrafficWeights } from './providers/index.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type EngineTarget, type StepCheck, type StepContext, type StepResult } from './types.js';
 import type { ControlClient, LoadRun } from './effects.js';
 import type { OrderBody } from '../contract/control-api.js';
@@ -17,18 +20,28 @@ export const trafficShiftWith = z
       .array(z.strictObject({ weight, bake: duration }))
       .min(1)
       .optional()
-      .describe('each stage: an admission weight and how long to watch it'),
+      .describe('each stage: a canary weight (percent) and how long to watch it'),
     stepWeights: z.array(weight).min(1).optional().describe('shorthand for stages with one bake, e.g. [5, 25, 50, 100]'),
     bake: duration.optional().describe('with stepWeights: the bake of every stage'),
-    interval: duration.default('1s').describe('how often the gates sample /metrics (scaled in rehearsal, at least 50ms)'),
+    interval: duration.default('1s').describe('how often the gates are sampled (scaled in rehearsal, at least 50ms)'),
+    provider: trafficProvider.optional().describe("what moves the traffic at each stage; default the engine's own admission weight"),
+    prometheus: prometheusConnection.optional().describe('the Prometheus server that gates.prometheus queries'),
     gates: z
       .strictObject({
-        maxQueueDepth: z.number().int().min(0).optional(),
+        maxQueueDepth: z.number().int().min(0).optional().describe("the engine's margin queue depth, from its /metrics"),
         maxErrorRate: z.number().min(0).max(1).optional().describe('errors / orders sent in a sample window'),
-        p99LatencyMs: z.number().positive().optional(),
+        p99LatencyMs: z.number().positive().optional().describe("the engine's match latency p99 in a sample window"),
+        prometheus: prometheusGates.optional().describe('PromQL queries judged at every sample (needs prometheus:)'),
       })
       .default({}),
-    failureLimit: z.number().int().min(0).default(0).describe('failed samples tolerated before the shift is aborted'),
+    failureLimit: z.number().int().min(0).default(0).describe('failed samples of one gate tolerated; one more aborts the shift'),
+    inconclusiveLimit: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('inconclusive samples of one gate tolerated; one more pauses the shift and asks a human to promote or abort'),
+    consecutiveErrorLimit: z.number().int().min(0).default(4).describe('samples in a row that one gate could not measure; one more aborts the shift'),
     load: z
       .strictObject({
         rate: z.number().positive().max(50_000).default(200).describe('orders per second offered'),
@@ -40,32 +53,50 @@ export const trafficShiftWith = z
           .describe('deposit this much USDT into each trader first (testnets and rehearsals only)'),
         seed: z.number().int().min(0).default(1),
         replay: z.string().optional().describe('an NDJSON file of recorded order bodies to replay instead (relative to the playbook)'),
+        url: z
+          .string()
+          .refine(httpUrlOrExpr, { error: 'expected an http:// URL' })
+          .optional()
+          .describe("send the orders here instead of to the engine: the gateway in front of it (the engine's token still goes along)"),
       })
       .default({ rate: 200, accounts: 20, seed: 1 }),
   })
   .refine((w) => (w.stages === undefined) !== (w.stepWeights === undefined), { error: 'give either stages or stepWeights' })
-  .refine((w) => w.stepWeights === undefined || w.bake !== undefined, { error: 'stepWeights needs bake', path: ['bake'] });
+  .refine((w) => w.stepWeights === undefined || w.bake !== undefined, { error: 'stepWeights needs bake', path: ['bake'] })
+  .refine((w) => !w.gates.prometheus?.length || w.prometheus !== undefined, { error: 'gates.prometheus needs prometheus: { address }', path: ['prometheus'] });
 
 export type TrafficShiftWith = z.output<typeof trafficShiftWith>;
 
-function stagesOf(w: TrafficShiftWith): { weight: number; bake: string }[] {
+interface Stage {
+  weight: number;
+  bake: string;
+}
+
+function stagesOf(w: TrafficShiftWith): Stage[] {
   return w.stages ?? (w.stepWeights ?? []).map((weight) => ({ weight, bake: w.bake ?? '30s' }));
 }
 
 type Client = ControlClient;
-type Load = LoadRun;
 
-/** What the whole shift has seen so far: the failures count across stages against failureLimit. */
-interface ShiftTally {
+/** A shift under way: what it drives, and what it has seen so far across its stages. */
+interface Shift {
+  w: TrafficShiftWith;
+  ctx: StepContext;
+  client: Client;
+  gen: LoadRun;
+  provider: TrafficProvider;
+  stages: Stage[];
+  intervalMs: number;
+  tally: Tally;
   checks: StepCheck[];
-  failures: number;
   samples: number;
   maxQueueDepth: number;
   maxP99: number | null;
+  weights: TrafficWeights;
 }
 
 /** The traders, their funding and the load generator (synthetic or a recorded flow), not yet started. */
-async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: EngineTarget, client: Client): Promise<Load> {
+async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: EngineTarget, client: Client): Promise<LoadRun> {
   const { traderAccounts } = await import('../engine-client/load.js');
   const { readFile } = await import('node:fs/promises');
   const accounts = traderAccounts(w.load.accounts);
@@ -78,140 +109,247 @@ async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: Engine
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l) as OrderBody);
   }
-  return ctx.engines.load(engine, { rate: w.load.rate, accounts, seed: w.load.seed, ...(replay ? { replay } : {}) });
+  return ctx.engines.load(engine, {
+    rate: w.load.rate,
+    accounts,
+    seed: w.load.seed,
+    ...(replay ? { replay } : {}),
+    ...(w.load.url ? { orderUrl: w.load.url } : {}),
+  });
 }
 
-interface StageRun {
-  n: number;
-  of: number;
-  stage: { weight: number; bake: string };
-  intervalMs: number;
+/** The engine's view of one sample window, between two reads of its /metrics and of the load's counters. */
+interface Window {
+  metrics: import('../engine-client/load.js').ParsedMetrics;
+  stats: ReturnType<LoadRun['stats']>;
+}
+
+/** One sample: every gate judged, journaled, and counted. */
+async function sample(s: Shift, prev: Window): Promise<{ judgements: GateJudgement[]; window: Window; gateSample: GateSample }> {
+  const { parseMetrics, p99Between } = await import('../engine-client/load.js');
+  const { w, ctx } = s;
+  const [metrics, prom] = await Promise.all([
+    s.client.metrics().then(parseMetrics),
+    w.prometheus && w.gates.prometheus?.length
+      ? judgePrometheusGates(w.prometheus, w.gates.prometheus, { fetch: ctx.fetch, signal: ctx.signal })
+      : Promise.resolve(undefined),
+  ]);
+  const stats = s.gen.stats();
+  const gateSample: GateSample = {
+    halted: metrics.halted,
+    queueDepth: metrics.queueDepth,
+    sent: stats.sent - prev.stats.sent,
+    errors: stats.errors - prev.stats.errors,
+    p99LatencyMs: p99Between(prev.metrics.latencyBuckets, metrics.latencyBuckets),
+  };
+  const judgements = [
+    ...engineJudgements(w.gates, gateSample),
+    ...(prom?.gates ?? []).map((g): GateJudgement => ({ gate: g.name, source: 'prometheus', verdict: g.verdict, value: g.value, detail: g.detail })),
+  ];
+  return { judgements, window: { metrics, stats }, gateSample };
+}
+
+/** Pause for a human: promote past the inconclusive gates (true) or abort (false), as gate.approve asks. */
+async function askToPromote(s: Shift, n: number, reason: string): Promise<{ promoted: boolean; by: string; why?: string }> {
+  const stage = s.stages[n - 1] as Stage;
+  s.ctx.notice(`stage ${n}/${s.stages.length} paused: ${reason}; asking whether to promote or abort`);
+  const answer = await s.ctx.approver.approve(
+    `traffic.shift ${s.ctx.stepId} stage ${n}/${s.stages.length} (weight ${stage.weight}%) is inconclusive: ${reason}. Promote and continue the shift?`,
+    s.ctx.signal,
+  );
+  if (answer.approved) return { promoted: true, by: answer.by };
+  return { promoted: false, by: answer.by, why: answer.unavailable ?? `not promoted (answered by ${answer.by})` };
+}
+
+/** The stage's judgements per gate as JUnit cases: a failed or unmeasurable gate fails its case. */
+function stageChecks(s: Shift, n: number, before: Tally, durationMs: number): StepCheck[] {
+  const stage = s.stages[n - 1] as Stage;
+  return [...s.tally].map(([gate, c]) => {
+    const b = before.get(gate);
+    const d = {
+      pass: c.pass - (b?.pass ?? 0),
+      fail: c.fail - (b?.fail ?? 0),
+      inconclusive: c.inconclusive - (b?.inconclusive ?? 0),
+      error: c.error - (b?.error ?? 0),
+    };
+    return {
+      name: `stage ${n} (weight ${stage.weight}%) ${gate}`,
+      ok: d.fail === 0 && d.error === 0,
+      message: countsText({ ...d, consecutiveErrors: 0, inconclusiveSincePromotion: 0 }),
+      durationMs,
+    };
+  });
+}
+
+/** Why a stage stopped the shift: what kind of limit, and the words for it. */
+interface Stop {
+  kind: 'breached' | 'unmeasurable' | 'inconclusive';
+  reason: string;
 }
 
 /**
- * Bake one stage: sample /metrics every interval and judge each sample. Returns the breaches that abort
- * the shift (a halted engine, or one failed sample more than failureLimit), or null when the stage held.
+ * Bake one stage: move the traffic, then sample every interval and act on the analysis. Returns why the
+ * shift must stop (a limit passed, a human said no), or null when the stage held.
  */
-async function bakeStage(w: TrafficShiftWith, ctx: StepContext, client: Client, gen: Load, run: StageRun, tally: ShiftTally): Promise<string[] | null> {
-  const { parseMetrics, p99Between } = await import('../engine-client/load.js');
-  const { n, of, stage, intervalMs } = run;
-  await client.setAdmission(stage.weight);
+async function bakeStage(s: Shift, n: number): Promise<Stop | null> {
+  const { parseMetrics } = await import('../engine-client/load.js');
+  const { ctx, w } = s;
+  const stage = s.stages[n - 1] as Stage;
+  s.weights = await s.provider.set(stage.weight, n);
   // However short the scaled bake, every stage is judged on at least MIN_SAMPLES samples.
-  const bakeMs = Math.max(Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale), MIN_SAMPLES * intervalMs);
-  ctx.progress(`stage ${n}/${of}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, { stage: n, stages: of, weight: stage.weight, bakeMs });
-  const stageStart = ctx.clock.now();
-  let prevMetrics = parseMetrics(await client.metrics());
-  let prevStats = gen.stats();
-  let stageFailures = 0;
-  while (ctx.clock.now() - stageStart < bakeMs) {
-    await ctx.clock.sleep(Math.min(intervalMs, Math.max(1, bakeMs - (ctx.clock.now() - stageStart))), ctx.signal);
-    const m = parseMetrics(await client.metrics());
-    const stats = gen.stats();
-    const sample: GateSample = {
-      halted: m.halted,
-      queueDepth: m.queueDepth,
-      sent: stats.sent - prevStats.sent,
-      errors: stats.errors - prevStats.errors,
-      p99LatencyMs: p99Between(prevMetrics.latencyBuckets, m.latencyBuckets),
-    };
-    prevMetrics = m;
-    prevStats = stats;
-    tally.samples++;
-    tally.maxQueueDepth = Math.max(tally.maxQueueDepth, sample.queueDepth);
-    if (sample.p99LatencyMs !== null) tally.maxP99 = Math.max(tally.maxP99 ?? 0, sample.p99LatencyMs);
-    // Only a breach counts against failureLimit: an inconclusive or unmeasurable sample does not.
-    const { breaches } = judgeSample(w.gates, sample);
-    ctx.progress(`stage ${n}/${of} weight ${stage.weight}%`, {
+  const bakeMs = Math.max(Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale), MIN_SAMPLES * s.intervalMs);
+  ctx.progress(`stage ${n}/${s.stages.length}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, {
+    stage: n,
+    stages: s.stages.length,
+    weight: s.weights.weight,
+    remainderWeight: s.weights.remainderWeight,
+    bakeMs,
+  });
+  const started = ctx.clock.now();
+  const before = s.tally;
+  let prev: Window = { metrics: parseMetrics(await s.client.metrics()), stats: s.gen.stats() };
+  while (ctx.clock.now() - started < bakeMs) {
+    await ctx.clock.sleep(Math.min(s.intervalMs, Math.max(1, bakeMs - (ctx.clock.now() - started))), ctx.signal);
+    const taken = await sample(s, prev);
+    prev = taken.window;
+    s.samples++;
+    s.maxQueueDepth = Math.max(s.maxQueueDepth, taken.gateSample.queueDepth);
+    if (taken.gateSample.p99LatencyMs !== null) s.maxP99 = Math.max(s.maxP99 ?? 0, taken.gateSample.p99LatencyMs);
+    ctx.measure({ stage: n, stages: s.stages.length, weight: stage.weight, verdict: worstVerdict(taken.judgements), judgements: taken.judgements });
+    ctx.progress(`stage ${n}/${s.stages.length} weight ${stage.weight}%`, {
       stage: n,
-      stages: of,
+      stages: s.stages.length,
       weight: stage.weight,
-      queueDepth: sample.queueDepth,
-      errorRate: Number(errorRateOf(sample).toFixed(4)),
-      p99LatencyMs: sample.p99LatencyMs,
-      sent: sample.sent,
-      breaches: breaches.length,
+      queueDepth: taken.gateSample.queueDepth,
+      errorRate: Number(errorRateOf(taken.gateSample).toFixed(4)),
+      p99LatencyMs: taken.gateSample.p99LatencyMs,
+      sent: taken.gateSample.sent,
+      breaches: taken.judgements.filter((j) => j.verdict === 'fail').length,
     });
-    if (breaches.length) {
-      tally.failures++;
-      stageFailures++;
-      if (sample.halted || tally.failures > w.failureLimit) {
-        tally.checks.push({
-          name: `stage ${n} (weight ${stage.weight}%) gates`,
-          ok: false,
-          message: breaches.join('; '),
-          durationMs: ctx.clock.now() - stageStart,
-        });
-        return breaches;
+    s.tally = record(s.tally, taken.judgements);
+    const halted = taken.gateSample.halted ? 'the engine halted itself' : null;
+    const decision = halted ? { action: 'abort' as const, reason: halted } : decide(s.tally, w);
+    if (decision.action === 'abort') {
+      s.checks.push(...stageChecks(s, n, before, ctx.clock.now() - started));
+      const breaches = taken.judgements.filter((j) => j.verdict === 'fail').map((j) => j.detail);
+      if (halted || breaches.length) return { kind: 'breached', reason: halted ?? `${breaches.join('; ')} (${decision.reason})` };
+      return { kind: 'unmeasurable', reason: decision.reason };
+    }
+    if (decision.action === 'ask') {
+      const answer = await askToPromote(s, n, decision.reason);
+      if (!answer.promoted) {
+        s.checks.push(...stageChecks(s, n, before, ctx.clock.now() - started));
+        return { kind: 'inconclusive', reason: `${decision.reason}; ${answer.why ?? 'not promoted'}` };
       }
+      s.tally = promote(s.tally, decision.gates);
+      ctx.notice(`stage ${n}/${s.stages.length}: promoted past ${decision.gates.join(', ')} by ${answer.by}`);
     }
   }
-  tally.checks.push({
-    name: `stage ${n} (weight ${stage.weight}%) gates`,
-    ok: true,
-    durationMs: ctx.clock.now() - stageStart,
-    ...(stageFailures ? { message: `${stageFailures} failed samples tolerated` } : {}),
-  });
+  s.checks.push(...stageChecks(s, n, before, ctx.clock.now() - started));
   return null;
 }
 
-/** Every stage in turn under load; on a breach or an error admission goes to 0 and the shift stops. */
-async function shiftStages(w: TrafficShiftWith, ctx: StepContext, client: Client, gen: Load): Promise<StepResult> {
-  const stages = stagesOf(w);
-  const intervalMs = Math.max(50, Math.round((parseDuration(w.interval) ?? 1000) * ctx.timeScale));
-  const tally: ShiftTally = { checks: [], failures: 0, samples: 0, maxQueueDepth: 0, maxP99: null };
-  const fail = async (error: string, stage: number): Promise<StepResult> => {
-    await client.setAdmission(0).catch(() => undefined);
-    return {
-      ok: false,
-      error,
-      checks: tally.checks,
-      outputs: { failedStage: stage, weight: 0, samples: tally.samples, maxQueueDepth: tally.maxQueueDepth, maxP99LatencyMs: tally.maxP99, ...gen.stats() },
-    };
+/** The stage to start at: the first, or on a resume the one the gateway already reached (it is asked first). */
+async function firstStage(s: Shift): Promise<number> {
+  if (!s.ctx.resumed) return 1;
+  s.weights = await s.provider.current();
+  // Weights that are not a canary/remainder split recoverctl set (a gateway's configured 100/100) mean no stage was reached.
+  const split = s.weights.remainderWeight === null || s.weights.weight + s.weights.remainderWeight === 100;
+  if (!split) {
+    s.ctx.notice(`resumed: ${s.provider.type} has weights ${s.weights.weight}/${s.weights.remainderWeight}, not a split this shift set; starting at stage 1`);
+    return 1;
+  }
+  const reached = s.stages.reduce((at, st, i) => (s.weights.weight > 0 && st.weight <= s.weights.weight ? i + 1 : at), 1);
+  s.ctx.notice(
+    `resumed: ${s.provider.type} has the canary at ${s.weights.weight}%${s.weights.remainderWeight === null ? '' : ` and the remainder at ${s.weights.remainderWeight}%`}; continuing at stage ${reached}/${s.stages.length}`,
+  );
+  return reached;
+}
+
+function shiftOutputs(s: Shift): Record<string, number | string | null> {
+  return {
+    weight: s.weights.weight,
+    remainderWeight: s.weights.remainderWeight,
+    provider: s.provider.type,
+    stages: s.stages.length,
+    samples: s.samples,
+    maxQueueDepth: s.maxQueueDepth,
+    maxP99LatencyMs: s.maxP99,
+    ...s.gen.stats(),
   };
-  gen.start();
+}
+
+/** Every stage in turn under load; on an abort the provider takes the traffic back and the shift stops. */
+async function shiftStages(s: Shift): Promise<StepResult> {
+  const fail = async (error: string, stage: number): Promise<StepResult> => {
+    s.weights = await s.provider.abort().then(
+      (back) => {
+        error +=
+          s.provider.type === 'engine' ? '; admission set to 0' : `; traffic taken back (canary ${back.weight}%, remainder ${back.remainderWeight ?? '–'}%)`;
+        return back;
+      },
+      (e: unknown) => {
+        error += `; and taking the traffic back FAILED: ${errorMessage(e)}`;
+        return s.weights;
+      },
+    );
+    return { ok: false, error, checks: s.checks, outputs: { failedStage: stage, ...shiftOutputs(s) } };
+  };
+  let n = 1;
+  s.gen.start();
   try {
-    for (const [i, stage] of stages.entries()) {
-      const n = i + 1;
-      const breaches = await bakeStage(w, ctx, client, gen, { n, of: stages.length, stage, intervalMs }, tally);
-      if (breaches) return await fail(`gate breached at stage ${n} (weight ${stage.weight}%): ${breaches.join('; ')}; admission set to 0`, n);
+    for (n = await firstStage(s); n <= s.stages.length; n++) {
+      const stopped = await bakeStage(s, n);
+      const stage = s.stages[n - 1] as Stage;
+      const what = { breached: 'gate breached', unmeasurable: 'gates could not measure', inconclusive: 'analysis inconclusive' } as const;
+      if (stopped) return await fail(`${what[stopped.kind]} at stage ${n} (weight ${stage.weight}%): ${stopped.reason}`, n);
     }
   } catch (e) {
-    if (ctx.signal.aborted) throw e;
-    return fail(`traffic.shift: ${errorMessage(e)}`, -1);
+    if (s.ctx.signal.aborted) throw e;
+    return fail(`traffic.shift at stage ${n}: ${errorMessage(e)}`, n);
   } finally {
-    await gen.stop();
+    await s.gen.stop();
   }
-  const last = stages[stages.length - 1] as { weight: number };
-  return {
-    ok: true,
-    checks: tally.checks,
-    outputs: {
-      weight: last.weight,
-      stages: stages.length,
-      samples: tally.samples,
-      maxQueueDepth: tally.maxQueueDepth,
-      maxP99LatencyMs: tally.maxP99,
-      ...gen.stats(),
-    },
-  };
+  s.ctx.progress(`shift complete: ${s.provider.type} at ${s.weights.weight}%; ${[...s.tally].map(([g, c]) => `${g} ${countsText(c)}`).join('; ')}`);
+  return { ok: true, checks: s.checks, outputs: shiftOutputs(s) };
 }
 
 export const trafficShiftStep = defineStep({
   uses: 'traffic.shift',
   with: trafficShiftWith,
+  // The command provider's argv templates are filled by the shift at each stage, not by the playbook.
+  templates: {
+    paths: [
+      ['provider', 'set'],
+      ['provider', 'verify'],
+      ['provider', 'abort'],
+      ['provider', 'current'],
+    ],
+    names: ['weight', 'remainder', 'stage'],
+  },
   needs: (w, ctx) => [
     { need: 'engine' },
     ...(w.load.replay ? [{ need: 'file', field: 'load.replay', path: resolvePath(ctx.playbookDir, w.load.replay) } as const] : []),
+    ...(w.gates.prometheus ?? []).map((g, i) => ({
+      need: 'promql' as const,
+      field: `gates.prometheus.${i}.query`,
+      address: w.prometheus?.address ?? '',
+      headers: w.prometheus?.headers ?? {},
+      timeoutMs: parseDuration(w.prometheus?.timeout ?? '10s') ?? 10_000,
+      query: g.query,
+    })),
   ],
   describe: (w, ctx) => {
     const stages = stagesOf(w)
       .map((s) => `${s.weight}%/${s.bake}`)
       .join(' → ');
-    const gates =
-      Object.entries(w.gates)
-        .map(([k, v]) => `${k} ${String(v)}`)
-        .join(', ') || 'no gates';
-    return `shift traffic on ${engineLabel(ctx.engine)} ${stages} (${w.load.replay ? `replaying ${w.load.replay}` : `${w.load.rate} orders/s`}), gates: ${gates}, failureLimit ${w.failureLimit}`;
+    const engineGates = Object.entries(w.gates)
+      .filter(([k]) => k !== 'prometheus')
+      .map(([k, v]) => `${k} ${String(v)}`);
+    const promGates = (w.gates.prometheus ?? []).map((g) => `${g.name} (prometheus)`);
+    const gates = [...engineGates, ...promGates].join(', ') || 'no gates';
+    const via = w.provider && w.provider.type !== 'engine' ? describeProvider(w.provider) : `the admission weight of ${engineLabel(ctx.engine)}`;
+    return `shift traffic through ${via}: ${stages} (${w.load.replay ? `replaying ${w.load.replay}` : `${w.load.rate} orders/s`}), gates: ${gates}; limits: failures ${w.failureLimit}, inconclusive ${w.inconclusiveLimit}, errors in a row ${w.consecutiveErrorLimit}`;
   },
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('traffic.shift');
@@ -219,7 +357,31 @@ export const trafficShiftStep = defineStep({
     const health = await client.health();
     if (health.phase === 'halted')
       return { ok: false, error: `traffic.shift: the engine is halted${health.reason ? ` (${health.reason})` : ''}; resume it first` };
+    const provider = providerFor(w.provider ?? { type: 'engine' }, {
+      exec: ctx.exec,
+      socket: ctx.socket,
+      signal: ctx.signal,
+      playbookDir: ctx.playbookDir,
+      engine: client,
+    });
     const gen = await prepareLoad(w, ctx, ctx.engine, client);
-    return shiftStages(w, ctx, client, gen);
+    const stages = stagesOf(w);
+    const intervalMs = Math.max(50, Math.round((parseDuration(w.interval) ?? 1000) * ctx.timeScale));
+    const shift: Shift = {
+      w,
+      ctx,
+      client,
+      gen,
+      provider,
+      stages,
+      intervalMs,
+      tally: new Map(),
+      checks: [],
+      samples: 0,
+      maxQueueDepth: 0,
+      maxP99: null,
+      weights: { weight: 0, remainderWeight: null },
+    };
+    return shiftStages(shift);
   },
 });

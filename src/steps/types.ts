@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Clock } from '../util/clock.js';
-import type { EngineSupervisor, EngineTarget, Exec, ReportWriter } from './effects.js';
+import type { Measurement } from './analysis.js';
+import type { EngineSupervisor, EngineTarget, Exec, ReportWriter, SocketCommand } from './effects.js';
 
 export type { EngineTarget } from './effects.js';
 
@@ -50,15 +51,22 @@ export interface StepContext {
   /** Where a step may make throwaway folders (testnet engines); it removes what it made. */
   scratchDir: string;
   approver: Approver;
-  /** Commands (`exec`), HTTP (`http`, `notify`), engines and the reports built from the journal. */
+  /** Commands (`exec`), HTTP (`http`, `notify`), admin sockets (gateways), engines and the reports built from the journal. */
   exec: Exec;
   fetch: typeof globalThis.fetch;
+  socket: SocketCommand;
   engines: EngineSupervisor;
   reports: ReportWriter;
   /** The playbook's engine, resolved against its folder; undefined when it has none. */
   engine: EngineTarget | undefined;
+  /** True when this step was running when the run last stopped (a crash, Ctrl-C) and now runs again. */
+  resumed: boolean;
+  /** A traffic-shift sample with every gate judged, for the journal, the live view, JUnit and the report. */
+  measure(m: Measurement): void;
   /** A progress update for the renderers and the journal. */
   progress(message: string, data?: Record<string, OutputValue>): void;
+  /** News a person must see at once (a paused shift, a promotion): shown on its own line, never thinned out. */
+  notice(message: string): void;
   /** A result line for stdout (e.g. `notify` on the stdout channel). */
   emitResult(text: string): void;
 }
@@ -88,8 +96,21 @@ export type StepNeed =
   /** `path`: the step's own PATH, when its `env` sets one. */
   | { need: 'command'; field: string; command: string; cwd: string; path?: string | undefined }
   | { need: 'approval' }
+  /** A PromQL query the step will run: preflight asks the server once, so a malformed one stops the run before it acts. */
+  | { need: 'promql'; field: string; address: string; headers: Record<string, string>; timeoutMs: number; query: string }
   /** A running engine; `starts` when this step starts one itself; `local` when it needs engine.dataDir. */
   | { need: 'engine'; starts?: boolean; local?: boolean };
+
+/**
+ * Placeholders a step kind fills in itself at run time, in the `with` fields it names (traffic.shift's
+ * command provider: `${{ weight }}`, `${{ remainder }}`, `${{ stage }}`). Playbook interpolation and the
+ * loader's checks leave them alone there, and only there.
+ */
+export interface StepTemplates {
+  /** Paths inside `with`; everything under each is covered. */
+  paths: readonly (readonly string[])[];
+  names: readonly string[];
+}
 
 /** A step kind: its `with` schema, its dry-run description and its action. */
 export interface StepKind<W extends z.ZodType, U extends string = string> {
@@ -99,6 +120,8 @@ export interface StepKind<W extends z.ZodType, U extends string = string> {
   describe(w: z.output<W>, ctx: DescribeContext): string;
   /** What it will need at run time (files, commands, an engine, an answer); pure, no I/O. */
   needs?(w: z.output<W>, ctx: DescribeContext): StepNeed[];
+  /** Placeholders this kind fills in itself (`${{ weight }}`), which playbook interpolation must leave alone. */
+  readonly templates?: StepTemplates;
   /** Do the work; safe to call again after an interruption (checks before it acts). */
   run(w: z.output<W>, ctx: StepContext): Promise<StepResult>;
 }

@@ -114,20 +114,39 @@ export function progressText(e: Pick<EventOf<'progress'>, 'message' | 'data'>): 
   return phrases.length ? phrases.join(' · ') : e.message;
 }
 
+const VERDICT_MARK = { pass: '✓', fail: '✗', inconclusive: '?', error: '!' } as const;
+
+/** `⚖ shift: stage 2/4 50%: queue-depth fail (1200 > 1000) · p99LatencyMs inconclusive (no orders)`: the gates that did not pass. */
+export function measurementLine(e: EventOf<'measurement'>, c: ChalkInstance): string {
+  const colour = e.verdict === 'fail' ? c.red : e.verdict === 'pass' ? c.green : c.yellow;
+  const gates = e.judgements
+    .filter((j) => j.verdict !== 'pass')
+    .map((j) => `${j.gate} ${VERDICT_MARK[j.verdict]} ${j.verdict} (${j.detail})`)
+    .join(' · ');
+  return `${colour('⚖')} ${cutToColumns(`${e.step}: stage ${e.stage}/${e.stages} ${e.weight}%: ${gates}`, PROGRESS_COLUMNS)}`;
+}
+
 /** One human line per event (more only for the tail of a failure), for plain output and the spinner's persisted lines. */
 export const lineFormat: LineFormat = {
   'run-start': (e, c) =>
     `${c.bold(e.resumed ? 'resuming' : 'run')} ${e.run}: ${e.playbook} (${e.steps.length} steps${e.fromStep ? `, from ${e.fromStep}` : ''})`,
   start: (e, c) => `${c.cyan('▶')} ${stepLabel(e.step, e.name)}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}: ${e.description}`,
   recheck: (e, c) => `${c.yellow('↻')} ${e.step}: ${e.note}`,
-  progress: (e, c) => `${c.dim('…')} ${cutToColumns(`${e.step}: ${progressText(e)}`, PROGRESS_COLUMNS)}`,
+  progress: (e, c) =>
+    e.notice ? `${c.yellow('!')} ${e.step}: ${e.message}` : `${c.dim('…')} ${cutToColumns(`${e.step}: ${progressText(e)}`, PROGRESS_COLUMNS)}`,
   output: () => undefined,
+  // A passing sample shows in the live values; anything else is news, one line each.
+  measurement: (e, c) => (e.verdict === 'pass' ? undefined : measurementLine(e, c)),
   retry: (e, c) => `${c.yellow('↻')} ${e.step}: attempt ${e.attempt} failed (${firstLine(e.error)}); retrying in ${formatDuration(e.delayMs)}`,
   ok: (e, c, name) => `${c.green('✓')} ${stepLabel(e.step, name)} ${c.dim(`(${formatDuration(e.durationMs)})`)}`,
   fail: (e, c, name) =>
     `${c.red('✗')} ${stepLabel(e.step, name)} ${c.dim(`(${formatDuration(e.durationMs)})`)}: ${firstLine(e.error)}${e.continued ? c.yellow(' (continueOnError)') : ''}${c.dim(hangingLines(e.error))}`,
   skip: (e, c) => `${c.dim('-')} ${stepLabel(e.step, e.name)} skipped: ${e.detail}`,
   restored: (e, c) => `${e.outcome === 'failure' ? c.red('✗') : c.green('✓')} ${e.step} ${c.dim(`(${e.outcome} in an earlier attempt)`)}`,
+  comms: (e, c) =>
+    e.ok
+      ? `${c.blue('✉')} status update sent (${e.channel}): ${firstLine(e.message)}`
+      : `${c.yellow('✉')} status update (${e.channel}) failed: ${firstLine(e.error ?? '')}`,
   rollback: (e, c) => `${c.magenta('↩')} rollback: ${firstLine(e.reason)}`,
   'rollback-end': (e, c) => (e.ok ? `${c.magenta('↩')} rollback done` : `${c.red('↩')} rollback FAILED at ${e.failedSteps.join(', ')}`),
   interrupted: (e, c) => `${c.yellow('■')} interrupted by ${e.signal}${e.step ? ` during ${e.step}` : ''}; journal saved`,

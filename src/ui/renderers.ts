@@ -19,7 +19,7 @@ export class PlainRenderer implements EventSink {
   write(e: RunEvent): void {
     const name = this.titles.of(e);
     if (e.event === 'start') this.lastProgress.delete(`${e.phase}:${e.step}`);
-    if (e.event === 'progress') {
+    if (e.event === 'progress' && !e.notice) {
       const key = `${e.phase}:${e.step}`;
       const at = Date.parse(e.ts);
       const last = this.lastProgress.get(key);

@@ -114,6 +114,11 @@ export class SpinnerRenderer implements EventSink {
         this.ticker.unref();
         return;
       case 'progress':
+        if (e.notice) {
+          const line = formatLine(e, this.c, name);
+          if (line !== undefined) this.persist(undefined, line);
+          return;
+        }
         this.values = progressText(e);
         if (this.spinner) this.spinner.text = this.text();
         return;

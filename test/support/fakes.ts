@@ -6,6 +6,7 @@
 import type { EngineHealth } from '../../src/contract/control-api.js';
 import type { ControlClient, Effects, EngineSupervisor, ExecOutcome, ExecRequest, LoadRun, ReportWriter } from '../../src/steps/effects.js';
 import type { Approver, OutputValue, StepContext } from '../../src/steps/types.js';
+import type { Measurement } from '../../src/steps/analysis.js';
 import type { Clock } from '../../src/util/clock.js';
 
 interface Timer {
@@ -231,6 +232,7 @@ export function fakeEffects(over: Partial<Effects> = {}): Effects {
   return {
     exec: scriptedExec([{}]).exec,
     fetch: unimplemented('fetch') as unknown as typeof globalThis.fetch,
+    socket: unimplemented('socket'),
     engines: fakeEngines(fakeClient({})),
     reports: noReports,
     ...over,
@@ -242,7 +244,8 @@ export const approveAll: Approver = { approve: () => Promise.resolve({ approved:
 /** A StepContext for calling one step's `run` directly, with its progress recorded. */
 export function stepContext(
   over: Partial<StepContext> = {},
-): StepContext & { progressLog: { message: string; data?: Record<string, OutputValue> }[]; results: string[] } {
+): StepContext & { progressLog: { message: string; data?: Record<string, OutputValue> }[]; results: string[]; measurements: Measurement[] } {
+  const measurements: Measurement[] = [];
   const progressLog: { message: string; data?: Record<string, OutputValue> }[] = [];
   const results: string[] = [];
   const effects = fakeEffects();
@@ -260,10 +263,14 @@ export function stepContext(
     approver: approveAll,
     engine: { dataDir: '/engine' },
     ...effects,
+    resumed: false,
+    measure: (m) => measurements.push(m),
     progress: (message, data) => progressLog.push(data ? { message, data } : { message }),
+    notice: (message) => progressLog.push({ message }),
     emitResult: (text) => results.push(text),
     ...over,
     progressLog,
     results,
+    measurements,
   };
 }

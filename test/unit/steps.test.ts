@@ -201,7 +201,7 @@ describe('traffic.shift (fake engine and load)', () => {
   it('walks every stage under load and stops the load at the end', async () => {
     const weights: number[] = [];
     const client = fakeClient({
-      health: () => Promise.resolve(health({ phase: 'open' })),
+      health: () => Promise.resolve(health({ phase: 'open', admissionWeight: weights.at(-1) ?? 0 })),
       metrics: () => Promise.resolve(metrics(3)),
       setAdmission: (weight) => Promise.resolve({ admissionWeight: void weights.push(weight) ?? weight }),
     });
@@ -217,7 +217,7 @@ describe('traffic.shift (fake engine and load)', () => {
     const weights: number[] = [];
     let samples = 0;
     const client = fakeClient({
-      health: () => Promise.resolve(health({ phase: 'open' })),
+      health: () => Promise.resolve(health({ phase: 'open', admissionWeight: weights.at(-1) ?? 0 })),
       // The first read is the stage's baseline; the queue grows from the third sample on.
       metrics: () => Promise.resolve(metrics(samples++ >= 3 ? 900 : 5)),
       setAdmission: (weight) => Promise.resolve({ admissionWeight: void weights.push(weight) ?? weight }),
@@ -226,7 +226,7 @@ describe('traffic.shift (fake engine and load)', () => {
     const r = await trafficShiftStep.run(w, stepContext({ engines: fakeEngines(client) }));
     expect(r).toMatchObject({ ok: false, outputs: { failedStage: 1, weight: 0 } });
     if (r.ok) throw new Error('expected a failure');
-    expect(r.error).toBe('gate breached at stage 1 (weight 10%): queue depth 900 > 500; admission set to 0');
+    expect(r.error).toBe('gate breached at stage 1 (weight 10%): queue depth 900 > 500 (maxQueueDepth failed 2 times (failureLimit 1)); admission set to 0');
     expect(weights).toEqual([10, 0]);
   });
 
