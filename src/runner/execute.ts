@@ -183,6 +183,7 @@ export class Runner {
             runId: this.o.runId,
             playbookName: this.o.playbook.spec.metadata.name,
             stepId: `comms-${n}`,
+            once: false,
           });
         } catch (e) {
           result = { ok: false, error: errorMessage(e) };

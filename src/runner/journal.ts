@@ -64,6 +64,9 @@ export function readJournal(path: string): JournalRead {
       if (i === lines.length - 1) break;
       continue;
     }
+    // A last record without its newline was torn by the crash, however whole its JSON looks: the writer
+    // cuts it when it reopens the journal, so trusting it here would let a resume disagree with the file.
+    if (i === lines.length - 1) return { events, tornAtLine: i + 1 };
     try {
       const parsed = JSON.parse(line) as RunEvent;
       if (typeof parsed !== 'object' || parsed === null || typeof parsed.event !== 'string') {

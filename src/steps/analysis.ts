@@ -82,26 +82,28 @@ export function promote(tally: Tally, gates: readonly string[]): Tally {
   return next;
 }
 
+const times = (n: number): string => (n === 1 ? 'once' : `${n} times`);
+
 /** What the shift does next. A failure outranks an error streak, which outranks a pause. */
 export function decide(tally: Tally, limits: AnalysisLimits): Decision {
   const over = (pick: (c: GateCounts) => number, limit: number): [string, number][] =>
     [...tally].filter(([, c]) => pick(c) > limit).map(([g, c]) => [g, pick(c)]);
   const failed = over((c) => c.fail, limits.failureLimit);
   if (failed.length) {
-    return { action: 'abort', reason: failed.map(([g, n]) => `${g} failed ${n} times (failureLimit ${limits.failureLimit})`).join('; ') };
+    return { action: 'abort', reason: failed.map(([g, n]) => `${g} failed ${times(n)} (failureLimit ${limits.failureLimit})`).join('; ') };
   }
   const erring = over((c) => c.consecutiveErrors, limits.consecutiveErrorLimit);
   if (erring.length) {
     return {
       action: 'abort',
-      reason: erring.map(([g, n]) => `${g} could not be measured ${n} times in a row (consecutiveErrorLimit ${limits.consecutiveErrorLimit})`).join('; '),
+      reason: erring.map(([g, n]) => `${g} could not be measured ${times(n)} in a row (consecutiveErrorLimit ${limits.consecutiveErrorLimit})`).join('; '),
     };
   }
   const unsure = over((c) => c.inconclusiveSincePromotion, limits.inconclusiveLimit);
   if (unsure.length) {
     return {
       action: 'ask',
-      reason: unsure.map(([g, n]) => `${g} inconclusive ${n} times (inconclusiveLimit ${limits.inconclusiveLimit})`).join('; '),
+      reason: unsure.map(([g, n]) => `${g} inconclusive ${times(n)} (inconclusiveLimit ${limits.inconclusiveLimit})`).join('; '),
       gates: unsure.map(([g]) => g),
     };
   }

@@ -50,6 +50,11 @@ export interface NotifyDeps {
   /** Retries and skipped records, for the operator. */
   progress?: (message: string) => void;
   retry?: RetryPolicy;
+  /**
+   * false: no record of delivery is read or written (status updates: each says what is true now, so a
+   * resumed run sends its own rather than skipping ones an earlier attempt sent). Default true.
+   */
+  once?: boolean;
 }
 
 /** Identifies one notification so a resumed run can tell it was already sent. */
@@ -204,11 +209,13 @@ export async function sendNotification(config: NotifyChannelInput, message: stri
   const scrub = scrubber(channel, url);
   const key = notificationKey(deps.runId, deps.stepId);
   const base = { channel: channel.channel };
-  try {
-    const before = await sentBefore(deps.runDir, key);
-    if (before) return { ok: true, outputs: { ...base, alreadySent: true, sentAt: before.sentAt } };
-  } catch (e) {
-    return { ok: false, error: `could not read ${join(deps.runDir, SENT_FILE)}: ${errorMessage(e)}` };
+  if (deps.once !== false) {
+    try {
+      const before = await sentBefore(deps.runDir, key);
+      if (before) return { ok: true, outputs: { ...base, alreadySent: true, sentAt: before.sentAt } };
+    } catch (e) {
+      return { ok: false, error: `could not read ${join(deps.runDir, SENT_FILE)}: ${errorMessage(e)}` };
+    }
   }
   const sentAt = new Date(deps.clock.now()).toISOString();
   const body = JSON.stringify(payloadFor(channel, message, { runId: deps.runId, playbookName: deps.playbookName, stepId: deps.stepId, sentAt }));
@@ -220,6 +227,7 @@ export async function sendNotification(config: NotifyChannelInput, message: stri
     return { ok: false, error: scrub(`${label} ${answerText(last)}${after}`), outputs: { ...base, status: last.status, attempts } };
   }
   const outputs: StepOutputs = { ...base, sentAt, status: last.status, attempts, alreadySent: false, ...answerOutputs(channel, last.body, deps) };
+  if (deps.once === false) return { ok: true, outputs };
   try {
     await recordSent(deps.runDir, key, sentAt);
   } catch (e) {

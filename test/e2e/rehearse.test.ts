@@ -89,16 +89,19 @@ describe('rehearse --all', () => {
       expect.arrayContaining([
         expect.objectContaining({ file: 'playbooks/bad-hotfix-drill.yaml', expected: 'failed', outcome: 'failed', ok: true }),
         expect.objectContaining({ file: 'playbooks/um-excess-queue-depth.yaml', expected: 'success', outcome: 'success', ok: true }),
+        expect.objectContaining({ file: 'playbooks/um-excess-queue-depth-gateway.yaml', expected: 'success', outcome: 'success', ok: true }),
         expect.objectContaining({ file: 'playbooks/runner-drill.yaml', outcome: 'skipped (no engine)', ok: true }),
       ]),
     );
     // The human table and the annotations are on stderr; the drill's failure is a notice, not an error.
     expect(r.stderr).toMatch(/playbooks\/bad-hotfix-drill\.yaml\s+failed\s+failed\s+[\d.]+s\s+ok/);
     expect(r.stderr).toMatch(/playbooks\/um-excess-queue-depth\.yaml\s+success\s+success\s+[\d.]+s\s+ok/);
+    // The gateway playbook rehearsed through a real HAProxy and Prometheus.
+    expect(r.stderr).toMatch(/playbooks\/um-excess-queue-depth-gateway\.yaml\s+success\s+success\s+[\d.]+s\s+ok/);
     expect(r.stdout + r.stderr).not.toContain('::error');
     expect(r.stderr).toMatch(/^::notice file=playbooks\/bad-hotfix-drill\.yaml,line=\d+,col=\d+,title=step shift failed::/m);
     const xml = readFileSync(join(dir, 'out.xml'), 'utf8');
-    expect(xml.match(/<testsuite /g)).toHaveLength(3);
+    expect(xml.match(/<testsuite /g)).toHaveLength(4);
     expect(xml).toMatch(/<testsuites name="recoverctl" tests="\d+" failures="0"/);
     expect(xml).toMatch(/<testcase classname="bad-hotfix-drill" name="shift"[^>]*>\s*<system-out>failed, as this rehearsal expects/);
     expect(xml).toMatch(/<testcase classname="bad-hotfix-drill\.rehearsal" name="ends failed \(rehearsal\.expectOutcome\)"/);

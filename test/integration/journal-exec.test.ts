@@ -77,4 +77,14 @@ describe('journal', () => {
     w.close();
     expect(readFileSync(path, 'utf8').endsWith('}\n')).toBe(true);
   });
+
+  it('treats a last record without its newline as torn, however whole its JSON', () => {
+    const dir = tempDir();
+    const path = join(dir, 'j.ndjson');
+    const record = (step: string) => JSON.stringify({ ts: 't', run: 'r', step, event: 'recheck', phase: 'main', note: 'n' });
+    writeFileSync(path, `${record('a')}\n${record('b')}`);
+    const read = readJournal(path);
+    expect(read.events).toHaveLength(1);
+    expect(read.tornAtLine).toBe(2);
+  });
 });

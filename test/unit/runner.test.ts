@@ -367,3 +367,43 @@ rollback:
     expect(result.error).toMatch(/p\.yaml:\d+:\d+: env\.SURELY_NOT_SET_ANYWHERE is not set/);
   });
 });
+
+describe('comms: status updates on a cadence', () => {
+  it('sends a status update every interval of the run clock while steps run, and stops with the run', async () => {
+    const { fetch, requests } = (await import('../support/fakes.js')).scriptedFetch(() => new Response('ok', { status: 200 }));
+    const { sink, options } = setup(
+      `  - id: attach
+    uses: wait
+    with: { duration: 1ms }
+  - id: long
+    name: The long part
+    uses: wait
+    with: { duration: 35m }
+`,
+      {
+        extra: 'comms: { every: 10m, channel: slack, url: "https://hooks.slack.test/services/T/B/secret" }\n',
+      },
+    );
+    const result = await new Runner(options({ effects: fakeEffects({ fetch }) })).run();
+    expect(result.outcome).toBe('success');
+    const comms = sink.events.filter((e) => e.event === 'comms');
+    expect(comms).toHaveLength(3);
+    expect(comms[0]).toMatchObject({ channel: 'slack', ok: true, message: 'unit: recovery in progress, step long (2/2), 10m00s elapsed' });
+    expect(requests.map((r) => r.url)).toEqual(Array(3).fill('https://hooks.slack.test/services/T/B/secret'));
+    expect(JSON.parse(String(requests[2]?.init?.body))).toMatchObject({ text: 'unit: recovery in progress, step long (2/2), 30m00s elapsed' });
+    // Nothing after the run ended.
+    expect(sink.events.at(-1)).toMatchObject({ event: 'run-end' });
+    expect(sink.events.find((e) => e.event === 'run-start')).toMatchObject({ comms: '10m' });
+  });
+
+  it('says how much of the RTO budget is left, from the halt the run found, and when it is breached', async () => {
+    const { statusText } = await import('../../src/runner/comms.js');
+    const base = { playbook: 'p', incident: 'INC-1', step: 'shift', index: 3, steps: 9, failed: false, format: (ms: number) => `${ms / 60_000}m` };
+    expect(statusText({ ...base, elapsedMs: 600_000, rtoMs: 900_000, sinceDetectionMs: 720_000 })).toBe(
+      'INC-1: recovery in progress, step shift (3/9), 10m elapsed; RTO budget left 3m of 15m',
+    );
+    expect(statusText({ ...base, failed: true, elapsedMs: 600_000, rtoMs: 900_000, sinceDetectionMs: 960_000 })).toBe(
+      'INC-1: recovery FAILING, rollback under way, step shift (3/9), 10m elapsed; RTO of 15m BREACHED by 1m',
+    );
+  });
+});

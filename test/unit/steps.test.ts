@@ -272,3 +272,98 @@ describe('report.incident (fake report writer)', () => {
     expect(r).toMatchObject({ ok: true, outputs: { dir: '/playbooks/reports', rtoBreached: null } });
   });
 });
+
+describe('traffic.shift analysis (fake engine, fake Prometheus)', () => {
+  /** An engine whose admission weight reads back what was set, and whose /metrics the test scripts. */
+  function engine(queueDepth: () => number = () => 3) {
+    const weights: number[] = [];
+    const client = fakeClient({
+      health: () => Promise.resolve(health({ phase: 'open', admissionWeight: weights.at(-1) ?? 0 })),
+      metrics: () => Promise.resolve(metrics(queueDepth())),
+      setAdmission: (weight) => Promise.resolve({ admissionWeight: void weights.push(weight) ?? weight }),
+    });
+    return { client, weights };
+  }
+  const vector = (v: string) =>
+    new Response(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: v ? [{ metric: {}, value: [1, v] }] : [] } }));
+  const withProm = (gate: Record<string, unknown>, more: Record<string, unknown> = {}) =>
+    parse(trafficShiftWith, {
+      stepWeights: [50, 100],
+      bake: '1s',
+      interval: '250ms',
+      prometheus: { address: 'http://prom:9090' },
+      gates: { prometheus: [{ name: 'depth', query: 'max(engine_margin_queue_depth)', max: 100, ...gate }] },
+      ...more,
+    });
+
+  it('journals every sample as a measurement with each gate judged', async () => {
+    const { client } = engine();
+    const { fetch, requests } = scriptedFetch(() => vector('7'));
+    const ctx = stepContext({ engines: fakeEngines(client), fetch });
+    const r = await trafficShiftStep.run(withProm({}, { gates: { maxQueueDepth: 10, prometheus: [{ name: 'depth', query: 'q', max: 100 }] } }), ctx);
+    expect(r.ok).toBe(true);
+    expect(ctx.measurements).toHaveLength(8);
+    expect(ctx.measurements[0]).toMatchObject({ stage: 1, stages: 2, weight: 50, verdict: 'pass' });
+    expect(ctx.measurements[0]?.judgements.map((m) => [m.gate, m.source, m.verdict, m.value])).toEqual([
+      ['maxQueueDepth', 'engine', 'pass', 3],
+      ['depth', 'prometheus', 'pass', 7],
+    ]);
+    expect(requests).toHaveLength(8);
+    expect(r.checks?.map((c) => `${c.name}: ${c.message ?? ''}`)).toEqual([
+      'stage 1 (weight 50%) maxQueueDepth: 4 pass',
+      'stage 1 (weight 50%) depth: 4 pass',
+      'stage 2 (weight 100%) maxQueueDepth: 4 pass',
+      'stage 2 (weight 100%) depth: 4 pass',
+    ]);
+  });
+
+  it('pauses on an empty result past inconclusiveLimit and continues when a human promotes', async () => {
+    const { client, weights } = engine();
+    const asked: string[] = [];
+    const approver = { approve: (m: string) => Promise.resolve(void asked.push(m) ?? { approved: true, by: 'tty:sre' }) };
+    const ctx = stepContext({ engines: fakeEngines(client), fetch: scriptedFetch(() => vector('')).fetch, approver });
+    const r = await trafficShiftStep.run(withProm({}, { inconclusiveLimit: 3 }), ctx);
+    expect(r.ok).toBe(true);
+    // 8 inconclusive samples: asked after the 4th and the 8th, each promotion forgiving the ones before it.
+    expect(asked).toHaveLength(2);
+    expect(asked[0]).toContain('depth inconclusive 4 times (inconclusiveLimit 3)');
+    expect(ctx.progressLog.map((p) => p.message)).toContain('stage 1/2: promoted past depth by tty:sre');
+    expect(weights).toEqual([50, 100]);
+  });
+
+  it('aborts when nobody can answer the pause: no TTY and no --yes', async () => {
+    const { client, weights } = engine();
+    const approver = { approve: () => Promise.resolve({ approved: false, by: 'none', unavailable: 'stdin is not a terminal and --yes was not given' }) };
+    const ctx = stepContext({ engines: fakeEngines(client), fetch: scriptedFetch(() => vector('')).fetch, approver });
+    const r = await trafficShiftStep.run(withProm({}), ctx);
+    expect(r).toMatchObject({ ok: false, outputs: { failedStage: 1, weight: 0 } });
+    if (r.ok) throw new Error('expected a failure');
+    expect(r.error).toBe(
+      'analysis inconclusive at stage 1 (weight 50%): depth inconclusive once (inconclusiveLimit 0); stdin is not a terminal and --yes was not given; admission set to 0',
+    );
+    expect(weights).toEqual([50, 0]);
+  });
+
+  it('aborts when Prometheus cannot be measured more than consecutiveErrorLimit times in a row', async () => {
+    const { client, weights } = engine();
+    const ctx = stepContext({ engines: fakeEngines(client), fetch: scriptedFetch(() => new Response('<html>bad gateway</html>', { status: 502 })).fetch });
+    const r = await trafficShiftStep.run(withProm({}, { consecutiveErrorLimit: 2 }), ctx);
+    if (r.ok) throw new Error('expected a failure');
+    expect(r.error).toMatch(
+      /^gates could not measure at stage 1 \(weight 50%\): depth could not be measured 3 times in a row \(consecutiveErrorLimit 2\); admission set to 0$/,
+    );
+    expect(ctx.measurements.map((m) => m.verdict)).toEqual(['error', 'error', 'error']);
+    expect(weights).toEqual([50, 0]);
+  });
+
+  it('a resumed shift asks the gateway first and continues from the stage it had reached', async () => {
+    const { client, weights } = engine();
+    weights.push(50);
+    const w = parse(trafficShiftWith, { stepWeights: [10, 50, 100], bake: '1s', interval: '250ms', gates: { maxQueueDepth: 10 } });
+    const ctx = stepContext({ engines: fakeEngines(client), resumed: true });
+    const r = await trafficShiftStep.run(w, ctx);
+    expect(r).toMatchObject({ ok: true, outputs: { weight: 100, provider: 'engine' } });
+    expect(weights).toEqual([50, 50, 100]);
+    expect(ctx.progressLog.map((p) => p.message)).toContain('resumed: engine has the canary at 50%; continuing at stage 2/3');
+  });
+});
