@@ -19,13 +19,13 @@ export default defineConfig({
       { extends: true, test: { name: 'drills', include: ['test/drills.test.ts'] } },
     ],
     // With --coverage, which `npm test` (and so CI) passes: in-process code only (what the e2e tests run in
-    // child processes is not counted). The thresholds are the level measured when issue 11 closed (48.4 /
-    // 44.7 / 44.9 / 50.6 %) less a point: raise them as coverage grows, never lower them.
+    // child processes is not counted). The thresholds are the level measured last (55.3 / 51.0 / 55.0 /
+    // 57.1 % with issue 12) less a point: raise them as coverage grows, never lower them.
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary'],
-      thresholds: { statements: 47, branches: 43, functions: 43, lines: 49 },
+      thresholds: { statements: 54, branches: 50, functions: 54, lines: 56 },
     },
   },
 });
