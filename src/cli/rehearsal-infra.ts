@@ -55,7 +55,8 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
+/** SIGTERM, SIGKILL after `graceMs`; resolves once the process is gone. */
+export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
   children.delete(child);
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -6,10 +6,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { nodeSocket } from '../../src/cli/effects.js';
+import { freePort, stopChild as endChild } from '../../src/cli/rehearsal-infra.js';
 import { tempDir } from './cli.js';
 
 /** Whether a program is on PATH (the gateway tests skip, saying so, when it is not). */
@@ -34,15 +34,8 @@ afterEach(async () => {
   await Promise.all([...stoppers].map((s) => s().catch(() => undefined)));
 });
 
-/** A port free on 127.0.0.1 right now (the OS picks it). */
-export async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+// One port finder and one child stopper for the product and its tests (src/cli/rehearsal-infra.ts).
+export { freePort, endChild };
 
 export interface Origin {
   /** host:port, as a gateway's server line wants it. */
@@ -73,16 +66,6 @@ export async function startEngineAndSorry(): Promise<{ engine: Origin; sorry: Or
   const engine = await startOrigin({ status: 200, body: 'engine' });
   const sorry = await startOrigin({ status: 503, body: 'sorry', headers: { 'retry-after': '5' } });
   return { engine, sorry };
-}
-
-/** SIGTERM, SIGKILL after `graceMs`; resolves once the process is gone. */
-export async function endChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** Poll `ready` until it resolves true; fail early with the child's stderr when it exits first. */

@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll } from 'vitest';
+import { freePort, stopChild } from '../../src/cli/rehearsal-infra.js';
 
 /** Where Debian puts it, and anywhere else on PATH. */
 function findPrometheus(): string | undefined {
@@ -49,18 +49,7 @@ process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** A port nothing listens on right now: listen on port 0, note the port, close. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port from listen(0)');
-  return address.port;
-}
+export { freePort };
 
 /** prometheus.yml: YAML is a superset of JSON, so the config is written as JSON (no quoting to get wrong). */
 function configFor(scrapeTargets: string[], scrapeInterval: string): string {
@@ -69,18 +58,6 @@ function configFor(scrapeTargets: string[], scrapeInterval: string): string {
     scrape_configs: [{ job_name: 'test', static_configs: [{ targets: scrapeTargets }] }],
   };
   return `${JSON.stringify(config, null, 2)}\n`;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited(child);
-  clearTimeout(timer);
 }
 
 /** The process ended before it was ready. */
