@@ -45,7 +45,10 @@ export interface OrderBody {
   type: 'limit' | 'market';
   price?: string;
   qty: string;
-  tif?: 'GTC' | 'IOC';
+  /** GTC rests; IOC fills what it can; FOK fills entirely or is rejected; GTX is a post-only GTC. */
+  tif?: 'GTC' | 'IOC' | 'FOK' | 'GTX';
+  /** Self-trade prevention, by the taker's mode; default `expire-maker`. */
+  stp?: 'none' | 'expire-taker' | 'expire-maker' | 'expire-both';
   postOnly?: boolean;
   reduceOnly?: boolean;
   marginMode?: 'cross' | 'isolated';

@@ -63,6 +63,16 @@ class BookSide {
   }
 }
 
+/** Self-trade prevention for one incoming order: its account and its mode (Binance's STP modes). */
+export interface SelfTrade {
+  account: string;
+  mode: 'expire-taker' | 'expire-maker' | 'expire-both';
+  /** A resting order of the same account taken out of the book unfilled. */
+  onExpire(maker: RestingOrder): void;
+  /** Set when the taker must stop here: its remainder is expired, not rested. */
+  takerExpired?: boolean;
+}
+
 export class OrderBook {
   private readonly bids = new BookSide(true);
   private readonly asks = new BookSide(false);
@@ -102,12 +112,14 @@ export class OrderBook {
 
   /**
    * Match an incoming order against the opposite side, best price first, oldest first within a price.
-   * `limit` undefined means a market order. Returns the quantity left unfilled.
+   * `limit` undefined means a market order. Returns the quantity left unfilled. With `self`, a resting
+   * order of the taker's own account is never traded against: by the taker's mode the maker is expired
+   * (taken out of the book, `onExpire`), the taker stops (`self.takerExpired`), or both.
    */
-  match(side: Side, limit: number | undefined, qty: number, onFill: (maker: RestingOrder, qty: number, price: number) => void): number {
+  match(side: Side, limit: number | undefined, qty: number, onFill: (maker: RestingOrder, qty: number, price: number) => void, self?: SelfTrade): number {
     const opposite = side === 'buy' ? this.asks : this.bids;
     let left = qty;
-    while (left > 0) {
+    while (left > 0 && !self?.takerExpired) {
       const level = opposite.best();
       if (!level) break;
       if (limit !== undefined && (side === 'buy' ? level.price > limit : level.price < limit)) break;
@@ -115,6 +127,19 @@ export class OrderBook {
         const maker = level.orders[level.head] as RestingOrder;
         if (maker.remaining === 0) {
           level.head++;
+          continue;
+        }
+        if (self && maker.account === self.account) {
+          if (self.mode !== 'expire-maker') self.takerExpired = true;
+          if (self.mode !== 'expire-taker') {
+            level.qty -= maker.remaining;
+            maker.remaining = 0;
+            level.head++;
+            level.live--;
+            this.byId.delete(maker.id);
+            self.onExpire(maker);
+          }
+          if (self.takerExpired) break;
           continue;
         }
         const q = maker.remaining < left ? maker.remaining : left;
@@ -141,7 +166,7 @@ export class OrderBook {
    * What an incoming order would fill without changing the book: the quantity and the notional (price x
    * qty, as a bigint) it would take from the opposite side up to `limit` (undefined: no limit).
    */
-  sweep(side: Side, limit: number | undefined, qty: number): { qty: number; notional: bigint } {
+  sweep(side: Side, limit: number | undefined, qty: number, self?: Pick<SelfTrade, 'account' | 'mode'>): { qty: number; notional: bigint } {
     const opposite = side === 'buy' ? this.asks : this.bids;
     let left = qty;
     let notional = 0n;
@@ -149,11 +174,42 @@ export class OrderBook {
       if (left === 0) break;
       if (limit !== undefined && (side === 'buy' ? price > limit : price < limit)) break;
       const level = opposite.levels.get(price) as Level;
-      const q = level.qty < left ? level.qty : left;
+      // With self-trade prevention the taker's own orders are passed over (expire-maker) or end the sweep.
+      const own = self ? this.ownAt(level, self.account) : 0;
+      if (own > 0 && self?.mode !== 'expire-maker') {
+        const before = this.beforeOwn(level, self?.account ?? '');
+        const q = before < left ? before : left;
+        notional += BigInt(price) * BigInt(q);
+        left -= q;
+        break;
+      }
+      const available = level.qty - own;
+      const q = available < left ? available : left;
       notional += BigInt(price) * BigInt(q);
       left -= q;
     }
     return { qty: qty - left, notional };
+  }
+
+  /** Quantity an account rests at a level. */
+  private ownAt(level: Level, account: string): number {
+    let n = 0;
+    for (let i = level.head; i < level.orders.length; i++) {
+      const o = level.orders[i] as RestingOrder;
+      if (o.account === account) n += o.remaining;
+    }
+    return n;
+  }
+
+  /** Quantity of other accounts ahead of the account's first order at a level. */
+  private beforeOwn(level: Level, account: string): number {
+    let n = 0;
+    for (let i = level.head; i < level.orders.length; i++) {
+      const o = level.orders[i] as RestingOrder;
+      if (o.account === account) break;
+      n += o.remaining;
+    }
+    return n;
   }
 
   /** Remove a resting order; returns it (with what was left) or undefined when it is not resting. */

@@ -1,4 +1,4 @@
-import { OrderBook, type RestingOrder, type Side } from './book.js';
+import { OrderBook, type RestingOrder, type SelfTrade, type Side } from './book.js';
 import { abs, bpsOf, MONEY_DECIMALS, notional, parseFixed, RATE_ONE } from './fixed.js';
 import { INSTRUMENTS, SYMBOLS, MAKER_FEE_BPS, TAKER_FEE_BPS, type Asset, type Symbol } from './instruments.js';
 import type { Account, Command, MarginMode, Order, OrderRequest, OrderRequestJson, OrderResult, Phase, RejectReason } from './types.js';
@@ -157,6 +157,9 @@ export class Exchange {
     if (req.price !== undefined && Math.abs(req.price - mark) * 10_000 > mark * PRICE_BAND_BPS) {
       return reject('INVALID', `price is more than ${PRICE_BAND_BPS / 100}% from the mark`);
     }
+    const held = pos?.qty ?? 0;
+    // An order that can only shrink the position (opposite side, no larger than it) takes on no new exposure.
+    const closesOnly = held !== 0 && Math.sign(held) !== Math.sign(signed) && req.qty <= Math.abs(held);
     if (req.reduceOnly) {
       const q = pos?.qty ?? 0;
       // Resting reduce-only orders on the same side count too: together they may only close the position.
@@ -171,16 +174,22 @@ export class Exchange {
     const book = this.book(req.symbol);
     if (req.postOnly && req.price !== undefined && book.crosses(req.side, req.price))
       return reject('POST_ONLY_WOULD_TAKE', 'the order would trade immediately');
+    const stp = req.stp ?? 'none';
+    const self = stp === 'none' ? undefined : { account: req.account, mode: stp };
+    const taken = book.sweep(req.side, req.price, req.qty, self);
+    if (req.tif === 'FOK' && taken.qty < req.qty) return reject('FOK_WOULD_NOT_FILL', `only ${taken.qty} of ${req.qty} could fill now`);
     if (!req.reduceOnly) {
       // Margin at the prices the order would really trade at, plus the loss against the mark it would
-      // take on at once, plus what it leaves resting at its limit.
-      const taken = book.sweep(req.side, req.price, req.qty);
+      // take on at once, plus what it leaves resting at its limit. What only closes the position needs
+      // none of that now; only a remainder left resting is held to initial margin.
       const markValue = notional(mark, taken.qty);
       const immediateLoss = req.side === 'buy' ? taken.notional - markValue : markValue - taken.notional;
       const restingQty = req.type === 'limit' && req.tif === 'GTC' ? req.qty - taken.qty : 0;
-      const size = taken.notional + notional(req.price ?? mark, restingQty);
-      const required = bpsOf(size, inst.initialMarginBps) + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
-      if (this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
+      const resting = notional(req.price ?? mark, restingQty);
+      const required = closesOnly
+        ? bpsOf(resting, inst.initialMarginBps)
+        : bpsOf(taken.notional + resting, inst.initialMarginBps) + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
+      if (required > 0n && this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
     }
     const json: OrderRequestJson = { ...req, price: req.price ?? null };
     return { command: { op: 'order', ts, num: this.nextOrderNum, req: json } };
@@ -269,12 +278,27 @@ export class Exchange {
     this.orders.set(id, order);
     const book = this.book(req.symbol);
     const touched = new Set<string>();
-    const left = book.match(req.side, req.type === 'market' ? undefined : order.price, order.qty, (maker, qty, price) => {
-      this.fill(order, maker, qty, price);
-      touched.add(maker.account);
-    });
+    const stp = req.stp ?? 'none';
+    const self: SelfTrade | undefined =
+      stp === 'none'
+        ? undefined
+        : {
+            account: req.account,
+            mode: stp,
+            onExpire: (maker) => this.expireMaker(orderIdOf(maker.id)),
+          };
+    const left = book.match(
+      req.side,
+      req.type === 'market' ? undefined : order.price,
+      order.qty,
+      (maker, qty, price) => {
+        this.fill(order, maker, qty, price);
+        touched.add(maker.account);
+      },
+      self,
+    );
     touched.add(order.account);
-    if (left > 0 && req.type === 'limit' && req.tif === 'GTC') {
+    if (left > 0 && req.type === 'limit' && req.tif === 'GTC' && !self?.takerExpired) {
       book.add({ id: num, account: order.account, side: order.side, price: order.price, remaining: left });
       this.account(order.account).openOrders.add(id);
       order.status = order.filled > 0 ? 'partially_filled' : 'open';
@@ -377,6 +401,15 @@ export class Exchange {
     }
   }
 
+  /** A resting order taken out of the book by self-trade prevention: it ends canceled, its margin released. */
+  private expireMaker(id: string): void {
+    const o = this.orders.get(id);
+    if (!o) return;
+    o.status = 'canceled';
+    this.account(o.account).openOrders.delete(id);
+    this.reserveOrderMargin(o);
+  }
+
   cancelOrder(id: string): boolean {
     const o = this.orders.get(id);
     if (!o || (o.status !== 'open' && o.status !== 'partially_filled')) return false;
@@ -457,26 +490,33 @@ export class Exchange {
     let received = 0n;
     if (rate !== 0n && payers.length > 0 && receivers.length > 0) {
       const absRate = abs(rate);
+      // Each holder's exact amount is mark x size x rate, in units of 1 / RATE_ONE of the money unit.
+      // A payer pays it rounded UP to the unit (never in the payer's favour); a receiver gets it rounded
+      // down, and what the payers' rounding added goes to the receivers with the largest fractions first,
+      // so what is paid is exactly what is received.
       for (const { a, weight } of payers) {
-        const amount = (notional(markPrice, Number(weight)) * absRate) / RATE_ONE;
+        const exact = notional(markPrice, Number(weight)) * absRate;
+        const amount = (exact + RATE_ONE - 1n) / RATE_ONE;
         a.balances[inst.settleAsset] -= amount;
         paid += amount;
       }
-      // Distribute exactly what was paid, pro rata by size, remainders to the largest fractions.
-      const total = receivers.reduce((s, r) => s + r.weight, 0n);
       let given = 0n;
       const shares = receivers.map((r) => {
-        const exact = paid * r.weight;
-        const base = exact / total;
+        const exact = notional(markPrice, Number(r.weight)) * absRate;
+        const base = exact / RATE_ONE;
         given += base;
-        return { r, base, rem: exact % total };
+        return { r, base, rem: exact % RATE_ONE };
       });
       shares.sort((x, y) => (x.rem === y.rem ? (x.r.a.id < y.r.a.id ? -1 : 1) : x.rem > y.rem ? -1 : 1));
+      // Open interest is balanced (every fill has two sides), so the residue is below one unit per holder;
+      // spread it one unit at a time, round after round.
       let left = paid - given;
-      for (const s of shares) {
-        if (left === 0n) break;
-        s.base += 1n;
-        left -= 1n;
+      while (left > 0n) {
+        for (const s of shares) {
+          if (left === 0n) break;
+          s.base += 1n;
+          left -= 1n;
+        }
       }
       for (const s of shares) {
         s.r.a.balances[inst.settleAsset] += s.base;

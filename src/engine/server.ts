@@ -83,13 +83,19 @@ export function parseOrderRequest(body: Record<string, unknown>): OrderRequest {
   const priceText = str(body, 'price', false);
   const price = priceText === undefined ? undefined : decimal(priceText, PRICE_DECIMALS, 'price');
   const qty = decimal(str(body, 'qty') as string, QTY_DECIMALS, 'qty');
-  const tif = str(body, 'tif', false) ?? (type === 'market' ? 'IOC' : 'GTC');
-  if (tif !== 'GTC' && tif !== 'IOC') throw new BadRequest('tif must be GTC or IOC');
+  const tifText = str(body, 'tif', false) ?? (type === 'market' ? 'IOC' : 'GTC');
+  if (tifText !== 'GTC' && tifText !== 'IOC' && tifText !== 'FOK' && tifText !== 'GTX') throw new BadRequest('tif must be GTC, IOC, FOK or GTX');
+  // GTX (good till crossing) is Binance's name for a post-only GTC order.
+  const tif = tifText === 'GTX' ? 'GTC' : tifText;
+  const stp = str(body, 'stp', false) ?? 'expire-maker';
+  if (stp !== 'none' && stp !== 'expire-taker' && stp !== 'expire-maker' && stp !== 'expire-both')
+    throw new BadRequest('stp must be none, expire-taker, expire-maker or expire-both');
   const marginMode = str(body, 'marginMode', false) ?? 'cross';
   if (marginMode !== 'cross' && marginMode !== 'isolated') throw new BadRequest('marginMode must be cross or isolated');
   const clientOrderId = str(body, 'clientOrderId', false) ?? null;
   if (clientOrderId !== null && clientOrderId.length > 64) throw new BadRequest('clientOrderId is at most 64 characters');
-  return { account, symbol, side, type, price, qty, tif, postOnly: bool(body, 'postOnly'), reduceOnly: bool(body, 'reduceOnly'), marginMode, clientOrderId };
+  const postOnly = tifText === 'GTX' || bool(body, 'postOnly');
+  return { account, symbol, side, type, price, qty, tif, postOnly, reduceOnly: bool(body, 'reduceOnly'), marginMode, clientOrderId, stp };
 }
 
 function orderAnswer(r: OrderResult): Record<string, unknown> {

@@ -10,7 +10,10 @@ export type HaltCode = EngineHaltCode;
 export type OrderStatus = 'open' | 'partially_filled' | 'filled' | 'canceled' | 'rejected';
 export type MarginMode = 'cross' | 'isolated';
 export type OrderType = 'limit' | 'market';
-export type TimeInForce = 'GTC' | 'IOC';
+/** GTC rests, IOC fills what it can now, FOK fills entirely now or not at all. (GTX is GTC + post-only.) */
+export type TimeInForce = 'GTC' | 'IOC' | 'FOK';
+/** Self-trade prevention, decided by the taker's mode: `expire-maker` (the default) never lets an account trade with itself. */
+export type SelfTradePrevention = 'none' | 'expire-taker' | 'expire-maker' | 'expire-both';
 
 export type RejectReason =
   | 'INSUFFICIENT_MARGIN'
@@ -21,6 +24,7 @@ export type RejectReason =
   | 'POST_ONLY_WOULD_TAKE'
   | 'REDUCE_ONLY_WOULD_INCREASE'
   | 'MARGIN_MODE_CONFLICT'
+  | 'FOK_WOULD_NOT_FILL'
   | 'UNKNOWN_ACCOUNT'
   | 'INVALID';
 
@@ -82,6 +86,7 @@ export interface OrderRequest {
   reduceOnly: boolean;
   marginMode: MarginMode;
   clientOrderId: string | null;
+  stp: SelfTradePrevention;
 }
 
 /** The write-ahead log's records: every input and every decision, so replay is exact. */
@@ -96,8 +101,11 @@ export type Command =
   | { op: 'admission'; ts: number; weight: number }
   | { op: 'module'; ts: number; component: string; version: string; action: 'activate' | 'rollback' };
 
-/** An order request as stored in the WAL: plain JSON (no undefined: a market order's price is null). */
-export type OrderRequestJson = Omit<OrderRequest, 'price'> & { price: number | null };
+/**
+ * An order request as stored in the WAL: plain JSON (no undefined: a market order's price is null). WALs
+ * written before self-trade prevention have no `stp`: they replay as `none`, as they ran.
+ */
+export type OrderRequestJson = Omit<OrderRequest, 'price' | 'stp'> & { price: number | null; stp?: SelfTradePrevention };
 
 export interface OrderResult {
   id: string | null;

@@ -283,3 +283,36 @@ describe('exchange', () => {
     expect(render(restored)).toBe(render(ex));
   });
 });
+
+describe('funding rounds against the payer, and what is paid is received', () => {
+  it('each payer pays mark x size x rate rounded up; receivers get theirs rounded down plus the residue, to the unit', () => {
+    const ex = new Exchange(8 * HOUR);
+    open(ex);
+    for (const a of ['long1', 'long2', 'long3', 'short']) ex.apply({ op: 'deposit', ts: 2, account: a, asset: 'USDT', amount: '100000' });
+    // Three longs of 0.001, 0.002, 0.004 BTC against one short of 0.007, all at 60000.
+    for (const [acct, qty] of [
+      ['long1', 1_000],
+      ['long2', 2_000],
+      ['long3', 4_000],
+    ] as const) {
+      order(ex, { account: 'short', side: 'sell', qty }, 3);
+      order(ex, { account: acct, side: 'buy', qty }, 4);
+    }
+    const before = Object.fromEntries(['long1', 'long2', 'long3', 'short'].map((a) => [a, ex.account(a).balances.USDT]));
+    // rate 0.00012345 (12345 units of 1e-8): the exact amounts have fractions of the money unit.
+    const mark = 6_000_000;
+    ex.apply({ op: 'funding', ts: 5, symbol: 'BTCUSDT', intervalStart: 0, rate: '0.00012345', markPrice: mark });
+    const exact = (qty: number) => notional(mark, qty) * 12_345n; // units of 1e-8 of the money unit
+    const ceil = (x: bigint) => (x + 99_999_999n) / 100_000_000n;
+    const paidBy = (a: string) => (before[a] as bigint) - ex.account(a).balances.USDT;
+    expect(paidBy('long1')).toBe(ceil(exact(1_000)));
+    expect(paidBy('long2')).toBe(ceil(exact(2_000)));
+    expect(paidBy('long3')).toBe(ceil(exact(4_000)));
+    const received = -paidBy('short');
+    expect(received).toBeGreaterThanOrEqual(exact(7_000) / 100_000_000n);
+    const f = [...ex.funding.values()][0];
+    expect(f?.paid).toBe(f?.received);
+    expect(f?.paid).toBe(paidBy('long1') + paidBy('long2') + paidBy('long3'));
+    expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * Order rules of a USDⓈ-M exchange, through the control API of a real engine child process (issue 13):
+ * a closing order needs no new margin, self-trade prevention, FOK and GTX.
+ */
+import { describe, expect, it } from 'vitest';
+import type { EngineClient } from '../../src/engine-client/client.js';
+import { startTestEngine } from '../support/engine.js';
+
+async function openEngine(): Promise<EngineClient> {
+  const { client } = await startTestEngine();
+  await client.setPhase('open');
+  return client;
+}
+
+const btc = { symbol: 'BTCUSDT' } as const;
+
+describe('orders as a USDⓈ-M exchange takes them', () => {
+  it('fills a plain market order that only closes a position, even with no margin to spare', async () => {
+    const client = await openEngine();
+    await client.deposit('maker', 'USDT', '1000000');
+    // 1 BTC at 60000 needs 3000 initial margin and a 30 taker fee: 3100 leaves 70 to spare.
+    await client.deposit('trader', 'USDT', '3100');
+    await client.placeOrder({ ...btc, account: 'maker', side: 'sell', type: 'limit', price: '60000', qty: '1' });
+    expect(await client.placeOrder({ ...btc, account: 'trader', side: 'buy', type: 'market', qty: '1' })).toMatchObject({ status: 'filled', filled: '1' });
+    expect(Number((await client.account('trader')).available)).toBeLessThan(100);
+    await client.placeOrder({ ...btc, account: 'maker', side: 'buy', type: 'limit', price: '59990', qty: '1' });
+    // Not reduceOnly: a plain sell that shrinks the long to zero.
+    const close = await client.placeOrder({ ...btc, account: 'trader', side: 'sell', type: 'market', qty: '1' });
+    expect(close).toMatchObject({ status: 'filled', filled: '1', avgPrice: '59990' });
+    expect((await client.account('trader')).positions).toEqual([]);
+    // One that opens exposure again is still held to initial margin.
+    await client.placeOrder({ ...btc, account: 'maker', side: 'sell', type: 'limit', price: '60000', qty: '2' });
+    expect(await client.placeOrder({ ...btc, account: 'trader', side: 'buy', type: 'market', qty: '2' })).toMatchObject({
+      status: 'rejected',
+      reason: 'INSUFFICIENT_MARGIN',
+    });
+  });
+
+  it('never lets an account trade with itself by default (expire-maker): no fill, no fee, the resting order expires', async () => {
+    const client = await openEngine();
+    await client.deposit('self', 'USDT', '1000000');
+    const ask = await client.placeOrder({ ...btc, account: 'self', side: 'sell', type: 'limit', price: '60010', qty: '1' });
+    const bid = await client.placeOrder({ ...btc, account: 'self', side: 'buy', type: 'limit', price: '60010', qty: '1' });
+    expect(bid).toMatchObject({ status: 'open', filled: '0' });
+    const acct = await client.account('self');
+    expect(acct.balances.USDT).toBe('1000000');
+    expect(acct.positions).toEqual([]);
+    expect(acct.openOrders).toEqual([bid.id]);
+    expect((await client.request<{ status: string }>('GET', `/orders/${ask.id as string}`)).status).toBe('canceled');
+  });
+
+  it('expire-taker keeps the resting order, expire-both cancels both, none trades (and pays both fees)', async () => {
+    const client = await openEngine();
+    await client.deposit('self', 'USDT', '1000000');
+    const ask = await client.placeOrder({ ...btc, account: 'self', side: 'sell', type: 'limit', price: '60010', qty: '0.5' });
+    const taker = await client.placeOrder({ ...btc, account: 'self', side: 'buy', type: 'limit', price: '60010', qty: '0.5', stp: 'expire-taker' });
+    expect(taker).toMatchObject({ status: 'canceled', filled: '0' });
+    expect((await client.account('self')).openOrders).toEqual([ask.id]);
+    const both = await client.placeOrder({ ...btc, account: 'self', side: 'buy', type: 'limit', price: '60010', qty: '0.5', stp: 'expire-both' });
+    expect(both).toMatchObject({ status: 'canceled', filled: '0' });
+    expect((await client.account('self')).openOrders).toEqual([]);
+    await client.placeOrder({ ...btc, account: 'self', side: 'sell', type: 'limit', price: '60010', qty: '0.5' });
+    const crossed = await client.placeOrder({ ...btc, account: 'self', side: 'buy', type: 'limit', price: '60010', qty: '0.5', stp: 'none' });
+    expect(crossed).toMatchObject({ status: 'filled', filled: '0.5' });
+    // 0.5 BTC at 60010 = 30005: taker 5 bps 15.0025, maker 2 bps 6.001.
+    expect((await client.account('self')).balances.USDT).toBe('999978.9965');
+  });
+
+  it('FOK fills entirely or not at all; GTX never takes', async () => {
+    const client = await openEngine();
+    await client.deposit('maker', 'USDT', '1000000');
+    await client.deposit('taker', 'USDT', '1000000');
+    await client.placeOrder({ ...btc, account: 'maker', side: 'sell', type: 'limit', price: '60000', qty: '0.01' });
+    expect(await client.placeOrder({ ...btc, account: 'taker', side: 'buy', type: 'limit', price: '60000', qty: '0.02', tif: 'FOK' })).toMatchObject({
+      status: 'rejected',
+      reason: 'FOK_WOULD_NOT_FILL',
+    });
+    expect(await client.placeOrder({ ...btc, account: 'taker', side: 'buy', type: 'limit', price: '60010', qty: '0.01', tif: 'GTX' })).toMatchObject({
+      status: 'rejected',
+      reason: 'POST_ONLY_WOULD_TAKE',
+    });
+    expect(await client.placeOrder({ ...btc, account: 'taker', side: 'buy', type: 'limit', price: '60000', qty: '0.01', tif: 'FOK' })).toMatchObject({
+      status: 'filled',
+      filled: '0.01',
+    });
+  });
+});
