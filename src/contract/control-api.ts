@@ -101,3 +101,25 @@ export interface InstrumentView {
 export interface InstrumentsAnswer {
   instruments: InstrumentView[];
 }
+
+/** One funding interval settled by `POST /funding/recompute`: the holders at its end, and what each paid or got. */
+export interface SettledFundingInterval {
+  symbol: string;
+  intervalStart: string;
+  /** Decimal fraction per interval; longs pay when positive. */
+  rate: string;
+  /** Price units (0.01) of the mark recorded at the interval's end. */
+  markPrice: number;
+  paid: string;
+  received: string;
+  /** Each holder at the funding time: signed quantity, and the amount (negative: paid). */
+  holders: { account: string; qty: string; amount: string }[];
+}
+
+/** The answer to `POST /funding/recompute {from, to}`. */
+export interface FundingRecomputeAnswer {
+  intervals: SettledFundingInterval[];
+  /** Interval starts without a recorded mark at their end: they cannot be settled. */
+  missingMarks: string[];
+  totals: Record<string, { paid: string; received: string; net: string }>;
+}

@@ -1,5 +1,14 @@
 import { readFileSync } from 'node:fs';
-import type { AccountView, EngineHealth, InstrumentsAnswer, InstrumentView, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
+import type {
+  FundingRecomputeAnswer,
+  AccountView,
+  EngineHealth,
+  InstrumentsAnswer,
+  InstrumentView,
+  MarginBurstAnswer,
+  OrderAnswer,
+  OrderBody,
+} from '../contract/control-api.js';
 
 /** The engine answered with an error status: carries the status and the engine's message. */
 export class EngineHttpError extends Error {
@@ -92,14 +101,7 @@ export class EngineClient {
   fault(kind: 'margin-burst' | 'crash', events?: number): Promise<MarginBurstAnswer | { crashing: true }> {
     return this.request('POST', '/fault', events === undefined ? { kind } : { kind, events });
   }
-  recomputeFunding(
-    from: string,
-    to: string,
-  ): Promise<{
-    intervals: { symbol: string; intervalStart: string; rate: string; markPrice: number }[];
-    missingMarks: string[];
-    totals: Record<string, { paid: string; received: string; net: string }>;
-  }> {
+  recomputeFunding(from: string, to: string): Promise<FundingRecomputeAnswer> {
     return this.request('POST', '/funding/recompute', { from, to });
   }
   placeOrder(order: OrderBody, signal?: AbortSignal): Promise<OrderAnswer> {

@@ -25,6 +25,11 @@ export interface FundingRecord {
   paid: bigint;
   /** Received by the other side; equal to `paid` to the unit. */
   received: bigint;
+  /**
+   * Who held what at the funding time and what each paid (negative) or received, when this process
+   * settled it (not kept in snapshots: a restarted engine lists the intervals it settles itself).
+   */
+  payments?: { account: string; qty: number; amount: bigint }[];
 }
 
 /** Hooks the runtime uses to learn what changed (margin recalculation, metrics). */
@@ -59,6 +64,12 @@ export class Exchange {
   readonly funding = new Map<string, FundingRecord>();
   /** Mark prices recorded at each funding boundary not yet settled, for recomputing missed intervals. */
   readonly boundaryMarks = new Map<number, Partial<Record<Symbol, number>>>();
+  /**
+   * Who held each symbol at each funding boundary not yet settled (accounts with a position, by id, with
+   * the signed quantity), taken when the first price tick at or after the boundary is applied: funding
+   * for an interval is owed by the holders at its end, whoever holds the position when it is settled.
+   */
+  readonly boundaryPositions = new Map<number, Partial<Record<Symbol, [string, number][]>>>();
   hooks: ExchangeHooks = {};
 
   constructor(readonly fundingIntervalMs: number) {
@@ -221,7 +232,10 @@ export class Exchange {
           if (p !== undefined) this.marks.set(s, p);
         }
         const boundary = Math.floor(c.ts / this.fundingIntervalMs) * this.fundingIntervalMs;
-        if (!this.boundaryMarks.has(boundary)) this.boundaryMarks.set(boundary, Object.fromEntries(this.marks));
+        if (!this.boundaryMarks.has(boundary)) {
+          this.boundaryMarks.set(boundary, Object.fromEntries(this.marks));
+          this.boundaryPositions.set(boundary, this.holders());
+        }
         if (this.hooks.accountTouched) {
           for (const a of this.accounts.values()) {
             for (const [sym, p] of a.positions) if (p.qty !== 0 && c.prices[sym] !== undefined && !a.id.startsWith('@')) this.hooks.accountTouched(a.id);
@@ -472,33 +486,54 @@ export class Exchange {
     this.hooks.accountTouched?.(accountId);
   }
 
-  /** Settle one funding interval for a symbol; payments net to exactly zero. */
+  /** Every account's non-zero position per symbol, by account id. */
+  private holders(): Partial<Record<Symbol, [string, number][]>> {
+    // Every symbol has its entry, empty when nobody holds it: an empty list is a fact, not a missing one.
+    const out: Partial<Record<Symbol, [string, number][]>> = Object.fromEntries(SYMBOLS.map((s) => [s, []]));
+    for (const a of [...this.accounts.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))) {
+      for (const [sym, p] of a.positions) if (p.qty !== 0) (out[sym] ??= []).push([a.id, p.qty]);
+    }
+    return out;
+  }
+
+  /**
+   * Settle one funding interval for a symbol against the holders at its end (recorded at the boundary;
+   * the positions now only for a boundary recorded before holders were); payments net to exactly zero.
+   */
   private settleFunding(symbol: Symbol, intervalStart: number, rate: bigint, markPrice: number): void {
     const key = fundingKey(symbol, intervalStart);
     if (this.funding.has(key)) return;
     const inst = INSTRUMENTS[symbol];
-    const payers: { a: Account; weight: bigint }[] = [];
-    const receivers: { a: Account; weight: bigint }[] = [];
-    for (const a of this.accounts.values()) {
-      const p = a.positions.get(symbol);
-      if (!p || p.qty === 0) continue;
+    const boundary = intervalStart + this.fundingIntervalMs;
+    const recorded = this.boundaryPositions.get(boundary);
+    const holders: [string, number][] = recorded
+      ? (recorded[symbol] ?? [])
+      : [...this.accounts.values()].flatMap((a): [string, number][] => {
+          const q = a.positions.get(symbol)?.qty ?? 0;
+          return q === 0 ? [] : [[a.id, q]];
+        });
+    const payers: { a: Account; weight: bigint; qty: number }[] = [];
+    const receivers: { a: Account; weight: bigint; qty: number }[] = [];
+    for (const [id, qty] of holders) {
       const longPays = rate > 0n;
-      const isPayer = longPays ? p.qty > 0 : p.qty < 0;
-      (isPayer ? payers : receivers).push({ a, weight: BigInt(Math.abs(p.qty)) });
+      const isPayer = longPays ? qty > 0 : qty < 0;
+      (isPayer ? payers : receivers).push({ a: this.account(id), weight: BigInt(Math.abs(qty)), qty });
     }
     let paid = 0n;
     let received = 0n;
+    const payments: NonNullable<FundingRecord['payments']> = [];
     if (rate !== 0n && payers.length > 0 && receivers.length > 0) {
       const absRate = abs(rate);
       // Each holder's exact amount is mark x size x rate, in units of 1 / RATE_ONE of the money unit.
       // A payer pays it rounded UP to the unit (never in the payer's favour); a receiver gets it rounded
       // down, and what the payers' rounding added goes to the receivers with the largest fractions first,
       // so what is paid is exactly what is received.
-      for (const { a, weight } of payers) {
+      for (const { a, weight, qty } of payers) {
         const exact = notional(markPrice, Number(weight)) * absRate;
         const amount = (exact + RATE_ONE - 1n) / RATE_ONE;
         a.balances[inst.settleAsset] -= amount;
         paid += amount;
+        payments.push({ account: a.id, qty, amount: -amount });
       }
       let given = 0n;
       const shares = receivers.map((r) => {
@@ -521,10 +556,15 @@ export class Exchange {
       for (const s of shares) {
         s.r.a.balances[inst.settleAsset] += s.base;
         received += s.base;
+        payments.push({ account: s.r.a.id, qty: s.r.qty, amount: s.base });
       }
     }
-    this.funding.set(key, { symbol, intervalStart, rate, markPrice, paid, received });
-    this.boundaryMarks.delete(intervalStart + this.fundingIntervalMs);
+    this.funding.set(key, { symbol, intervalStart, rate, markPrice, paid, received, payments });
+    this.boundaryMarks.delete(boundary);
+    if (recorded) {
+      delete recorded[symbol];
+      if (Object.keys(recorded).length === 0) this.boundaryPositions.delete(boundary);
+    }
     for (const { a } of [...payers, ...receivers]) this.hooks.accountTouched?.(a.id);
   }
 

@@ -5,8 +5,9 @@ import { readSnapshot } from '../snapshot/reader.js';
 import { SnapshotWriter } from '../snapshot/writer.js';
 import { Exchange, fundingKey, avgPriceOf } from './exchange.js';
 import { fundingRate, nextPrice } from './feed.js';
-import { fmtMoney, fmtPrice, fmtRate } from './fixed.js';
+import { fmtMoney, fmtPrice, fmtQty, fmtRate } from './fixed.js';
 import { SYMBOLS, type Symbol } from './instruments.js';
+import type { SettledFundingInterval } from '../contract/control-api.js';
 import { EngineMetrics } from './metrics.js';
 import { ensureBaseline, loadMarginModule, ModuleRefused, readActive, writeActive, type ActiveModules } from './module-store.js';
 import { EXCESS_QUEUE_DEPTH, type MarginModule, type MarginQueue } from './modules/api.js';
@@ -43,6 +44,9 @@ export interface Recovery {
 }
 
 /** Thrown for requests the engine refuses; carries the HTTP status the server should answer with. */
+/** One settled funding interval as `POST /funding/recompute` answers it (the control API's type). */
+type SettledInterval = SettledFundingInterval & { symbol: Symbol };
+
 export class EngineRefusal extends Error {
   constructor(
     readonly status: number,
@@ -293,9 +297,9 @@ export class EngineRuntime {
     this.flushPendingHalt();
   }
 
-  private settleInterval(intervalStart: number): { symbol: Symbol; intervalStart: string; rate: string; markPrice: number }[] {
+  private settleInterval(intervalStart: number): SettledInterval[] {
     const marks = this.ex.boundaryMarks.get(intervalStart + this.ex.fundingIntervalMs);
-    const done: { symbol: Symbol; intervalStart: string; rate: string; markPrice: number }[] = [];
+    const done: SettledInterval[] = [];
     if (!marks) return done;
     for (const symbol of SYMBOLS) {
       if (this.ex.funding.has(fundingKey(symbol, intervalStart))) continue;
@@ -303,7 +307,16 @@ export class EngineRuntime {
       if (markPrice === undefined) continue;
       const rate = fmtRate(fundingRate(this.opts.seed, symbol, intervalStart));
       this.commit({ op: 'funding', ts: this.now(), symbol, intervalStart, rate, markPrice });
-      done.push({ symbol, intervalStart: new Date(intervalStart).toISOString(), rate, markPrice });
+      const f = this.ex.funding.get(fundingKey(symbol, intervalStart));
+      done.push({
+        symbol,
+        intervalStart: new Date(intervalStart).toISOString(),
+        rate,
+        markPrice,
+        paid: fmtMoney(f?.paid ?? 0n),
+        received: fmtMoney(f?.received ?? 0n),
+        holders: (f?.payments ?? []).map((p) => ({ account: p.account, qty: fmtQty(p.qty), amount: fmtMoney(p.amount) })),
+      });
     }
     return done;
   }
@@ -440,12 +453,12 @@ export class EngineRuntime {
     from: number,
     to: number,
   ): Promise<{
-    intervals: { symbol: Symbol; intervalStart: string; rate: string; markPrice: number }[];
+    intervals: SettledInterval[];
     missingMarks: string[];
     totals: Record<string, { paid: string; received: string; net: string }>;
   }> {
     const interval = this.ex.fundingIntervalMs;
-    const intervals: { symbol: Symbol; intervalStart: string; rate: string; markPrice: number }[] = [];
+    const intervals: SettledInterval[] = [];
     const missingMarks: string[] = [];
     // Nothing to settle before the first recorded mark: start there, and refuse absurd ranges.
     const earliest = Math.min(...this.ex.boundaryMarks.keys(), ...[...this.ex.funding.values()].map((f) => f.intervalStart), this.now());

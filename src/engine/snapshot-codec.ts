@@ -13,6 +13,12 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
   for (const [b, prices] of [...ex.boundaryMarks].sort((x, y) => x[0] - y[0])) {
     boundaryMarks[new Date(b).toISOString()] = Object.fromEntries(Object.entries(prices).map(([s, p]) => [s, fmtPrice(p)]));
   }
+  const boundaryPositions: Record<string, Record<string, [string, string][]>> = {};
+  for (const [b, bySymbol] of [...ex.boundaryPositions].sort((x, y) => x[0] - y[0])) {
+    boundaryPositions[new Date(b).toISOString()] = Object.fromEntries(
+      Object.entries(bySymbol).map(([s, holders]) => [s, (holders ?? []).map(([id, q]): [string, string] => [id, fmtQty(q)])]),
+    );
+  }
   return {
     type: 'header',
     format: SNAPSHOT_FORMAT,
@@ -30,6 +36,7 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     nextOrderNum: ex.nextOrderNum,
     fundingIntervalMs: ex.fundingIntervalMs,
     boundaryMarks,
+    boundaryPositions,
     ...extra,
   };
 }
@@ -119,6 +126,15 @@ export class SnapshotLoader {
       const m: Partial<Record<Symbol, number>> = {};
       for (const [s, p] of Object.entries(prices)) if (isSymbol(s)) m[s] = Number(parseFixed(p, PRICE_DECIMALS));
       ex.boundaryMarks.set(Date.parse(iso), m);
+    }
+    // Snapshots written before holders were recorded have none: those intervals settle over the positions then.
+    const bp = (header.boundaryPositions ?? {}) as Record<string, Record<string, [string, string][]>>;
+    for (const [iso, bySymbol] of Object.entries(bp)) {
+      const h: Partial<Record<Symbol, [string, number][]>> = {};
+      for (const [s, holders] of Object.entries(bySymbol)) {
+        if (isSymbol(s)) h[s] = holders.map(([id, q]): [string, number] => [id, Number(parseFixed(q, QTY_DECIMALS))]);
+      }
+      ex.boundaryPositions.set(Date.parse(iso), h);
     }
   }
 

@@ -173,7 +173,20 @@ export const fundingRecomputeStep = defineStep({
       const from = w.from ?? new Date(0).toISOString();
       const to = w.to ?? new Date(ctx.clock.now()).toISOString();
       const r = await client.recomputeFunding(from, to);
-      const outputs: Record<string, string | number> = { intervals: r.intervals.length, missingMarks: r.missingMarks.length, from, to };
+      // Each settled interval, with the holders it was charged to: the record the users' reports rest on.
+      for (const i of r.intervals) {
+        const holders = i.holders.map((h) => `${h.account} ${h.qty} ${h.amount}`).join(', ');
+        ctx.progress(
+          `${i.symbol} interval ${i.intervalStart}: rate ${i.rate}, paid ${i.paid}, received ${i.received}; ${i.holders.length} holders${holders ? `: ${holders}` : ''}`,
+        );
+      }
+      const outputs: Record<string, string | number> = {
+        intervals: r.intervals.length,
+        holders: r.intervals.reduce((n, i) => n + i.holders.length, 0),
+        missingMarks: r.missingMarks.length,
+        from,
+        to,
+      };
       const unbalanced: string[] = [];
       for (const [symbol, t] of Object.entries(r.totals)) {
         outputs[`${symbol}.paid`] = t.paid;

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src/engine-client/client.js';
 import { startTestEngine } from '../support/engine.js';
+import { waitFor } from '../support/cli.js';
 
 async function openEngine(): Promise<EngineClient> {
   const { client } = await startTestEngine();
@@ -83,5 +84,44 @@ describe('orders as a USDⓈ-M exchange takes them', () => {
       status: 'filled',
       filled: '0.01',
     });
+  });
+});
+
+describe('funding after a halt, as a USDⓈ-M exchange owes it', () => {
+  it('charges a missed interval to who held the position at its end, not to who holds it when it is settled', async () => {
+    const { client } = await startTestEngine({ feedInterval: '50ms', fundingInterval: '1s' });
+    for (const a of ['long', 'short', 'buyer']) await client.deposit(a, 'USDT', '1000000');
+    await client.setPhase('open');
+    await client.placeOrder({ ...btc, account: 'short', side: 'sell', type: 'limit', price: '60000', qty: '0.5' });
+    await client.placeOrder({ ...btc, account: 'long', side: 'buy', type: 'market', qty: '0.5' });
+    await client.setPhase('halted', 'test outage');
+    const haltedAt = Date.parse((await client.health()).haltedAt as string);
+    // Wait until the engine has recorded the holders at a funding boundary that fell in the halt.
+    const boundaries = async (): Promise<Record<string, Record<string, [string, string][]>>> =>
+      (JSON.parse((await client.state()).split('\n')[0] as string) as { boundaryPositions: Record<string, Record<string, [string, string][]>> })
+        .boundaryPositions;
+    await waitFor(async () => Object.keys(await boundaries()).some((b) => Date.parse(b) > haltedAt), 10_000, 'a funding boundary during the halt');
+    const recorded = Object.entries(await boundaries()).find(([b]) => Date.parse(b) > haltedAt)?.[1];
+    expect(recorded?.BTCUSDT).toEqual([
+      ['long', '0.5'],
+      ['short', '-0.5'],
+    ]);
+    // After the resume, the long sells its position to someone else before funding is recomputed.
+    const reopenedAt = Date.now();
+    await client.setPhase('open');
+    await client.placeOrder({ ...btc, account: 'buyer', side: 'buy', type: 'limit', price: '60000', qty: '0.5' });
+    expect(await client.placeOrder({ ...btc, account: 'long', side: 'sell', type: 'market', qty: '0.5' })).toMatchObject({ status: 'filled' });
+    await client.setPhase('halted', 'settle the missed funding');
+    const r = await client.recomputeFunding(new Date(haltedAt - 1_000).toISOString(), new Date().toISOString());
+    // The intervals that ended during the first halt (one ending after the second halt began is the buyer's).
+    const missed = r.intervals.filter(
+      (i) => i.symbol === 'BTCUSDT' && Date.parse(i.intervalStart) + 1_000 > haltedAt && Date.parse(i.intervalStart) + 1_000 <= reopenedAt,
+    );
+    expect(missed.length).toBeGreaterThan(0);
+    for (const i of missed) {
+      expect(i.holders.map((h) => h.account).sort()).toEqual(['long', 'short']);
+      expect(i.paid).toBe(i.received);
+    }
+    expect((await client.health()).ledger).toEqual({ USDT: '0', USDC: '0' });
   });
 });
