@@ -24,10 +24,33 @@ let exitHookInstalled = false;
 function killAllOnExit(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
+  // SIGTERM, not SIGKILL: the reaper passes it on (and escalates) instead of dying and leaving its child.
   process.once('exit', () => {
-    for (const c of children) c.kill('SIGKILL');
+    for (const c of children) c.kill('SIGTERM');
   });
 }
+
+/**
+ * A small node process between us and the service: it passes SIGTERM/SIGINT/SIGHUP on (SIGKILL after
+ * 4 s), and when this process is gone, whatever killed it (SIGKILL included), it stops the service
+ * itself, as the engine's --exit-with does. HAProxy and Prometheus have no such option of their own.
+ */
+const REAPER = `
+const { spawn } = require('node:child_process');
+const [parent, bin, ...args] = process.argv.slice(1);
+const child = spawn(bin, args, { stdio: 'inherit' });
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  try { child.kill('SIGTERM'); } catch {}
+  setTimeout(() => { try { child.kill('SIGKILL'); } catch {} }, 4000).unref();
+};
+for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(s, stop);
+const watch = setInterval(() => { try { process.kill(Number(parent), 0); } catch { stop(); } }, 500);
+child.on('error', (e) => { console.error(String(e)); process.exit(127); });
+child.on('exit', (code, signal) => { clearInterval(watch); process.exit(code ?? (signal ? 1 : 0)); });
+`;
 
 /** An executable on PATH or in Debian's sbin folders (root's PATH has them, a user's may not). */
 export function findBinary(name: string): string | undefined {
@@ -70,8 +93,10 @@ export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<v
 async function startService(name: string, bin: string, args: string[], log: string, ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<ChildProcess> {
   killAllOnExit();
   const fd = openSync(log, 'w');
-  const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, ['-e', REAPER, String(process.pid), bin, ...args], { stdio: ['ignore', fd, fd] });
   closeSync(fd);
+  // A spawn that fails shows as an exit before ready, below; it must not crash this process.
+  child.on('error', () => undefined);
   children.add(child);
   const tail = (): string => readFileSync(log, 'utf8').trim().split('\n').slice(-5).join(' | ');
   const deadline = Date.now() + timeoutMs;

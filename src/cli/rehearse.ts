@@ -185,14 +185,14 @@ function rehearsalSettings(pb: LoadedPlaybook, flags: RehearseFlags): { seed: nu
 }
 
 /** Before the scratch engine: what the playbook needs and the rehearsal does not provide. */
-async function rehearsalPreflight(pb: LoadedPlaybook, flags: RehearseFlags, autoApprove: boolean): Promise<void> {
+async function rehearsalPreflight(pb: LoadedPlaybook, flags: RehearseFlags, autoApprove: boolean, known: Record<string, string> = {}): Promise<void> {
   const declared = pb.spec.vars ?? {};
-  const vars = resolveVars(pb, {}, process.env, { allowMissing: true });
+  const vars = resolveVars(pb, known, process.env, { allowMissing: true });
   const checks = await preflight({
     pb,
     vars,
     redactor: buildRedactor(pb, vars),
-    pendingVars: new Set<string>(REHEARSAL_VARS.filter((v) => v in declared)),
+    pendingVars: new Set<string>(REHEARSAL_VARS.filter((v) => v in declared && !(v in known))),
     env: process.env,
     engine: { dataDir: join(tmpdir(), 'recoverctl-rehearsal-preflight') },
     approval: autoApprove ? 'rehearsal' : process.stdin.isTTY ? 'tty' : 'none',
@@ -377,6 +377,9 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     setup.check();
     const snap = await reproduceIncident(client, info.url, dataDir, traders, seed, flags.json ?? false, setup.check);
     infra = await infraFor(pb, scratch, info.url, dataDir, flags.json ?? false);
+    setup.check();
+    // What only the started infrastructure can answer (a Prometheus query) is checked before any step runs.
+    if (infra) await rehearsalPreflight(pb, flags, autoApprove, declaredOnly(pb, infra.vars));
     setup.done();
     return await runAndJudge(pb, flags, { timeScale, autoApprove, scratch, dataDir, client, url: info.url, snap, infraVars: infra?.vars ?? {} });
   } catch (e) {
@@ -399,6 +402,12 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     if (flags.keep) process.stderr.write(`scratch kept: ${scratch}\n`);
     else rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** The infrastructure's vars that the playbook declares. */
+function declaredOnly(pb: LoadedPlaybook, vars: Record<string, string>): Record<string, string> {
+  const declared = pb.spec.vars ?? {};
+  return Object.fromEntries(Object.entries(vars).filter(([k]) => k in declared));
 }
 
 /** HAProxy and Prometheus when the playbook's `rehearsal:` asks for them, started beside the scratch engine. */

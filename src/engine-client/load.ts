@@ -142,7 +142,8 @@ export class LoadGenerator {
         {
           host: to.hostname,
           port: to.port,
-          path,
+          // A gateway URL with a path prefix (http://lb/engine) keeps it: /engine/orders.
+          path: `${to.pathname.replace(/\/$/, '')}${path}`,
           method,
           agent: this.agent,
           headers: { authorization: `Bearer ${this.o.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },

@@ -399,7 +399,7 @@ function duplicateIds(spec: PlaybookSpec, file: string, locator: Locator): { dia
   return { diagnostics: out, stepIndex };
 }
 
-type RefScope = { where: 'vars' } | { where: 'step'; index: number } | { where: 'rollback' };
+type RefScope = { where: 'vars' } | { where: 'comms' } | { where: 'step'; index: number } | { where: 'rollback' };
 
 /** What is wrong with a reference where it stands, if anything: vars see only env; steps see earlier steps. */
 function refProblem(ref: Reference, scope: RefScope, vars: ReadonlySet<string>, stepIndex: ReadonlyMap<string, number>): string | undefined {
@@ -415,6 +415,7 @@ function refProblem(ref: Reference, scope: RefScope, vars: ReadonlySet<string>, 
     case 'step-output':
     case 'step-outcome': {
       if (scope.where === 'vars') return `vars may only refer to env.X, not steps.${ref.step}`;
+      if (scope.where === 'comms') return `comms may refer to vars.X and env.X, not steps.${ref.step} (an update can go out before any step has run)`;
       const idx = stepIndex.get(ref.step);
       if (idx === undefined) return `unknown step '${ref.step}'${didYouMean(ref.step, stepIndex.keys())}`;
       if (scope.where === 'step' && idx >= scope.index) {
@@ -474,6 +475,7 @@ function expressionChecks(spec: PlaybookSpec, file: string, locator: Locator, st
   };
   for (const [name, v] of Object.entries(spec.vars ?? {})) walkStrings(v, ['vars', name], { where: 'vars' });
   if (spec.engine) walkStrings(spec.engine, ['engine'], { where: 'vars' });
+  if (spec.comms) walkStrings(spec.comms, ['comms'], { where: 'comms' });
   spec.steps.forEach((s, i) => checkStep(s, ['steps', i], { where: 'step', index: i }));
   (spec.rollback ?? []).forEach((s, i) => checkStep(s, ['rollback', i], { where: 'rollback' }));
   return out;

@@ -239,8 +239,9 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     phases,
     samples,
     analysis: [...analysis.values()],
-    comms: commsOf(events, notifications, startedAt, end?.ts ?? null),
-    milestones: milestonesOf(events, detection.at, notifications, end?.ts ?? null),
+    // A report written by a step before the run ends closes it at the report's own time.
+    comms: commsOf(events, notifications, startedAt, endedAt),
+    milestones: milestonesOf(events, detection.at, notifications, endedAt),
   };
 }
 

@@ -26,6 +26,8 @@ export function statusText(o: {
   playbook: string;
   incident: string | null;
   step: string | null;
+  /** The step is a rollback step (it has no place among the main steps). */
+  rollingBack?: boolean;
   index: number;
   steps: number;
   elapsedMs: number;
@@ -35,7 +37,7 @@ export function statusText(o: {
   failed: boolean;
   format: (ms: number) => string;
 }): string {
-  const where = o.step ? `step ${o.step} (${o.index}/${o.steps})` : 'between steps';
+  const where = o.step ? (o.rollingBack ? `rollback step ${o.step}` : `step ${o.step} (${o.index}/${o.steps})`) : 'between steps';
   const state = o.failed ? 'recovery FAILING, rollback under way' : 'recovery in progress';
   const budget =
     o.rtoMs === null

@@ -1,4 +1,4 @@
-import { evaluate, ExpressionEvalError, ExpressionSyntaxError, shouldRun, truthy, type Reference } from '../playbook/expressions.js';
+import { evaluate, ExpressionEvalError, ExpressionSyntaxError, shouldRun, truthy, type Reference, type Value } from '../playbook/expressions.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { startCadence, statusText } from './comms.js';
 import type { NotifyChannelInput } from '../steps/notify-channels.js';
@@ -155,9 +155,38 @@ export class Runner {
   }
 
   async run(): Promise<RunResult> {
+    this.learnCredentials();
     this.emitRunStart();
     this.comms = this.startComms();
-    return this.runSteps();
+    try {
+      return await this.runSteps();
+    } finally {
+      // Normally stopped before run-end (finish); here for a run that ended by throwing.
+      await this.comms?.stop();
+    }
+  }
+
+  /**
+   * Credentials in the steps' `with` and in `comms:` (webhook URLs, routing keys, headers) are redacted
+   * from the first event on, even when the var that holds one is not marked secret.
+   */
+  private learnCredentials(): void {
+    const pb = this.o.playbook;
+    const lenient = (r: Reference): Value => this.refs.lenient(r) ?? '';
+    for (const step of [...pb.steps, ...pb.rollback]) {
+      try {
+        addEnvSecrets(this.o.redactor, interpolateWith(step.with, this.o.registry.get(step.uses)?.templates, lenient));
+      } catch {
+        // A value only a later step gives: learned when that step is prepared.
+      }
+    }
+    if (pb.spec.comms) {
+      try {
+        addEnvSecrets(this.o.redactor, interpolateDeep(pb.spec.comms, lenient));
+      } catch {
+        // as above
+      }
+    }
   }
 
   /** Status updates on the playbook's `comms:` cadence, beside the steps, until the run ends. */
@@ -174,6 +203,7 @@ export class Runner {
         let result: StepResult;
         try {
           const filled = interpolateDeep(channel, (r) => this.refs.value(r)) as NotifyChannelInput;
+          addEnvSecrets(this.o.redactor, filled);
           const { sendNotification } = await import('../steps/notify-send.js');
           result = await sendNotification(filled, message, {
             fetch: this.o.effects.fetch,
@@ -206,6 +236,7 @@ export class Runner {
       step: this.current,
       index: this.current ? pb.steps.findIndex((s) => s.id === this.current) + 1 : 0,
       steps: pb.steps.length,
+      rollingBack: this.current !== null && !pb.steps.some((s) => s.id === this.current),
       elapsedMs: now - this.started,
       rtoMs: rto,
       sinceDetectionMs: now - detected,
@@ -491,6 +522,7 @@ export class Runner {
       stepId: step.id,
       attempt,
       signal: controller.signal,
+      interrupt: this.o.interrupt,
       clock: this.o.clock,
       timeScale: this.o.timeScale,
       playbookDir: this.o.playbook.dir,

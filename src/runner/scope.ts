@@ -167,11 +167,25 @@ export function buildRedactor(pb: LoadedPlaybook, vars: ResolvedVars): Redactor 
 }
 
 /** Values under any `env:` key are secrets: tokens are passed to commands that way. */
+/** Webhook channels whose URL carries the credential in its path. */
+const SECRET_URL_CHANNELS = new Set(['slack', 'teams']);
+
+/**
+ * Values that are credentials whatever var they came from, added to the redactor: every value of an
+ * `env:` or `headers:` map (an exec step's environment, an HTTP or Prometheus Authorization header), a
+ * PagerDuty `routingKey`, and the URL of a Slack or Teams webhook.
+ */
 export function addEnvSecrets(redactor: Redactor, value: unknown): void {
   if (value === null || typeof value !== 'object') return;
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (k === 'env' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      for (const secret of Object.values(v)) if (typeof secret === 'string' && !secret.includes('${{')) redactor.add(secret);
+  const add = (secret: unknown): void => {
+    if (typeof secret === 'string' && !secret.includes('${{')) redactor.add(secret);
+  };
+  const o = value as Record<string, unknown>;
+  for (const [k, v] of Object.entries(o)) {
+    if ((k === 'env' || k === 'headers') && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const secret of Object.values(v)) add(secret);
+    } else if (k === 'routingKey' || (k === 'url' && typeof o.channel === 'string' && SECRET_URL_CHANNELS.has(o.channel))) {
+      add(v);
     } else {
       addEnvSecrets(redactor, v);
     }

@@ -41,6 +41,11 @@ export interface StepContext {
   stepId: string;
   attempt: number;
   signal: AbortSignal;
+  /**
+   * The run's own interrupt (Ctrl-C, SIGTERM): aborted with `signal` when the run is stopped, but not
+   * when only this step's timeout fired, so a step can tell "stop where you are" from "give up and undo".
+   */
+  interrupt: AbortSignal;
   clock: Clock;
   /** Multiplies waits and bake times; 1 for a real run, smaller in rehearsal. */
   timeScale: number;

@@ -255,6 +255,7 @@ export function stepContext(
     stepId: 'step',
     attempt: 1,
     signal: new AbortController().signal,
+    interrupt: new AbortController().signal,
     clock: new VirtualClock(),
     timeScale: 1,
     playbookDir: '/playbooks',

@@ -407,3 +407,27 @@ describe('comms: status updates on a cadence', () => {
     );
   });
 });
+
+describe('credentials', () => {
+  it('redacts a Slack webhook URL from every event, even from a var not marked secret', async () => {
+    const { fetch } = (await import('../support/fakes.js')).scriptedFetch(() => new Response('ok', { status: 200 }));
+    const url = 'https://hooks.slack.test/services/T000/B000/verysecretpath';
+    const { sink, options } = setup(
+      `  - id: tell
+    uses: notify
+    with: { channel: slack, url: "\${{ vars.slack }}", message: "resumed" }
+`,
+      { extra: `vars:\n  slack: ${url}\n` },
+    );
+    const result = await new Runner(options({ effects: fakeEffects({ fetch }) })).run();
+    expect(result.outcome).toBe('success');
+    const all = JSON.stringify(sink.events);
+    expect(all).not.toContain('verysecretpath');
+    expect(sink.events[0]).toMatchObject({ event: 'run-start', vars: { slack: '***' } });
+  });
+
+  it('checks the expressions of comms: when the playbook loads', () => {
+    const text = `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata: { name: c }\nvars:\n  slack: x\ncomms: { every: 10m, channel: slack, url: "\${{ vars.slakc }}" }\nsteps:\n  - id: w\n    uses: wait\n    with: { duration: 1s }\n`;
+    expect(() => parsePlaybook(Buffer.from(text), 'c.yaml', '/c.yaml')).toThrow(/unknown var 'slakc'.*did you mean vars\.slack|slakc/);
+  });
+});

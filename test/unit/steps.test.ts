@@ -367,3 +367,49 @@ describe('traffic.shift analysis (fake engine, fake Prometheus)', () => {
     expect(ctx.progressLog.map((p) => p.message)).toContain('resumed: engine has the canary at 50%; continuing at stage 2/3');
   });
 });
+
+describe('traffic.shift when things go wrong mid-shift', () => {
+  function engineWith(metrics: () => Promise<string>) {
+    const weights: number[] = [];
+    const client = fakeClient({
+      health: () => Promise.resolve(health({ phase: 'open', admissionWeight: weights.at(-1) ?? 0 })),
+      metrics,
+      setAdmission: (weight) => Promise.resolve({ admissionWeight: void weights.push(weight) ?? weight }),
+    });
+    return { client, weights };
+  }
+  const w = () => parse(trafficShiftWith, { stepWeights: [50, 100], bake: '1s', interval: '250ms', gates: { maxQueueDepth: 10 } });
+
+  it('takes the traffic back when the step runs out of time, but not when the run is interrupted', async () => {
+    for (const interrupted of [false, true]) {
+      const step = new AbortController();
+      const run = new AbortController();
+      let reads = 0;
+      const { client, weights } = engineWith(() => {
+        if (++reads === 3) {
+          if (interrupted) run.abort(new Error('SIGINT'));
+          step.abort(new Error(interrupted ? 'SIGINT' : 'timed out'));
+        }
+        return Promise.resolve(metrics(1));
+      });
+      const ctx = stepContext({ engines: fakeEngines(client), signal: step.signal, interrupt: run.signal });
+      await expect(trafficShiftStep.run(w(), ctx)).rejects.toThrow();
+      expect(weights).toEqual(interrupted ? [50] : [50, 0]);
+    }
+  });
+
+  it('counts an engine /metrics read that fails as an unmeasurable sample, not the end of the shift', async () => {
+    let reads = 0;
+    const { client } = engineWith(() => (++reads === 2 ? Promise.reject(new Error('engine did not answer GET /metrics')) : Promise.resolve(metrics(1))));
+    const ctx = stepContext({ engines: fakeEngines(client) });
+    const r = await trafficShiftStep.run(w(), ctx);
+    expect(r).toMatchObject({ ok: true, outputs: { maxQueueDepth: 1 } });
+    expect(ctx.measurements[0]).toMatchObject({ verdict: 'error', judgements: [{ gate: 'maxQueueDepth', verdict: 'error', value: null }] });
+  });
+
+  it('refuses an https:// load.url: the load generator speaks plain HTTP and would send the token in the clear', () => {
+    const bad = trafficShiftWith.safeParse({ stepWeights: [100], bake: '1s', load: { url: 'https://gw.example/engine' } });
+    expect(bad.success).toBe(false);
+    expect(trafficShiftWith.safeParse({ stepWeights: [100], bake: '1s', load: { url: 'http://127.0.0.1:8080/engine' } }).success).toBe(true);
+  });
+});

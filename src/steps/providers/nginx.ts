@@ -139,6 +139,11 @@ export class NginxProvider implements TrafficProvider {
     return parseUpstream(previous, this.config) ?? { weight: 0, remainderWeight: this.config.remainder === undefined ? null : 0 };
   }
 
+  /** The shift completed: the saved file is no way back any more, and a later shift's abort must not restore it. */
+  async finish(): Promise<void> {
+    await this.guard(async () => (await import('node:fs/promises')).rm(this.previousFile, { force: true }), `cannot remove ${this.previousFile}`);
+  }
+
   /** Write `text`, then test and reload; when either fails, put `fallback` back (nginx still runs what it had) and throw. */
   private async apply(text: string, fallback: string): Promise<void> {
     await this.guard(() => writeAtomic(this.file, text), `cannot write the file`);

@@ -27,6 +27,8 @@ export interface TrafficProvider {
   set(weight: number, stage: number): Promise<TrafficWeights>;
   /** Abort: canary 0, remainder 100 (nginx: restore the previous file). */
   abort(): Promise<TrafficWeights>;
+  /** The shift completed: forget what `abort` would have restored (nginx's saved file), so a later shift's abort cannot bring it back. */
+  finish?(): Promise<void>;
 }
 
 /** The bundled engine's admission weight, as the engine client gives it (a ControlClient fits). */
