@@ -18,6 +18,8 @@ export interface EngineHealth {
   modules: Record<string, { active: string; previous: string | null }>;
   queueDepth: number;
   queueLimit: number;
+  /** Accounts touched during a halt, recalculated (and liquidated if they must be) before the next phase opens. */
+  pendingRecalc: number;
   admissionWeight: number;
   testnet: boolean;
   pid: number;

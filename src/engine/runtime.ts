@@ -91,6 +91,8 @@ export class EngineRuntime {
   private wal!: WalWriter;
   private timers: NodeJS.Timeout[] = [];
   private replaying = true;
+  /** Accounts to recalculate before the first phase after a halt opens. */
+  private readonly pendingRecalc = new Set<string>();
   private pendingHalt: SelfHalt | undefined;
   /** Why the engine halted itself, while it stays halted that way; null when running or halted by an operator. */
   private haltCode: HaltCode | null = null;
@@ -178,6 +180,8 @@ export class EngineRuntime {
       }
     }
     rt.replaying = false;
+    // A restart during a halt does not know what changed while halted: everyone with a position is rechecked before trading opens.
+    if (ex.phase === 'halted') rt.deferAllWithPositions();
     ex.hooks = {
       accountTouched: (account) => rt.touch(account),
       fill: () => {
@@ -224,10 +228,49 @@ export class EngineRuntime {
     this.opts.log({ level: 'error', msg: 'trading halted', reason });
   }
 
-  /** Margin events: an account changed and must be recalculated (not while halted, nor on replay). */
+  /**
+   * Margin events: an account changed and must be recalculated. Not on replay; while halted the account is
+   * kept for the recalculation that runs before the first phase opens (nothing is discarded).
+   */
   private touch(account: string): void {
-    if (this.replaying || this.ex.phase === 'halted' || account.startsWith('@')) return;
+    if (this.replaying || account.startsWith('@')) return;
+    if (this.ex.phase === 'halted') {
+      this.pendingRecalc.add(account);
+      return;
+    }
     this.enqueue(account);
+  }
+
+  /** Every account with a position, kept for the recalculation before the next phase opens. */
+  private deferAllWithPositions(): void {
+    for (const a of this.ex.accounts.values()) {
+      if (a.id.startsWith('@')) continue;
+      for (const p of a.positions.values()) {
+        if (p.qty !== 0) {
+          this.pendingRecalc.add(a.id);
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Before the first phase after a halt opens: every account touched during the halt (a price tick, a
+   * module swap, a queue that overflowed) is recalculated once, in id order, and any liquidation it
+   * calls for is recorded before the phase changes. Bounded by the number of accounts; no queue, so it
+   * cannot overflow.
+   */
+  private recalcPending(): number {
+    let done = 0;
+    // A liquidation touches the accounts it changes again; they are rechecked in the next round. Each
+    // round liquidates at least one account or ends, so the rounds are bounded by the accounts.
+    for (let round = 0; this.pendingRecalc.size > 0 && round <= this.ex.accounts.size; round++) {
+      const ids = [...this.pendingRecalc].sort();
+      this.pendingRecalc.clear();
+      for (const id of ids) this.liquidateIfBelow(id);
+      done += ids.length;
+    }
+    return done;
   }
 
   private enqueue(account: string): void {
@@ -239,8 +282,10 @@ export class EngineRuntime {
         const detail = (e as Error).message.replace(/^EXCESS_QUEUE_DEPTH: /, '');
         this.pendingHalt = { code: 'EXCESS_QUEUE_DEPTH', reason: excessQueueDepthReason(this.margin.module.version, detail) };
       }
-      // The overflowing queue is abandoned: activation of a module rebuilds it from the accounts.
+      // The overflowing queue is replaced; what it held is not dropped: everyone with a position is
+      // recalculated before trading opens again.
       this.margin = this.instantiate(this.margin.module);
+      this.deferAllWithPositions();
     }
   }
 
@@ -252,7 +297,15 @@ export class EngineRuntime {
   }
 
   private recalc(account: string): void {
-    if (this.replaying || this.ex.phase === 'halted') return;
+    if (this.replaying) return;
+    if (this.ex.phase === 'halted') {
+      this.pendingRecalc.add(account);
+      return;
+    }
+    this.liquidateIfBelow(account);
+  }
+
+  private liquidateIfBelow(account: string): void {
     const below = this.ex.belowMaintenance(account);
     if (below.cross) {
       this.metrics.liquidations++;
@@ -372,6 +425,10 @@ export class EngineRuntime {
   }
 
   async setPhase(phase: Phase, reason: string | null): Promise<void> {
+    if (this.ex.phase === 'halted' && phase !== 'halted' && this.pendingRecalc.size > 0) {
+      const n = this.recalcPending();
+      this.opts.log({ level: 'info', msg: 'recalculated the accounts touched during the halt', accounts: n });
+    }
     const { durable } = this.commit({ op: 'phase', ts: this.now(), phase, reason: phase === 'halted' ? (reason ?? 'operator') : null });
     await durable;
   }
@@ -514,6 +571,14 @@ export class EngineRuntime {
     return { seed: this.opts.seed, testnet: this.opts.testnet, modules: { margin: this.margin.module.version } };
   }
 
+  /** Testnet only: set index prices now (journaled like a feed tick, so replay stays exact). */
+  async setIndex(prices: Partial<Record<Symbol, number>>): Promise<void> {
+    if (!this.opts.testnet) throw new EngineRefusal(404, 'no route POST /testnet/index (the engine was not started with --testnet)');
+    const { durable } = this.commit({ op: 'marks', ts: this.now(), step: this.ex.feedStep, prices });
+    this.flushPendingHalt();
+    await durable;
+  }
+
   /** `GET /health`, typed by the contract the client reads it with. */
   health(): EngineHealth {
     return {
@@ -527,6 +592,7 @@ export class EngineRuntime {
       modules: this.modules(),
       queueDepth: this.queueDepth,
       queueLimit: this.opts.queueLimit,
+      pendingRecalc: this.pendingRecalc.size,
       admissionWeight: this.ex.admissionWeight,
       marks: Object.fromEntries([...this.ex.marks].map(([s, p]) => [s, fmtPrice(p)])),
       testnet: this.opts.testnet,

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { InstrumentsAnswer } from '../contract/control-api.js';
 import { avgPriceOf } from './exchange.js';
 import { DecimalError, fmtMoney, fmtPrice, fmtQty, MONEY_DECIMALS, parseFixed, parseUnits, PRICE_DECIMALS, QTY_DECIMALS } from './fixed.js';
-import { instrumentViews, isAsset, isSymbol, INSTRUMENTS } from './instruments.js';
+import { instrumentViews, isAsset, isSymbol, INSTRUMENTS, type Symbol as InstrumentSymbol } from './instruments.js';
 import { EngineRefusal, type EngineRuntime } from './runtime.js';
 import { PHASES, type OrderRequest, type OrderResult, type Phase } from './types.js';
 
@@ -260,6 +260,23 @@ async function streamState({ res, rt }: RouteCall): Promise<void> {
   res.end(`${JSON.stringify({ type: 'trailer', records: lines.length - 1, sha256: hash.digest('hex') })}\n`);
 }
 
+/** `POST /testnet/index {"prices": {"BTCUSDT": "60000"}}`: a testnet's index prices, set by a test or a smoke suite. */
+async function setTestnetIndex({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const raw = body.prices;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new BadRequest('prices must be an object of symbol: decimal string');
+  const prices: Partial<Record<InstrumentSymbol, number>> = {};
+  for (const [symbol, text] of Object.entries(raw as Record<string, unknown>)) {
+    if (!isSymbol(symbol)) throw new BadRequest(`unknown symbol ${JSON.stringify(symbol)}`);
+    if (typeof text !== 'string') throw new BadRequest(`prices.${symbol} must be a decimal string`);
+    const p = decimal(text, PRICE_DECIMALS, `prices.${symbol}`);
+    if (p <= 0) throw new BadRequest(`prices.${symbol} must be positive`);
+    prices[symbol] = p;
+  }
+  await rt.setIndex(prices);
+  send(res, 200, { marks: rt.health().marks });
+}
+
 async function recomputeFunding({ req, res, rt }: RouteCall): Promise<void> {
   const body = await readBody(req);
   const from = Date.parse(str(body, 'from') as string);
@@ -312,6 +329,7 @@ const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/state', handle: streamState },
   { method: 'POST', path: '/funding/recompute', handle: recomputeFunding },
   { method: 'POST', path: '/fault', handle: injectFault },
+  { method: 'POST', path: '/testnet/index', handle: setTestnetIndex },
 ];
 
 /** The groups of a path that matches the route's path, or null. */

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src/engine-client/client.js';
-import { startTestEngine } from '../support/engine.js';
+import { installModule, startTestEngine } from '../support/engine.js';
 import { waitFor } from '../support/cli.js';
 
 async function openEngine(): Promise<EngineClient> {
@@ -123,5 +123,35 @@ describe('funding after a halt, as a USDⓈ-M exchange owes it', () => {
       expect(i.paid).toBe(i.received);
     }
     expect((await client.health()).ledger).toEqual({ USDT: '0', USDC: '0' });
+  });
+});
+
+describe('the margin check across a halt', () => {
+  it('a module swap during the halt is recalculated, and its liquidations recorded, before the first phase opens', async () => {
+    const { dir, client } = await startTestEngine({ testnet: true });
+    await client.deposit('maker', 'USDT', '1000000');
+    await client.deposit('trader', 'USDT', '3100');
+    await client.setPhase('open');
+    await client.placeOrder({ ...btc, account: 'maker', side: 'sell', type: 'limit', price: '60000', qty: '1' });
+    await client.placeOrder({ ...btc, account: 'trader', side: 'buy', type: 'market', qty: '1' });
+    await client.setPhase('halted', 'EXCESS_QUEUE_DEPTH drill');
+    // While halted the index falls 5%: the trader is now far below maintenance, but nothing may act yet.
+    await client.request('POST', '/testnet/index', { prices: { BTCUSDT: '57000' } });
+    expect((await client.account('trader')).positions).toHaveLength(1);
+    expect((await client.health()).pendingRecalc).toBe(2); // both holders: the long trader and the short maker
+    installModule(dir, '1.4.3');
+    await client.activate('margin', '1.4.3');
+    // The first phase after the halt opens only once everyone touched during it has been recalculated.
+    await client.setPhase('cancel-only');
+    expect((await client.account('trader')).positions).toEqual([]);
+    const h = await client.health();
+    expect(h).toMatchObject({ phase: 'cancel-only', pendingRecalc: 0 });
+    expect(h.ledger).toEqual({ USDT: '0', USDC: '0' });
+  });
+
+  it('refuses the testnet controls (404) on an engine not started with --testnet', async () => {
+    const client = await openEngine();
+    const r = await client.raw('POST', '/testnet/index', { prices: { BTCUSDT: '57000' } });
+    expect(r.status).toBe(404);
   });
 });
