@@ -104,6 +104,35 @@ export interface InstrumentsAnswer {
   instruments: InstrumentView[];
 }
 
+/**
+ * Binance portfolio-margin bands of uniMMR (adjusted equity / maintenance): at or below 1.05 liquidation,
+ * to 1.2 reduce-only, to 1.5 a warning. The engine's own rule (below maintenance: equity < maintenance)
+ * is `wouldLiquidate`.
+ */
+export type RiskBand = 'liquidation' | 'reduce-only' | 'warning' | 'ok';
+
+/** One account in `GET /risk/preview`. */
+export interface RiskAccount {
+  account: string;
+  /** Cross equity and maintenance margin at the current marks, decimal strings. */
+  equity: string;
+  maintenance: string;
+  /** equity / maintenance to 4 places; null without cross positions. */
+  uniMMR: string | null;
+  band: RiskBand;
+  /** The engine would liquidate it (cross, or one of its isolated positions) if trading opened now. */
+  wouldLiquidate: boolean;
+  isolatedBelow: string[];
+}
+
+/** `GET /risk/preview`: who would be liquidated or restricted at the current marks, before trading opens. */
+export interface RiskPreview {
+  marks: Record<string, string>;
+  /** Accounts with positions that are not `ok` (worst first), and every one the engine would liquidate. */
+  accounts: RiskAccount[];
+  counts: { accounts: number; wouldLiquidate: number; liquidation: number; reduceOnly: number; warning: number };
+}
+
 /** One funding interval settled by `POST /funding/recompute`: the holders at its end, and what each paid or got. */
 export interface SettledFundingInterval {
   symbol: string;

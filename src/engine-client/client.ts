@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type {
   FundingRecomputeAnswer,
+  RiskPreview,
   AccountView,
   EngineHealth,
   InstrumentsAnswer,
@@ -103,6 +104,10 @@ export class EngineClient {
   }
   recomputeFunding(from: string, to: string): Promise<FundingRecomputeAnswer> {
     return this.request('POST', '/funding/recompute', { from, to });
+  }
+  /** Who would be liquidated or restricted if trading opened at the current marks. */
+  riskPreview(): Promise<RiskPreview> {
+    return this.request('GET', '/risk/preview');
   }
   placeOrder(order: OrderBody, signal?: AbortSignal): Promise<OrderAnswer> {
     return this.request('POST', '/orders', order, signal);

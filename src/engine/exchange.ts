@@ -127,6 +127,30 @@ export class Exchange {
     return this.crossEquity(a) - this.initialMarginUsed(a);
   }
 
+  /**
+   * Every account with a position judged at the current marks: uniMMR (equity / maintenance, 4 places)
+   * with Binance's bands, and whether this engine would liquidate it now. Pure read.
+   */
+  riskOf(a: Account): {
+    equity: bigint;
+    maintenance: bigint;
+    uniMMR: string | null;
+    band: 'liquidation' | 'reduce-only' | 'warning' | 'ok';
+    below: { cross: boolean; isolated: Symbol[] };
+  } {
+    const equity = this.crossEquity(a);
+    const maintenance = this.crossMaintenance(a);
+    const below = this.belowMaintenance(a.id);
+    // Ratio in units of 1/10000, rounded down (never flattering the account).
+    const ratio = maintenance > 0n ? (equity * 10_000n) / maintenance : null;
+    const band = ratio === null ? 'ok' : ratio <= 10_500n ? 'liquidation' : ratio <= 12_000n ? 'reduce-only' : ratio <= 15_000n ? 'warning' : 'ok';
+    const uniMMR =
+      ratio === null
+        ? null
+        : `${ratio < 0n ? '-' : ''}${(ratio < 0n ? -ratio : ratio) / 10_000n}.${String((ratio < 0n ? -ratio : ratio) % 10_000n).padStart(4, '0')}`;
+    return { equity, maintenance, uniMMR, band, below };
+  }
+
   /** Is the account (cross) or one of its isolated positions below maintenance margin? */
   belowMaintenance(accountId: string): { cross: boolean; isolated: Symbol[] } {
     const a = this.accounts.get(accountId);

@@ -7,7 +7,7 @@ import { Exchange, fundingKey, avgPriceOf } from './exchange.js';
 import { fundingRate, nextPrice } from './feed.js';
 import { fmtMoney, fmtPrice, fmtQty, fmtRate } from './fixed.js';
 import { SYMBOLS, type Symbol } from './instruments.js';
-import type { SettledFundingInterval } from '../contract/control-api.js';
+import type { RiskAccount, RiskPreview, SettledFundingInterval } from '../contract/control-api.js';
 import { EngineMetrics } from './metrics.js';
 import { ensureBaseline, loadMarginModule, ModuleRefused, readActive, writeActive, type ActiveModules } from './module-store.js';
 import { EXCESS_QUEUE_DEPTH, type MarginModule, type MarginQueue } from './modules/api.js';
@@ -569,6 +569,39 @@ export class EngineRuntime {
 
   private headerExtra(): Record<string, unknown> {
     return { seed: this.opts.seed, testnet: this.opts.testnet, modules: { margin: this.margin.module.version } };
+  }
+
+  /** `GET /risk/preview`: who would be liquidated, or put in reduce-only, if trading opened at the current marks. */
+  riskPreview(): RiskPreview {
+    const rank = { liquidation: 0, 'reduce-only': 1, warning: 2, ok: 3 } as const;
+    const all: RiskAccount[] = [];
+    for (const a of this.ex.accounts.values()) {
+      if (a.id.startsWith('@') || ![...a.positions.values()].some((p) => p.qty !== 0)) continue;
+      const r = this.ex.riskOf(a);
+      all.push({
+        account: a.id,
+        equity: fmtMoney(r.equity),
+        maintenance: fmtMoney(r.maintenance),
+        uniMMR: r.uniMMR,
+        band: r.band,
+        wouldLiquidate: r.below.cross || r.below.isolated.length > 0,
+        isolatedBelow: r.below.isolated,
+      });
+    }
+    const shown = all
+      .filter((x) => x.band !== 'ok' || x.wouldLiquidate)
+      .sort((x, y) => Number(y.wouldLiquidate) - Number(x.wouldLiquidate) || rank[x.band] - rank[y.band] || (x.account < y.account ? -1 : 1));
+    return {
+      marks: Object.fromEntries([...this.ex.marks].map(([s, p]) => [s, fmtPrice(p)])),
+      accounts: shown,
+      counts: {
+        accounts: all.length,
+        wouldLiquidate: all.filter((x) => x.wouldLiquidate).length,
+        liquidation: all.filter((x) => x.band === 'liquidation').length,
+        reduceOnly: all.filter((x) => x.band === 'reduce-only').length,
+        warning: all.filter((x) => x.band === 'warning').length,
+      },
+    };
   }
 
   /** Testnet only: set index prices now (journaled like a feed tick, so replay stays exact). */

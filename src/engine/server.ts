@@ -330,6 +330,7 @@ const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/funding/recompute', handle: recomputeFunding },
   { method: 'POST', path: '/fault', handle: injectFault },
   { method: 'POST', path: '/testnet/index', handle: setTestnetIndex },
+  { method: 'GET', path: '/risk/preview', handle: ({ res, rt }) => send(res, 200, rt.riskPreview()) },
 ];
 
 /** The groups of a path that matches the route's path, or null. */

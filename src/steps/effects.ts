@@ -57,6 +57,7 @@ export type ControlClient = Pick<
   | 'cancel'
   | 'deposit'
   | 'account'
+  | 'riskPreview'
 >;
 
 /** Synthetic or replayed order flow against an engine, running until stopped. */

@@ -6,6 +6,7 @@ import { httpStep } from './http.js';
 import { fundingRecomputeStep, hotfixDeployStep, hotfixRollbackStep } from './hotfix.js';
 import { integrityCheckStep } from './integrity-check.js';
 import { reportIncidentStep, reportUsersStep } from './reports.js';
+import { riskPreviewStep } from './risk-preview.js';
 import { smokeTestnetStep } from './smoke-testnet.js';
 import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
@@ -32,6 +33,7 @@ export const STEPS = [
   hotfixDeployStep,
   hotfixRollbackStep,
   smokeTestnetStep,
+  riskPreviewStep,
   trafficShiftStep,
   fundingRecomputeStep,
   reportUsersStep,

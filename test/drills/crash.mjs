@@ -68,6 +68,7 @@ const STEPS = [
   'smoke',
   'deploy',
   'announce-deploy',
+  'risk',
   'approve',
   'resume',
   'shift',

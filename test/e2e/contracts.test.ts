@@ -163,7 +163,7 @@ describe('preflight: run checks what it will need before its first step', () => 
     const lines = r.stderr.trim().split('\n');
     expect(lines).toEqual([
       expect.stringMatching(/^playbooks\/um-excess-queue-depth\.yaml:35:19: step verify-snapshot: path playbooks\/missing\/pre\.ndjson: no such file$/),
-      expect.stringMatching(/^playbooks\/um-excess-queue-depth\.yaml:68:11: step approve: gate\.approve needs an answer/),
+      expect.stringMatching(/^playbooks\/um-excess-queue-depth\.yaml:72:11: step approve: gate\.approve needs an answer/),
       'preflight: 2 problems; nothing was done',
     ]);
     // Nothing at all: no state dir, no engine data dir (so no engine was started), no lock.

@@ -155,3 +155,33 @@ describe('the margin check across a halt', () => {
     expect(r.status).toBe(404);
   });
 });
+
+describe('risk preview before trading opens', () => {
+  it('GET /risk/preview names who would be liquidated at the current marks, with uniMMR and its band', async () => {
+    const { client } = await startTestEngine({ testnet: true });
+    await client.deposit('maker', 'USDT', '1000000');
+    await client.deposit('trader', 'USDT', '3100');
+    await client.deposit('careful', 'USDT', '5000');
+    await client.setPhase('open');
+    await client.placeOrder({ ...btc, account: 'maker', side: 'sell', type: 'limit', price: '60000', qty: '1.1' });
+    await client.placeOrder({ ...btc, account: 'trader', side: 'buy', type: 'market', qty: '1' });
+    await client.placeOrder({ ...btc, account: 'careful', side: 'buy', type: 'market', qty: '0.1' });
+    await client.setPhase('halted', 'drill');
+    expect((await client.riskPreview()).counts).toMatchObject({ accounts: 3, wouldLiquidate: 0 });
+    await client.request('POST', '/testnet/index', { prices: { BTCUSDT: '57000' } });
+    const r = await client.riskPreview();
+    expect(r.marks.BTCUSDT).toBe('57000');
+    expect(r.counts).toMatchObject({ accounts: 3, wouldLiquidate: 1, liquidation: 1 });
+    // trader: 3100 - 30 fee - 3000 loss = 70 equity against 1425 maintenance.
+    expect(r.accounts[0]).toEqual({
+      account: 'trader',
+      equity: '70',
+      maintenance: '1425',
+      uniMMR: '0.0491',
+      band: 'liquidation',
+      wouldLiquidate: true,
+      isolatedBelow: [],
+    });
+    expect(r.accounts.map((a) => a.account)).not.toContain('careful');
+  });
+});

@@ -168,6 +168,7 @@ export function fakeClient(methods: Partial<ControlClient>): ControlClient {
     cancel: unimplemented('cancel'),
     deposit: unimplemented('deposit'),
     account: unimplemented('account'),
+    riskPreview: unimplemented('riskPreview'),
     ...methods,
   } as ControlClient;
 }

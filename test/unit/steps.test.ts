@@ -6,6 +6,7 @@ import { hotfixRollbackStep } from '../../src/steps/hotfix.js';
 import { httpStep } from '../../src/steps/http.js';
 import { notifyStep } from '../../src/steps/notify.js';
 import { reportIncidentStep } from '../../src/steps/reports.js';
+import { riskPreviewStep } from '../../src/steps/risk-preview.js';
 import { trafficShiftStep, trafficShiftWith } from '../../src/steps/traffic-shift.js';
 import { waitStep } from '../../src/steps/wait.js';
 import type { EnginePhase } from '../../src/contract/control-api.js';
@@ -411,5 +412,41 @@ describe('traffic.shift when things go wrong mid-shift', () => {
     const bad = trafficShiftWith.safeParse({ stepWeights: [100], bake: '1s', load: { url: 'https://gw.example/engine' } });
     expect(bad.success).toBe(false);
     expect(trafficShiftWith.safeParse({ stepWeights: [100], bake: '1s', load: { url: 'http://127.0.0.1:8080/engine' } }).success).toBe(true);
+  });
+});
+
+describe('risk.preview', () => {
+  const preview = (wouldLiquidate: number) =>
+    fakeClient({
+      riskPreview: () =>
+        Promise.resolve({
+          marks: { BTCUSDT: '57000' },
+          accounts: [
+            {
+              account: 'trader',
+              equity: '70',
+              maintenance: '1425',
+              uniMMR: '0.0491',
+              band: 'liquidation' as const,
+              wouldLiquidate: wouldLiquidate > 0,
+              isolatedBelow: [],
+            },
+          ],
+          counts: { accounts: 3, wouldLiquidate, liquidation: wouldLiquidate, reduceOnly: 0, warning: 0 },
+        }),
+    });
+  it('fails above maxLiquidations, naming the accounts, so the approval never sees a blind question', async () => {
+    const r = await riskPreviewStep.run(parse(riskPreviewStep.with, { maxLiquidations: 0 }), stepContext({ engines: fakeEngines(preview(1)) }));
+    expect(r).toMatchObject({
+      ok: false,
+      error: '1 accounts would be liquidated if trading opened now (maxLiquidations 0): trader',
+      outputs: { wouldLiquidate: 1 },
+    });
+  });
+  it('reports the counts as outputs, and each account as progress', async () => {
+    const ctx = stepContext({ engines: fakeEngines(preview(0)) });
+    const r = await riskPreviewStep.run(parse(riskPreviewStep.with, {}), ctx);
+    expect(r).toMatchObject({ ok: true, outputs: { accounts: 3, wouldLiquidate: 0, liquidationBand: 0 } });
+    expect(ctx.progressLog[0]?.message).toBe('trader: liquidation, uniMMR 0.0491 (equity 70, maintenance 1425)');
   });
 });
