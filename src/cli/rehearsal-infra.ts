@@ -121,7 +121,7 @@ async function startSorryServer(): Promise<{ port: number; server: Server }> {
     res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
     res.end('{"status":"rejected","reason":"RETRY_LATER","message":"trading is resuming: try again shortly"}');
   });
-  server.keepAliveTimeout = 1_000;
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port for the sorry server');
@@ -139,6 +139,12 @@ defaults
   timeout connect 2s
   timeout client 30s
   timeout server 30s
+  # One request per server-side connection: no race with a server closing an idle keep-alive connection
+  # HAProxy is about to reuse (the engine's and the sorry server's idle timeouts are a few seconds), which
+  # would reach the load generator as a 502 or a hang-up and count against the error-rate gate.
+  option http-server-close
+  retries 2
+  retry-on conn-failure empty-response
 
 frontend fe_orders
   bind 127.0.0.1:${o.frontendPort}
