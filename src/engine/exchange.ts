@@ -211,7 +211,10 @@ export class Exchange {
       return reject('POST_ONLY_WOULD_TAKE', 'the order would trade immediately');
     const stp = req.stp ?? 'none';
     const self = stp === 'none' ? undefined : { account: req.account, mode: stp };
-    const taken = book.sweep(req.side, req.price, req.qty, self);
+    // A market order is protected by the same band around the mark as a limit price: it never sweeps
+    // the book further than PRICE_BAND_BPS from the mark (a thin book after a reopen cannot gouge it).
+    const bandPrice = req.type === 'market' ? marketBand(req.side, mark, inst.tickSize) : undefined;
+    const taken = book.sweep(req.side, req.price ?? bandPrice, req.qty, self);
     if (req.tif === 'FOK' && taken.qty < req.qty) return reject('FOK_WOULD_NOT_FILL', `only ${taken.qty} of ${req.qty} could fill now`);
     if (!req.reduceOnly) {
       // Margin at the prices the order would really trade at, plus the loss against the mark it would
@@ -226,7 +229,7 @@ export class Exchange {
         : bpsOf(taken.notional + resting, inst.initialMarginBps) + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
       if (required > 0n && this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
     }
-    const json: OrderRequestJson = { ...req, price: req.price ?? null };
+    const json: OrderRequestJson = { ...req, price: req.price ?? null, ...(bandPrice === undefined ? {} : { bandPrice }) };
     return { command: { op: 'order', ts, num: this.nextOrderNum, req: json } };
   }
 
@@ -327,7 +330,8 @@ export class Exchange {
           };
     const left = book.match(
       req.side,
-      req.type === 'market' ? undefined : order.price,
+      // WAL records from before the band have none: they replay as they ran, unbounded.
+      req.type === 'market' ? req.bandPrice : order.price,
       order.qty,
       (maker, qty, price) => {
         this.fill(order, maker, qty, price);
@@ -608,6 +612,12 @@ export class Exchange {
     for (const a of this.accounts.values()) q += a.positions.get(symbol)?.qty ?? 0;
     return q;
   }
+}
+
+/** The furthest a market order may trade from the mark, on the tick grid, inside the band. */
+export function marketBand(side: Side, mark: number, tick: number): number {
+  const edge = (mark * (10_000 + (side === 'buy' ? PRICE_BAND_BPS : -PRICE_BAND_BPS))) / 10_000;
+  return side === 'buy' ? Math.floor(edge / tick) * tick : Math.ceil(edge / tick) * tick;
 }
 
 export function fundingKey(symbol: Symbol, intervalStart: number): string {

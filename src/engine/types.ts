@@ -105,7 +105,12 @@ export type Command =
  * An order request as stored in the WAL: plain JSON (no undefined: a market order's price is null). WALs
  * written before self-trade prevention have no `stp`: they replay as `none`, as they ran.
  */
-export type OrderRequestJson = Omit<OrderRequest, 'price' | 'stp'> & { price: number | null; stp?: SelfTradePrevention };
+export type OrderRequestJson = Omit<OrderRequest, 'price' | 'stp'> & {
+  price: number | null;
+  stp?: SelfTradePrevention;
+  /** A market order's price protection: it trades no further from the mark than this (decided at entry). */
+  bandPrice?: number;
+};
 
 export interface OrderResult {
   id: string | null;

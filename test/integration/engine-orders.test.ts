@@ -185,3 +185,18 @@ describe('risk preview before trading opens', () => {
     expect(r.accounts.map((a) => a.account)).not.toContain('careful');
   });
 });
+
+describe('market orders are protected by a band around the mark', () => {
+  it('a market buy sweeps no further than 20% above the mark; the rest is canceled, not filled at any price', async () => {
+    const { client } = await startTestEngine({ testnet: true });
+    await client.deposit('maker', 'USDT', '1000000');
+    await client.deposit('taker', 'USDT', '1000000');
+    await client.setPhase('open');
+    await client.placeOrder({ ...btc, account: 'maker', side: 'sell', type: 'limit', price: '60000', qty: '0.01' });
+    await client.placeOrder({ ...btc, account: 'maker', side: 'sell', type: 'limit', price: '71000', qty: '0.01' });
+    // The index falls to 55000: 71000 is now 29% above the mark, past the band (55000 x 1.2 = 66000).
+    await client.request('POST', '/testnet/index', { prices: { BTCUSDT: '55000' } });
+    const r = await client.placeOrder({ ...btc, account: 'taker', side: 'buy', type: 'market', qty: '0.02' });
+    expect(r).toMatchObject({ status: 'canceled', filled: '0.01', avgPrice: '60000' });
+  });
+});
