@@ -534,12 +534,7 @@ export class Exchange {
     const inst = INSTRUMENTS[symbol];
     const boundary = intervalStart + this.fundingIntervalMs;
     const recorded = this.boundaryPositions.get(boundary);
-    const holders: [string, number][] = recorded
-      ? (recorded[symbol] ?? [])
-      : [...this.accounts.values()].flatMap((a): [string, number][] => {
-          const q = a.positions.get(symbol)?.qty ?? 0;
-          return q === 0 ? [] : [[a.id, q]];
-        });
+    const holders = (recorded ?? this.holders())[symbol] ?? [];
     const payers: { a: Account; weight: bigint; qty: number }[] = [];
     const receivers: { a: Account; weight: bigint; qty: number }[] = [];
     for (const [id, qty] of holders) {

@@ -12,7 +12,7 @@ import { EngineMetrics } from './metrics.js';
 import { ensureBaseline, loadMarginModule, ModuleRefused, readActive, writeActive, type ActiveModules } from './module-store.js';
 import { EXCESS_QUEUE_DEPTH, type MarginModule, type MarginQueue } from './modules/api.js';
 import { snapshotHeader, snapshotRecords, SnapshotLoader } from './snapshot-codec.js';
-import type { Command, HaltCode, OrderRequest, OrderResult, Phase } from './types.js';
+import type { Account, Command, HaltCode, OrderRequest, OrderResult, Phase } from './types.js';
 import { scanWal, WalWriter, type WalDamage } from './wal.js';
 import { dataDirLayout } from '../util/data-dir.js';
 import type { EngineHealth } from '../contract/control-api.js';
@@ -241,17 +241,16 @@ export class EngineRuntime {
     this.enqueue(account);
   }
 
+  /** The accounts of traders (not `@` system accounts) that hold a position in any symbol. */
+  private *accountsWithPositions(): Generator<Account> {
+    for (const a of this.ex.accounts.values()) {
+      if (!a.id.startsWith('@') && [...a.positions.values()].some((p) => p.qty !== 0)) yield a;
+    }
+  }
+
   /** Every account with a position, kept for the recalculation before the next phase opens. */
   private deferAllWithPositions(): void {
-    for (const a of this.ex.accounts.values()) {
-      if (a.id.startsWith('@')) continue;
-      for (const p of a.positions.values()) {
-        if (p.qty !== 0) {
-          this.pendingRecalc.add(a.id);
-          break;
-        }
-      }
-    }
+    for (const a of this.accountsWithPositions()) this.pendingRecalc.add(a.id);
   }
 
   /**
@@ -479,15 +478,7 @@ export class EngineRuntime {
     this.previousMargin = old;
     this.margin = next;
     // Recalculate every account with a position under the new module.
-    for (const a of this.ex.accounts.values()) {
-      if (a.id.startsWith('@')) continue;
-      for (const p of a.positions.values()) {
-        if (p.qty !== 0) {
-          this.touch(a.id);
-          break;
-        }
-      }
-    }
+    for (const a of this.accountsWithPositions()) this.touch(a.id);
     this.flushPendingHalt();
   }
 
@@ -575,8 +566,7 @@ export class EngineRuntime {
   riskPreview(): RiskPreview {
     const rank = { liquidation: 0, 'reduce-only': 1, warning: 2, ok: 3 } as const;
     const all: RiskAccount[] = [];
-    for (const a of this.ex.accounts.values()) {
-      if (a.id.startsWith('@') || ![...a.positions.values()].some((p) => p.qty !== 0)) continue;
+    for (const a of this.accountsWithPositions()) {
       const r = this.ex.riskOf(a);
       all.push({
         account: a.id,

@@ -3,7 +3,7 @@
  * exact JSON each receiver accepts, built by pure functions so the payloads can be tested without a network.
  */
 import { z } from 'zod';
-import { DURATION_PATTERN } from '../util/duration.js';
+import { duration } from './fields.js';
 
 export const PAGERDUTY_EVENTS_URL = 'https://events.pagerduty.com/v2/enqueue';
 /** PagerDuty refuses a longer `payload.summary`. */
@@ -226,11 +226,8 @@ export function describeNotification(channel: NotifyChannel, message: string): s
   }
 }
 
-/** A duration such as 30m (the playbook's `comms.every`). */
-const every = z
-  .string()
-  .regex(new RegExp(DURATION_PATTERN), { error: 'expected a duration like 30m' })
-  .describe('how often a status update goes out while the run lasts (scaled in rehearsal like the waits)');
+/** The playbook's `comms.every`: a duration like any other in a playbook. */
+const every = duration.describe('how often a status update goes out while the run lasts (scaled in rehearsal like the waits)');
 
 /**
  * The playbook's `comms:`: a status update (current step, elapsed time, RTO budget left) on one channel at

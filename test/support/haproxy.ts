@@ -3,18 +3,18 @@
  * child process, ready once its stats socket answers `show info`, stopped after each test however it
  * ends. Also the pieces test/support/nginx.ts shares: small HTTP origins, free ports, the stop list.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { nodeSocket } from '../../src/cli/effects.js';
-import { freePort, stopChild as endChild } from '../../src/cli/rehearsal-infra.js';
+import { findBinary, freePort, stopChild as endChild } from '../../src/cli/rehearsal-infra.js';
 import { tempDir } from './cli.js';
 
 /** Whether a program is on PATH (the gateway tests skip, saying so, when it is not). */
 export function onPath(program: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status === 0;
+  return findBinary(program) !== undefined;
 }
 
 const stoppers = new Set<() => Promise<void>>();

@@ -4,29 +4,14 @@
  * SIGKILL) and its dir removed: after the file's tests, and on this process's exit at the latest.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { freePort, stopChild } from '../../src/cli/rehearsal-infra.js';
-
-/** Where Debian puts it, and anywhere else on PATH. */
-function findPrometheus(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'];
-  for (const dir of dirs.filter(Boolean)) {
-    const candidate = join(dir, 'prometheus');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+import { findBinary, freePort, stopChild } from '../../src/cli/rehearsal-infra.js';
 
 /** The binary, or undefined when it is not installed (the tests that need it are skipped). */
-export const PROMETHEUS_BIN = findPrometheus();
+export const PROMETHEUS_BIN = findBinary('prometheus');
 
 export interface TestPrometheus {
   /** e.g. http://127.0.0.1:41234 */
