@@ -27,6 +27,13 @@ export interface EngineHealth {
   haltedAt: string | null;
   haltReason: string | null;
   marks: Record<string, string>;
+  /** Index prices per symbol (the mark is derived from them, the book and the last trade). */
+  index?: Record<string, string>;
+  /** Predicted funding rate of the current interval per symbol, e.g. `"0.0001"`. */
+  predictedFundingRates?: Record<string, string>;
+  /** Insurance fund balance per asset, and how many liquidations left it below zero. */
+  insuranceFund?: Record<string, string>;
+  insuranceDeficits?: number;
   recovery: { snapshotSeq: number | null; replayed: number; walDamage: { file: string; line: number; reason: string } | null };
   ledger: Record<string, string>;
 }
@@ -57,6 +64,24 @@ export interface OrderBody {
   clientOrderId?: string;
 }
 
+/** One liquidated position in `GET /liquidations`: quantities signed as the position was (long > 0). */
+export interface LiquidationView {
+  at: string;
+  account: string;
+  symbol: string;
+  qty: string;
+  bankruptcyPrice: string;
+  markPrice: string;
+  /** What the IOC liquidation order filled in the book, and its notional. */
+  book: { qty: string; notional: string };
+  /** The liquidation fee paid to the insurance fund. */
+  fee: string;
+  /** What the insurance fund took over at the bankruptcy price. */
+  insurance: { qty: string };
+  /** Positions auto-deleveraged at the bankruptcy price, in ranking order (each counterparty's closed quantity, signed). */
+  adl: { account: string; qty: string }[];
+}
+
 /** `GET /accounts/:id`, and the answer to a deposit: money as decimal strings. */
 export interface AccountView {
   id: string;
@@ -66,7 +91,15 @@ export interface AccountView {
   equity: string;
   maintenanceMargin: string;
   available: string;
-  marginRatio: number | null;
+  /**
+   * Binance's account margin ratio: maintenance margin / margin balance, four places (`"0.2500"` is 25%;
+   * 1 or more is liquidation territory); null without maintenance. Numbers before issue 13 were the inverse.
+   */
+  marginRatio: string | null;
+  /** uniMMR = equity / maintenance, four places; null without maintenance. Liquidation at or below 1.05. */
+  uniMMR: string | null;
+  /** Chosen leverage per symbol (symbols left at the default are not listed). */
+  leverage: Record<string, number>;
 }
 
 /** The answer to `POST /fault {kind: "margin-burst"}`: the phase after it (the engine may have halted itself). */
@@ -97,6 +130,13 @@ export interface InstrumentView {
   takerFeeRate: string;
   /** Fee of the resting order that is filled, a fraction of notional, e.g. `"0.0002"`. */
   makerFeeRate: string;
+  /** Leverage of an account that has not chosen one (`POST /leverage`). */
+  defaultLeverage?: number;
+  /** Maintenance brackets by notional: rate, amount deducted and the highest leverage allowed below the cap. */
+  brackets?: { notionalCap: string | null; maxLeverage: number; maintenanceMarginRate: string; maintenanceAmount: string }[];
+  /** The funding interval, e.g. `"8h"`, and the cap of the funding rate either way, e.g. `"0.0075"`. */
+  fundingInterval?: string;
+  fundingRateCap?: string;
 }
 
 /** The answer to `GET /instruments` (read-only, answered in every phase): every instrument the engine lists. */

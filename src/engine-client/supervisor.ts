@@ -27,6 +27,12 @@ export interface StartOptions {
   fundingInterval?: string;
   queueLimit?: number;
   snapshotEvery?: number;
+  /** Symbols with their own funding interval, e.g. `{ ETHUSDT: '4h' }`. */
+  fundingIntervals?: Record<string, string>;
+  haltedPremium?: 'exclude' | 'interest-only';
+  /** Testnet only: time moves by `POST /testnet/clock`, from `clockStart` (ISO) or 2026-01-01. */
+  manualClock?: boolean;
+  clockStart?: string;
   readyTimeoutMs?: number;
   /** Stop the engine when this process ends (testnets, rehearsal scratch engines). */
   exitWithMe?: boolean;
@@ -71,6 +77,24 @@ export async function attach(dataDir: string): Promise<{ info: EngineInfo; clien
   }
 }
 
+/** The engine's command line for these options (`bin/futures-engine.js` takes each as a flag). */
+export function engineArgs(dir: string, o: StartOptions): string[] {
+  const args = ['--data-dir', dir, '--port', String(o.port ?? 0)];
+  if (o.testnet) args.push('--testnet');
+  if (o.seed !== undefined) args.push('--seed', String(o.seed));
+  if (o.feedInterval) args.push('--feed-interval', o.feedInterval);
+  if (o.fundingInterval) args.push('--funding-interval', o.fundingInterval);
+  if (o.queueLimit !== undefined) args.push('--queue-limit', String(o.queueLimit));
+  if (o.snapshotEvery !== undefined) args.push('--snapshot-every', String(o.snapshotEvery));
+  const perSymbol = Object.entries(o.fundingIntervals ?? {});
+  if (perSymbol.length > 0) args.push('--funding-intervals', perSymbol.map(([s, d]) => `${s}=${d}`).join(','));
+  if (o.haltedPremium) args.push('--halted-premium', o.haltedPremium);
+  if (o.manualClock) args.push('--manual-clock');
+  if (o.clockStart) args.push('--clock-start', o.clockStart);
+  if (o.exitWithMe) args.push('--exit-with', String(process.pid));
+  return args;
+}
+
 /**
  * Start the engine on a data dir, detached so it outlives this command, and wait for its ready line.
  * An engine already running there is attached to instead.
@@ -84,14 +108,7 @@ export async function startEngine(dataDir: string, o: StartOptions = {}): Promis
   } catch (e) {
     throw new EngineStartFailed(`cannot create the data dir ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const args = [engineBin(), '--data-dir', dir, '--port', String(o.port ?? 0)];
-  if (o.testnet) args.push('--testnet');
-  if (o.seed !== undefined) args.push('--seed', String(o.seed));
-  if (o.feedInterval) args.push('--feed-interval', o.feedInterval);
-  if (o.fundingInterval) args.push('--funding-interval', o.fundingInterval);
-  if (o.queueLimit !== undefined) args.push('--queue-limit', String(o.queueLimit));
-  if (o.snapshotEvery !== undefined) args.push('--snapshot-every', String(o.snapshotEvery));
-  if (o.exitWithMe) args.push('--exit-with', String(process.pid));
+  const args = [engineBin(), ...engineArgs(dir, o)];
   const logFile = dataDirLayout(dir).log;
   // The engine writes its log straight to the file: nothing of it passes through this process.
   let logFd: number;

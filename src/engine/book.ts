@@ -238,6 +238,14 @@ export class OrderBook {
     });
   }
 
+  /** Resting quantity on one side over its best `levels` price levels (book-quality metrics). Read-only. */
+  topDepth(side: Side, levels: number): number {
+    const s = side === 'buy' ? this.bids : this.asks;
+    let qty = 0;
+    for (let i = 0; i < levels && i < s.prices.length; i++) qty += (s.levels.get(s.prices[i] as number) as Level).qty;
+    return qty;
+  }
+
   /** Every resting order in priority order per side (for snapshots and checks). */
   *resting(side: Side): Generator<RestingOrder> {
     const s = side === 'buy' ? this.bids : this.asks;

@@ -1,7 +1,20 @@
 import { OrderBook, type RestingOrder, type SelfTrade, type Side } from './book.js';
 import { abs, bpsOf, MONEY_DECIMALS, notional, parseFixed, RATE_ONE } from './fixed.js';
-import { INSTRUMENTS, SYMBOLS, MAKER_FEE_BPS, TAKER_FEE_BPS, type Asset, type Symbol } from './instruments.js';
-import type { Account, Command, MarginMode, Order, OrderRequest, OrderRequestJson, OrderResult, Phase, RejectReason } from './types.js';
+import { bracketOf, initialOf, INSTRUMENTS, maintenanceOf, SYMBOLS, MAKER_FEE_BPS, TAKER_FEE_BPS, type Asset, type Symbol } from './instruments.js';
+import {
+  addPremium,
+  averagePremium,
+  fundingRateOf,
+  impactPrice,
+  interestRate,
+  markPriceOf,
+  newMarketState,
+  premiumSample,
+  sampleBasis,
+  type HaltedPremiumPolicy,
+  type MarketState,
+} from './market.js';
+import type { Account, Command, MarginMode, Order, OrderRequest, OrderRequestJson, OrderResult, Phase, Position, RejectReason } from './types.js';
 
 /** System accounts: where deposits come from, where fees go, and the liquidation backstop. */
 export const EXTERNAL = '@external';
@@ -11,6 +24,32 @@ export const SYSTEM_ACCOUNTS = [EXTERNAL, FEES, INSURANCE] as const;
 
 /** Limit prices further than this from the mark are refused (a fat-finger band), basis points. */
 export const PRICE_BAND_BPS = 2_000;
+/** What a liquidation pays the insurance fund, basis points of the notional the book takes (capped at what is left). */
+export const LIQUIDATION_FEE_BPS = 100;
+/**
+ * uniMMR bands, in units of 1/10000: at or below 1.05 the account is liquidated, to 1.2 it may only
+ * reduce, to 1.5 it is warned.
+ */
+export const UNIMMR_LIQUIDATION = 10_500n;
+export const UNIMMR_REDUCE_ONLY = 12_000n;
+export const UNIMMR_WARNING = 15_000n;
+/** How many liquidations the exchange remembers for `GET /liquidations` (not kept in snapshots). */
+const LIQUIDATION_LOG = 1_000;
+
+/** One liquidated position: what the book took, what the insurance fund took over and who was deleveraged. */
+export interface LiquidationRecord {
+  ts: number;
+  account: string;
+  symbol: Symbol;
+  /** The position closed, signed (long > 0). */
+  qty: number;
+  bankruptcyPrice: number;
+  markPrice: number;
+  book: { qty: number; notional: bigint };
+  fee: bigint;
+  insurance: { qty: number };
+  adl: { account: string; qty: number }[];
+}
 
 export function orderIdOf(num: number): string {
   return String(num).padStart(12, '0');
@@ -70,20 +109,96 @@ export class Exchange {
    * for an interval is owed by the holders at its end, whoever holds the position when it is settled.
    */
   readonly boundaryPositions = new Map<number, Partial<Record<Symbol, [string, number][]>>>();
+  /** The funding rate each symbol's interval ended with (from its premium samples), until settled. */
+  readonly boundaryRates = new Map<number, Partial<Record<Symbol, bigint>>>();
+  /** Index, last price, basis and premium samples per symbol: what the mark and the funding rate come from. */
+  readonly market = new Map<Symbol, MarketState>();
+  /** The rate each symbol's last settled interval paid. */
+  readonly lastRates = new Map<Symbol, bigint>();
+  /** The funding intervals the last index tick closed, per symbol: the runtime settles them. */
+  crossed: { symbol: Symbol; intervalStart: number }[] = [];
+  readonly liquidations: LiquidationRecord[] = [];
+  /** How many times covering a liquidated account left the insurance fund below zero in an asset. */
+  insuranceDeficits = 0;
+  /**
+   * Everything that moved the insurance fund's balances (both assets together): liquidation fees in, PnL
+   * realized on positions it took over, funding on those positions, and what it paid to cover accounts
+   * left below zero. The fund's balance is exactly fees + realized + funding − covered (par swaps between
+   * the stablecoins net to zero).
+   */
+  readonly insuranceFlows = { fees: 0n, realized: 0n, funding: 0n, covered: 0n };
   hooks: ExchangeHooks = {};
+  readonly intervals: Readonly<Record<Symbol, number>>;
+  readonly haltedPremium: HaltedPremiumPolicy;
 
-  constructor(readonly fundingIntervalMs: number) {
+  constructor(
+    readonly fundingIntervalMs: number,
+    opts: { intervals?: Partial<Record<Symbol, number>>; haltedPremium?: HaltedPremiumPolicy } = {},
+  ) {
+    this.intervals = Object.fromEntries(SYMBOLS.map((s) => [s, opts.intervals?.[s] ?? fundingIntervalMs])) as Record<Symbol, number>;
+    this.haltedPremium = opts.haltedPremium ?? 'exclude';
     for (const s of SYMBOLS) {
       this.books.set(s, new OrderBook());
       this.marks.set(s, INSTRUMENTS[s].basePrice);
+      this.market.set(s, newMarketState(INSTRUMENTS[s].basePrice));
     }
     for (const id of SYSTEM_ACCOUNTS) this.account(id);
+  }
+
+  intervalOf(symbol: Symbol): number {
+    return this.intervals[symbol];
+  }
+
+  marketOf(symbol: Symbol): MarketState {
+    return this.market.get(symbol) as MarketState;
+  }
+
+  index(symbol: Symbol): number {
+    return this.marketOf(symbol).index;
+  }
+
+  /** The funding rate the current interval would pay if it ended now (rate units). */
+  predictedRate(symbol: Symbol): bigint {
+    const interval = this.intervalOf(symbol);
+    return fundingRateOf(averagePremium(this.marketOf(symbol)), interestRate(interval), INSTRUMENTS[symbol].fundingCap);
+  }
+
+  /** Choose a leverage (undefined: back to the default); the open orders in that symbol are held to it at once. */
+  setLeverage(a: Account, symbol: Symbol, leverage: number | undefined): void {
+    if (leverage === undefined) a.leverage.delete(symbol);
+    else a.leverage.set(symbol, leverage);
+    for (const id of a.openOrders) {
+      const o = this.orders.get(id) as Order;
+      if (o.symbol === symbol) this.reserveOrderMargin(o);
+    }
+  }
+
+  /** Would this leverage leave the account short of initial margin (positions and open orders)? Changes nothing. */
+  leverageWouldBreach(a: Account, symbol: Symbol, leverage: number): boolean {
+    const previous = a.leverage.get(symbol);
+    this.setLeverage(a, symbol, leverage);
+    const short = this.available(a) < 0n;
+    this.setLeverage(a, symbol, previous);
+    return short;
+  }
+
+  /** The leverage an account uses for a symbol: its choice, or the instrument's default. */
+  leverageOf(a: Account, symbol: Symbol): number {
+    return a.leverage?.get(symbol) ?? INSTRUMENTS[symbol].defaultLeverage;
   }
 
   account(id: string): Account {
     let a = this.accounts.get(id);
     if (!a) {
-      a = { id, balances: { USDT: 0n, USDC: 0n }, positions: new Map(), openOrders: new Set(), reduceOnlyOrders: new Set(), orderMargin: 0n };
+      a = {
+        id,
+        balances: { USDT: 0n, USDC: 0n },
+        positions: new Map(),
+        openOrders: new Set(),
+        reduceOnlyOrders: new Set(),
+        orderMargin: 0n,
+        leverage: new Map(),
+      };
       this.accounts.set(id, a);
     }
     return a;
@@ -106,21 +221,31 @@ export class Exchange {
     return eq;
   }
 
+  /** Maintenance margin of the cross positions: each position's bracket at the mark. */
   crossMaintenance(a: Account): bigint {
     let mm = 0n;
     for (const [sym, p] of a.positions) {
-      if (p.mode === 'cross' && p.qty !== 0) mm += bpsOf(notional(this.mark(sym), Math.abs(p.qty)), INSTRUMENTS[sym].maintenanceMarginBps);
+      if (p.mode === 'cross' && p.qty !== 0) mm += maintenanceOf(INSTRUMENTS[sym], notional(this.mark(sym), Math.abs(p.qty)));
     }
     return mm;
   }
 
-  /** Initial margin held by cross positions and by every open order. */
+  /** Initial margin held by cross positions (at the account's leverage, capped by the bracket) and by every open order. */
   initialMarginUsed(a: Account): bigint {
     let im = 0n;
     for (const [sym, p] of a.positions) {
-      if (p.mode === 'cross' && p.qty !== 0) im += bpsOf(notional(this.mark(sym), Math.abs(p.qty)), INSTRUMENTS[sym].initialMarginBps);
+      if (p.mode === 'cross' && p.qty !== 0) im += initialOf(INSTRUMENTS[sym], notional(this.mark(sym), Math.abs(p.qty)), this.leverageOf(a, sym));
     }
     return im + a.orderMargin;
+  }
+
+  /** An isolated position's equity (its margin plus unrealized PnL) and maintenance at the mark. */
+  isolatedRisk(sym: Symbol, p: Position): { equity: bigint; maintenance: bigint } {
+    const mark = this.mark(sym);
+    return {
+      equity: p.isolatedMargin + BigInt(p.qty) * BigInt(mark) - p.cost,
+      maintenance: maintenanceOf(INSTRUMENTS[sym], notional(mark, Math.abs(p.qty))),
+    };
   }
 
   available(a: Account): bigint {
@@ -140,28 +265,27 @@ export class Exchange {
   } {
     const equity = this.crossEquity(a);
     const maintenance = this.crossMaintenance(a);
-    const below = this.belowMaintenance(a.id);
-    // Ratio in units of 1/10000, rounded down (never flattering the account).
-    const ratio = maintenance > 0n ? (equity * 10_000n) / maintenance : null;
-    const band = ratio === null ? 'ok' : ratio <= 10_500n ? 'liquidation' : ratio <= 12_000n ? 'reduce-only' : ratio <= 15_000n ? 'warning' : 'ok';
-    const uniMMR =
-      ratio === null
-        ? null
-        : `${ratio < 0n ? '-' : ''}${(ratio < 0n ? -ratio : ratio) / 10_000n}.${String((ratio < 0n ? -ratio : ratio) % 10_000n).padStart(4, '0')}`;
+    const below = this.liquidatable(a.id);
+    const ratio = uniMMROf(equity, maintenance);
+    const band = bandOf(ratio);
+    const uniMMR = ratio === null ? null : ratioText(ratio);
     return { equity, maintenance, uniMMR, band, below };
   }
 
-  /** Is the account (cross) or one of its isolated positions below maintenance margin? */
-  belowMaintenance(accountId: string): { cross: boolean; isolated: Symbol[] } {
+  /**
+   * What a liquidation would close now: the unified (cross) account when its uniMMR is at or below 1.05,
+   * and each isolated position whose equity is at or below its maintenance margin.
+   */
+  liquidatable(accountId: string): { cross: boolean; isolated: Symbol[] } {
     const a = this.accounts.get(accountId);
     const out = { cross: false, isolated: [] as Symbol[] };
     if (!a || accountId.startsWith('@')) return out;
     const mm = this.crossMaintenance(a);
-    out.cross = mm > 0n && this.crossEquity(a) < mm;
+    out.cross = mm > 0n && this.crossEquity(a) * 10_000n <= mm * UNIMMR_LIQUIDATION;
     for (const [sym, p] of a.positions) {
       if (p.mode !== 'isolated' || p.qty === 0) continue;
-      const eq = p.isolatedMargin + BigInt(p.qty) * BigInt(this.mark(sym)) - p.cost;
-      if (eq < bpsOf(notional(this.mark(sym), Math.abs(p.qty)), INSTRUMENTS[sym].maintenanceMarginBps)) out.isolated.push(sym);
+      const r = this.isolatedRisk(sym, p);
+      if (r.equity <= r.maintenance) out.isolated.push(sym);
     }
     return out;
   }
@@ -206,6 +330,15 @@ export class Exchange {
       if (q === 0 || Math.sign(q) === Math.sign(signed) || Math.abs(signed) + resting > Math.abs(q))
         return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
     }
+    // A unified account at or below uniMMR 1.2 may only reduce: anything that adds exposure is refused.
+    if (!closesOnly && !req.reduceOnly) {
+      const band = bandOf(uniMMROf(this.crossEquity(a), this.crossMaintenance(a)));
+      if (band === 'reduce-only' || band === 'liquidation')
+        return reject(
+          'ACCOUNT_REDUCE_ONLY',
+          'the account is in the uniMMR reduce-only band (at or below 1.2): only orders that reduce a position are accepted',
+        );
+    }
     const book = this.book(req.symbol);
     if (req.postOnly && req.price !== undefined && book.crosses(req.side, req.price))
       return reject('POST_ONLY_WOULD_TAKE', 'the order would trade immediately');
@@ -224,9 +357,11 @@ export class Exchange {
       const immediateLoss = req.side === 'buy' ? taken.notional - markValue : markValue - taken.notional;
       const restingQty = req.type === 'limit' && req.tif === 'GTC' ? req.qty - taken.qty : 0;
       const resting = notional(req.price ?? mark, restingQty);
+      // The leverage is the account's, capped by the bracket of the position the order could lead to.
+      const lev = Math.min(this.leverageOf(a, req.symbol), bracketOf(inst, notional(mark, Math.abs(held) + req.qty)).maxLeverage);
       const required = closesOnly
-        ? bpsOf(resting, inst.initialMarginBps)
-        : bpsOf(taken.notional + resting, inst.initialMarginBps) + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
+        ? initialOf(inst, resting, lev)
+        : initialOf(inst, taken.notional + resting, lev) + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
       if (required > 0n && this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
     }
     const json: OrderRequestJson = { ...req, price: req.price ?? null, ...(bandPrice === undefined ? {} : { bandPrice }) };
@@ -252,17 +387,7 @@ export class Exchange {
         return undefined;
       }
       case 'marks': {
-        this.feedStep = c.step;
-        this.lastMarksTs = c.ts;
-        for (const s of SYMBOLS) {
-          const p = c.prices[s];
-          if (p !== undefined) this.marks.set(s, p);
-        }
-        const boundary = Math.floor(c.ts / this.fundingIntervalMs) * this.fundingIntervalMs;
-        if (!this.boundaryMarks.has(boundary)) {
-          this.boundaryMarks.set(boundary, Object.fromEntries(this.marks));
-          this.boundaryPositions.set(boundary, this.holders());
-        }
+        this.applyIndex(c.ts, c.step, c.prices);
         if (this.hooks.accountTouched) {
           for (const a of this.accounts.values()) {
             for (const [sym, p] of a.positions) if (p.qty !== 0 && c.prices[sym] !== undefined && !a.id.startsWith('@')) this.hooks.accountTouched(a.id);
@@ -271,7 +396,13 @@ export class Exchange {
         return undefined;
       }
       case 'liquidate':
-        this.liquidate(c.account, c.symbol);
+        this.liquidate(c.account, c.symbol, c.ts);
+        return undefined;
+      case 'leverage':
+        this.setLeverage(this.account(c.account), c.symbol, c.leverage);
+        this.hooks.accountTouched?.(c.account);
+        return undefined;
+      case 'clock':
         return undefined;
       case 'funding':
         this.settleFunding(c.symbol, c.intervalStart, parseFixed(c.rate, 8), c.markPrice);
@@ -291,6 +422,59 @@ export class Exchange {
       case 'module':
         return undefined;
     }
+  }
+
+  /**
+   * An index tick: new index prices, one premium and basis sample per symbol, the marks recomputed, and for
+   * each symbol whose funding interval ended since the previous tick, that interval's rate, mark and
+   * holders recorded (`crossed` lists them for the runtime to settle).
+   */
+  private applyIndex(ts: number, step: number, prices: Partial<Record<Symbol, number>>): void {
+    const prevTs = this.lastMarksTs;
+    this.feedStep = step;
+    this.lastMarksTs = ts;
+    this.crossed = [];
+    const halted = this.phase === 'halted';
+    for (const s of SYMBOLS) {
+      const m = this.marketOf(s);
+      const p = prices[s];
+      if (p !== undefined) m.index = p;
+      const interval = this.intervalOf(s);
+      if (Math.floor(ts / interval) > Math.floor(prevTs / interval)) this.closeFundingInterval(s, Math.floor(ts / interval) * interval);
+      const book = this.book(s);
+      const inst = INSTRUMENTS[s];
+      if (!halted) {
+        addPremium(m, premiumSample(m.index, impactPrice(book, 'bids', inst.impactNotional), impactPrice(book, 'asks', inst.impactNotional)));
+        sampleBasis(m, ts, book);
+      } else if (this.haltedPremium === 'interest-only') {
+        addPremium(m, 0n);
+      }
+      const boundary = Math.floor(ts / interval) * interval;
+      this.marks.set(
+        s,
+        markPriceOf(m, { rate: this.predictedRate(s), msToFunding: boundary + interval - ts, intervalMs: interval, now: ts, tick: inst.tickSize }),
+      );
+      // The interval's funding is paid at the mark of this first tick at or after its end.
+      if (this.crossed.some((x) => x.symbol === s)) (this.boundaryMarks.get(boundary) as Partial<Record<Symbol, number>>)[s] = this.mark(s);
+    }
+  }
+
+  /** A symbol's funding interval ended at `boundary`: fix its rate and who holds the symbol now; start the next. */
+  private closeFundingInterval(symbol: Symbol, boundary: number): void {
+    const m = this.marketOf(symbol);
+    const rate = this.predictedRate(symbol);
+    m.premiumSum = 0n;
+    m.premiumWeights = 0n;
+    m.premiumSamples = 0;
+    const at = <T>(map: Map<number, Partial<Record<Symbol, T>>>): Partial<Record<Symbol, T>> => {
+      let entry = map.get(boundary);
+      if (!entry) map.set(boundary, (entry = {}));
+      return entry;
+    };
+    at(this.boundaryRates)[symbol] = rate;
+    at(this.boundaryMarks)[symbol] = this.mark(symbol);
+    at(this.boundaryPositions)[symbol] = this.holders(symbol);
+    this.crossed.push({ symbol, intervalStart: boundary - this.intervalOf(symbol) });
   }
 
   private applyOrder(num: number, req: OrderRequestJson, ts: number): OrderResult {
@@ -353,12 +537,12 @@ export class Exchange {
     return { id, status: order.status, filled: order.filled, avgPrice: avgPriceOf(order) };
   }
 
-  private fill(taker: Order, maker: RestingOrder, qty: number, price: number): void {
+  private fill(taker: Order, maker: RestingOrder, qty: number, price: number, takerFeeBps = TAKER_FEE_BPS): void {
     const makerOrder = this.orders.get(orderIdOf(maker.id)) as Order;
     const inst = INSTRUMENTS[taker.symbol];
     const size = notional(price, qty);
     for (const [o, feeBps] of [
-      [taker, TAKER_FEE_BPS],
+      [taker, takerFeeBps],
       [makerOrder, MAKER_FEE_BPS],
     ] as const) {
       o.filled += qty;
@@ -376,6 +560,7 @@ export class Exchange {
       makerOrder.status = 'partially_filled';
     }
     this.reserveOrderMargin(makerOrder);
+    this.marketOf(taker.symbol).lastPrice = price;
     this.hooks.accountTouched?.(makerOrder.account);
     this.hooks.fill?.(taker.symbol, price, qty);
   }
@@ -402,11 +587,15 @@ export class Exchange {
       pos.qty += closeQty;
       pos.cost -= removed;
       settle(realized);
+      if (acct.id === INSURANCE) this.insuranceFlows.realized += realized;
       open = q - closeQty;
       if (pos.qty === 0 && pos.mode === 'isolated') {
         // An isolated position's losses stop at its margin: a shortfall is the insurance fund's.
         if (pos.isolatedMargin >= 0n || acct.id.startsWith('@')) acct.balances[inst.settleAsset] += pos.isolatedMargin;
-        else this.account(INSURANCE).balances[inst.settleAsset] += pos.isolatedMargin;
+        else {
+          this.account(INSURANCE).balances[inst.settleAsset] += pos.isolatedMargin;
+          this.insuranceFlows.covered -= pos.isolatedMargin;
+        }
         pos.isolatedMargin = 0n;
       }
     }
@@ -415,7 +604,7 @@ export class Exchange {
       pos.qty += open;
       pos.cost += BigInt(open) * BigInt(price);
       if (pos.mode === 'isolated' && !acct.id.startsWith('@')) {
-        const im = bpsOf(notional(price, Math.abs(open)), inst.initialMarginBps);
+        const im = initialOf(inst, notional(price, Math.abs(open)), this.leverageOf(acct, symbol));
         acct.balances[inst.settleAsset] -= im;
         pos.isolatedMargin += im;
       }
@@ -470,34 +659,188 @@ export class Exchange {
       if (resting) set.add(o.id);
       else set.delete(o.id);
     }
-    const next = resting && !o.reduceOnly ? bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps) : 0n;
-    this.account(o.account).orderMargin += next - o.reservedMargin;
+    const acct = this.account(o.account);
+    const next = resting && !o.reduceOnly ? initialOf(INSTRUMENTS[o.symbol], notional(o.price, o.qty - o.filled), this.leverageOf(acct, o.symbol)) : 0n;
+    acct.orderMargin += next - o.reservedMargin;
     o.reservedMargin = next;
   }
 
   /**
-   * Hand an account's cross positions (or one isolated position) to the insurance fund at the mark, after
-   * cancelling its open orders; the fund covers a negative balance so no account is left in debt.
+   * Liquidate an account's cross positions (or one isolated position) as a USDⓈ-M exchange does: cancel
+   * its open orders in scope, then per position (largest notional first) an IOC order into the book that
+   * trades no worse than the bankruptcy price, a liquidation fee on what the book took to the insurance
+   * fund (never more than is left), then the insurance fund takes over the rest at the bankruptcy price
+   * if it can bear the loss at the mark, and otherwise the most profitable, most leveraged opposite
+   * positions are auto-deleveraged at that price. A negative balance left (rounding, a fund that could
+   * not cover) is the fund's; a fund that goes negative is logged (`insuranceDeficit`).
    */
-  private liquidate(accountId: string, symbol: Symbol | null): void {
+  private liquidate(accountId: string, symbol: Symbol | null, ts: number): void {
     const a = this.accounts.get(accountId);
     if (!a) return;
-    const fund = this.account(INSURANCE);
     for (const id of [...a.openOrders]) {
       const o = this.orders.get(id) as Order;
       if (symbol === null || o.symbol === symbol) this.cancelOrder(id);
     }
-    for (const [sym, p] of a.positions) {
-      if (p.qty === 0) continue;
-      if (symbol === null ? p.mode !== 'cross' : sym !== symbol) continue;
-      const q = p.qty;
-      const mark = this.mark(sym);
-      this.trade(a, sym, -q, mark, p.mode);
-      this.trade(fund, sym, q, mark, 'cross');
+    const scope = [...a.positions]
+      .filter(([sym, p]) => p.qty !== 0 && (symbol === null ? p.mode === 'cross' : sym === symbol))
+      .map(([sym, p]) => ({ sym, size: notional(this.mark(sym), Math.abs(p.qty)) }))
+      .sort((x, y) => (x.size === y.size ? (x.sym < y.sym ? -1 : 1) : x.size > y.size ? -1 : 1));
+    for (const { sym } of scope) this.liquidatePosition(a, sym, ts);
+    this.coverDeficit(a);
+    this.hooks.accountTouched?.(accountId);
+  }
+
+  /** The price at which closing this position leaves its margin (the account's, or the isolated position's) at zero, on the tick grid. */
+  bankruptcyPrice(a: Account, sym: Symbol, p: Position): number {
+    const mark = this.mark(sym);
+    const tick = INSTRUMENTS[sym].tickSize;
+    const equity = p.mode === 'isolated' ? this.isolatedRisk(sym, p).equity : this.crossEquity(a);
+    // Closing q at x instead of the mark moves equity by q(x − mark): zero at x = mark − equity / q. A
+    // long's sell is rounded up and a short's buy down, so the account never ends below zero by rounding.
+    const q = BigInt(p.qty);
+    const num = BigInt(mark) * q - equity;
+    const exact = p.qty > 0 ? ceilDiv(num, q) : num / q;
+    const t = BigInt(tick);
+    const onGrid = p.qty > 0 ? ceilDiv(exact, t) * t : (exact / t) * t;
+    return onGrid < t ? tick : Number(onGrid);
+  }
+
+  private liquidatePosition(a: Account, sym: Symbol, ts: number): void {
+    const inst = INSTRUMENTS[sym];
+    const p = a.positions.get(sym) as Position;
+    const q = p.qty;
+    const mode = p.mode;
+    const bp = this.bankruptcyPrice(a, sym, p);
+    const record: LiquidationRecord = {
+      ts,
+      account: a.id,
+      symbol: sym,
+      qty: q,
+      bankruptcyPrice: bp,
+      markPrice: this.mark(sym),
+      book: { qty: 0, notional: 0n },
+      fee: 0n,
+      insurance: { qty: 0 },
+      adl: [],
+    };
+    const side: Side = q > 0 ? 'sell' : 'buy';
+    const balanceBefore = a.balances[inst.settleAsset];
+    // 1. Into the book, IOC, limited to the bankruptcy price. The account pays the liquidation fee, not the taker fee.
+    const num = this.nextOrderNum++;
+    const order: Order = {
+      id: orderIdOf(num),
+      num,
+      account: a.id,
+      symbol: sym,
+      side,
+      type: 'limit',
+      price: bp,
+      qty: Math.abs(q),
+      filled: 0,
+      filledNotional: 0n,
+      status: 'open',
+      ts,
+      tif: 'IOC',
+      postOnly: false,
+      reduceOnly: true,
+      marginMode: mode,
+      clientOrderId: 'liquidation',
+      reservedMargin: 0n,
+    };
+    this.orders.set(order.id, order);
+    const touched = new Set<string>();
+    const left = this.book(sym).match(side, bp, order.qty, (maker, qty, price) => {
+      this.fill(order, maker, qty, price, 0);
+      touched.add(maker.account);
+    });
+    order.status = left === 0 ? 'filled' : 'canceled';
+    record.book = { qty: order.filled, notional: order.filledNotional };
+    // 2. What the book could not take: the insurance fund at the bankruptcy price, or auto-deleveraging.
+    const rest = q > 0 ? left : -left;
+    if (rest !== 0) {
+      const fund = this.account(INSURANCE);
+      if (this.fundEquity(inst.settleAsset) + BigInt(rest) * BigInt(this.mark(sym) - bp) >= 0n) {
+        this.trade(fund, sym, rest, bp, 'cross');
+        this.trade(a, sym, -rest, bp, mode);
+        record.insurance.qty = rest;
+      } else {
+        record.adl = this.autoDeleverage(a, sym, rest, bp, mode);
+        for (const x of record.adl) touched.add(x.account);
+      }
     }
+    // 3. The liquidation fee on what the book took, from what the closed margin has left (never below zero).
+    // An isolated position's room is the margin it released when it closed; a unified account's, its equity.
+    const room = mode === 'isolated' ? a.balances[inst.settleAsset] - balanceBefore : this.crossEquity(a);
+    const fee = minBig(bpsOf(record.book.notional, LIQUIDATION_FEE_BPS), room > 0n ? room : 0n);
+    if (fee > 0n) {
+      a.balances[inst.settleAsset] -= fee;
+      this.account(INSURANCE).balances[inst.settleAsset] += fee;
+      this.insuranceFlows.fees += fee;
+    }
+    record.fee = fee;
+    for (const acct of touched) this.trimReduceOnly(acct, sym);
+    this.liquidations.push(record);
+    if (this.liquidations.length > LIQUIDATION_LOG) this.liquidations.shift();
+  }
+  /** The insurance fund's equity in one asset: its balance plus the unrealized PnL of positions it took over. */
+  fundEquity(asset: Asset): bigint {
+    const fund = this.account(INSURANCE);
+    let eq = fund.balances[asset];
+    for (const [sym, p] of fund.positions) if (p.qty !== 0 && INSTRUMENTS[sym].settleAsset === asset) eq += BigInt(p.qty) * BigInt(this.mark(sym)) - p.cost;
+    return eq;
+  }
+
+  /**
+   * Auto-deleveraging: close `rest` (signed, the liquidated side) against opposite positions at the
+   * bankruptcy price, highest ranking first: profit ratio x effective leverage for a profitable position,
+   * profit ratio / leverage for a losing one (so losers come last), ties by account id.
+   */
+  private autoDeleverage(a: Account, sym: Symbol, rest: number, price: number, mode: MarginMode): { account: string; qty: number }[] {
+    const candidates: { acct: Account; qty: number; score: bigint }[] = [];
+    let fundSide: { acct: Account; qty: number; score: bigint } | undefined;
+    for (const c of this.accounts.values()) {
+      const p = c.positions.get(sym);
+      if (c === a || !p || p.qty === 0 || Math.sign(p.qty) === Math.sign(rest)) continue;
+      // A position the fund took over earlier is closed last, after every trader's.
+      if (c.id === INSURANCE) fundSide = { acct: c, qty: p.qty, score: 0n };
+      else candidates.push({ acct: c, qty: p.qty, score: this.adlScore(c, sym, p) });
+    }
+    candidates.sort((x, y) => (x.score === y.score ? (x.acct.id < y.acct.id ? -1 : 1) : x.score > y.score ? -1 : 1));
+    if (fundSide) candidates.push(fundSide);
+    const out: { account: string; qty: number }[] = [];
+    let left = rest;
+    for (const c of candidates) {
+      if (left === 0) break;
+      const take = Math.min(Math.abs(left), Math.abs(c.qty)) * Math.sign(left);
+      // The counterparty closes `take` of its opposite position at the bankruptcy price.
+      this.trade(c.acct, sym, take, price, c.acct.positions.get(sym)?.mode ?? 'cross');
+      this.trade(a, sym, -take, price, mode);
+      out.push({ account: c.acct.id, qty: -take });
+      left -= take;
+      this.hooks.accountTouched?.(c.acct.id);
+    }
+    return out;
+  }
+
+  /** The ADL ranking score of one position, scaled by 10^8. */
+  private adlScore(c: Account, sym: Symbol, p: Position): bigint {
+    const SCALE = 100_000_000n;
+    const value = notional(this.mark(sym), Math.abs(p.qty));
+    const pnl = BigInt(p.qty) * BigInt(this.mark(sym)) - p.cost;
+    const cost = abs(p.cost) > 0n ? abs(p.cost) : 1n;
+    const eqRaw = p.mode === 'isolated' ? this.isolatedRisk(sym, p).equity : this.crossEquity(c);
+    const equity = eqRaw > 0n ? eqRaw : 1n;
+    return pnl > 0n ? (pnl * value * SCALE) / (cost * equity) : (pnl * equity * SCALE) / (cost * (value > 0n ? value : 1n));
+  }
+
+  /**
+   * After a liquidation: a deficit in one stablecoin is first met by the other (swapped at par with the
+   * fund, so each asset's ledger still balances), then covered by the fund. A fund driven below zero is
+   * counted, never hidden.
+   */
+  private coverDeficit(a: Account): void {
+    const fund = this.account(INSURANCE);
     for (const asset of ['USDT', 'USDC'] as Asset[]) {
-      // Unified margin: a deficit in one stablecoin is first met by the other, swapped at par with the
-      // fund (so each asset's ledger still balances), then covered by the fund.
       const other: Asset = asset === 'USDT' ? 'USDC' : 'USDT';
       if (a.balances[asset] < 0n && a.balances[other] > 0n) {
         const move = a.balances[other] < -a.balances[asset] ? a.balances[other] : -a.balances[asset];
@@ -508,20 +851,21 @@ export class Exchange {
       }
       if (a.balances[asset] < 0n) {
         fund.balances[asset] += a.balances[asset];
+        this.insuranceFlows.covered -= a.balances[asset];
         a.balances[asset] = 0n;
+        if (fund.balances[asset] < 0n) this.insuranceDeficits++;
       }
     }
-    this.hooks.accountTouched?.(accountId);
   }
 
-  /** Every account's non-zero position per symbol, by account id. */
-  private holders(): Partial<Record<Symbol, [string, number][]>> {
-    // Every symbol has its entry, empty when nobody holds it: an empty list is a fact, not a missing one.
-    const out: Partial<Record<Symbol, [string, number][]>> = Object.fromEntries(SYMBOLS.map((s) => [s, []]));
-    for (const a of [...this.accounts.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))) {
-      for (const [sym, p] of a.positions) if (p.qty !== 0) (out[sym] ??= []).push([a.id, p.qty]);
+  /** Every account's non-zero position in a symbol, by account id (an empty list is a fact, not a missing one). */
+  private holders(symbol: Symbol): [string, number][] {
+    const out: [string, number][] = [];
+    for (const a of this.accounts.values()) {
+      const q = a.positions.get(symbol)?.qty ?? 0;
+      if (q !== 0) out.push([a.id, q]);
     }
-    return out;
+    return out.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
   }
 
   /**
@@ -532,9 +876,9 @@ export class Exchange {
     const key = fundingKey(symbol, intervalStart);
     if (this.funding.has(key)) return;
     const inst = INSTRUMENTS[symbol];
-    const boundary = intervalStart + this.fundingIntervalMs;
+    const boundary = intervalStart + this.intervalOf(symbol);
     const recorded = this.boundaryPositions.get(boundary);
-    const holders = (recorded ?? this.holders())[symbol] ?? [];
+    const holders = recorded?.[symbol] ?? this.holders(symbol);
     const payers: { a: Account; weight: bigint; qty: number }[] = [];
     const receivers: { a: Account; weight: bigint; qty: number }[] = [];
     for (const [id, qty] of holders) {
@@ -557,6 +901,7 @@ export class Exchange {
         a.balances[inst.settleAsset] -= amount;
         paid += amount;
         payments.push({ account: a.id, qty, amount: -amount });
+        if (a.id === INSURANCE) this.insuranceFlows.funding -= amount;
       }
       let given = 0n;
       const shares = receivers.map((r) => {
@@ -580,13 +925,18 @@ export class Exchange {
         s.r.a.balances[inst.settleAsset] += s.base;
         received += s.base;
         payments.push({ account: s.r.a.id, qty: s.r.qty, amount: s.base });
+        if (s.r.a.id === INSURANCE) this.insuranceFlows.funding += s.base;
       }
     }
+    // Nothing changed hands (a zero rate, or one side empty): every holder is still listed, owing nothing.
+    if (payments.length === 0) for (const [id, qty] of holders) payments.push({ account: id, qty, amount: 0n });
     this.funding.set(key, { symbol, intervalStart, rate, markPrice, paid, received, payments });
-    this.boundaryMarks.delete(boundary);
-    if (recorded) {
-      delete recorded[symbol];
-      if (Object.keys(recorded).length === 0) this.boundaryPositions.delete(boundary);
+    this.lastRates.set(symbol, rate);
+    for (const map of [this.boundaryMarks, this.boundaryPositions, this.boundaryRates] as Map<number, Partial<Record<Symbol, unknown>>>[]) {
+      const entry = map.get(boundary);
+      if (!entry) continue;
+      delete entry[symbol];
+      if (Object.keys(entry).length === 0) map.delete(boundary);
     }
     for (const { a } of [...payers, ...receivers]) this.hooks.accountTouched?.(a.id);
   }
@@ -625,3 +975,32 @@ export function avgPriceOf(o: Order): number | null {
 }
 
 export type { Side };
+
+function ceilDiv(n: bigint, d: bigint): bigint {
+  const q = n / d;
+  return n % d !== 0n && n < 0n === d < 0n ? q + 1n : q;
+}
+
+function minBig(x: bigint, y: bigint): bigint {
+  return x < y ? x : y;
+}
+
+/** uniMMR = equity / maintenance in units of 1/10000, rounded down (never flattering); null without maintenance. */
+export function uniMMROf(equity: bigint, maintenance: bigint): bigint | null {
+  if (maintenance <= 0n) return null;
+  const n = equity * 10_000n;
+  const q = n / maintenance;
+  return n < 0n && n % maintenance !== 0n ? q - 1n : q;
+}
+
+export function bandOf(ratio: bigint | null): 'liquidation' | 'reduce-only' | 'warning' | 'ok' {
+  if (ratio === null) return 'ok';
+  return ratio <= UNIMMR_LIQUIDATION ? 'liquidation' : ratio <= UNIMMR_REDUCE_ONLY ? 'reduce-only' : ratio <= UNIMMR_WARNING ? 'warning' : 'ok';
+}
+
+/** A ratio in units of 1/10000 as a decimal string with four places. */
+export function ratioText(ratio: bigint): string {
+  const neg = ratio < 0n;
+  const r = neg ? -ratio : ratio;
+  return `${neg ? '-' : ''}${r / 10_000n}.${String(r % 10_000n).padStart(4, '0')}`;
+}

@@ -39,9 +39,3 @@ export function nextPrice(seed: number, symbol: Symbol, step: number, price: num
   const floor = Math.max(inst.tickSize, Math.round(inst.basePrice / 10 / inst.tickSize) * inst.tickSize);
   return next < floor ? floor : next;
 }
-
-/** Funding rate for an interval in units of 1e-8: around +0.01% with a seeded spread of +-0.02%. */
-export function fundingRate(seed: number, symbol: Symbol, intervalStart: number): bigint {
-  const u = unit(seed, 'funding', symbol, intervalStart);
-  return BigInt(Math.round(10_000 + (u * 2 - 1) * 20_000));
-}

@@ -4,6 +4,8 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isPidAlive } from '../util/pid.js';
 import { EngineRuntime } from './runtime.js';
+import { isSymbol, SYMBOLS, type Symbol } from './instruments.js';
+import type { HaltedPremiumPolicy } from './market.js';
 import { createControlServer } from './server.js';
 import { dataDirLayout } from '../util/data-dir.js';
 
@@ -52,6 +54,37 @@ function durationOpt(v: string | undefined, name: string, dflt: number): number 
   return Number(m[1]) * unit;
 }
 
+/** `--funding-intervals BTCUSDT=4h,ETHUSDT=1h`: symbols whose funding interval is not the default. */
+function fundingIntervalsOpt(v: string | undefined): Partial<Record<Symbol, number>> {
+  const out: Partial<Record<Symbol, number>> = {};
+  if (v === undefined) return out;
+  for (const part of v.split(',')) {
+    const [symbol, duration] = part.split('=');
+    if (duration === undefined) die(`--funding-intervals takes SYMBOL=DURATION pairs, like ETHUSDT=4h, not '${part}'`);
+    if (!isSymbol(symbol)) die(`--funding-intervals: unknown symbol '${symbol ?? ''}' (known: ${SYMBOLS.join(', ')})`);
+    out[symbol] = Math.max(1000, durationOpt(duration, 'funding-intervals', 0));
+  }
+  return out;
+}
+
+function haltedPremiumOpt(v: string | undefined): HaltedPremiumPolicy {
+  if (v === undefined || v === 'exclude' || v === 'interest-only') return v ?? 'exclude';
+  return die(`--halted-premium must be exclude or interest-only, not '${v}'`);
+}
+
+/** `--manual-clock` (testnet only): time moves only by `POST /testnet/clock`, from `--clock-start` (default 2026-01-01). */
+function manualClockOpt(values: EngineArgs): { start: number } | undefined {
+  if (values['manual-clock'] !== true) {
+    if (values['clock-start'] !== undefined) die('--clock-start needs --manual-clock');
+    return undefined;
+  }
+  if (values.testnet !== true) die('--manual-clock needs --testnet: a production engine takes time from the system clock');
+  const text = (values['clock-start'] as string | undefined) ?? '2026-01-01T00:00:00Z';
+  const start = Date.parse(text);
+  if (!Number.isFinite(start) || start <= 0) die(`--clock-start must be an ISO time, not '${text}'`);
+  return { start };
+}
+
 export async function main(argv: string[]): Promise<void> {
   try {
     await run(argv);
@@ -79,6 +112,10 @@ function parseEngineArgs(argv: string[]): EngineArgs | undefined {
         'queue-limit': { type: 'string' },
         'snapshot-every': { type: 'string' },
         'exit-with': { type: 'string' },
+        'funding-intervals': { type: 'string' },
+        'halted-premium': { type: 'string' },
+        'manual-clock': { type: 'boolean' },
+        'clock-start': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -88,7 +125,7 @@ function parseEngineArgs(argv: string[]): EngineArgs | undefined {
   }
   if (!values.help) return values;
   process.stdout.write(
-    'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--queue-limit 10000] [--snapshot-every 100000] [--exit-with PID]\n',
+    'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--funding-intervals ETHUSDT=4h,...] [--halted-premium exclude|interest-only] [--manual-clock [--clock-start ISO]] [--queue-limit 10000] [--snapshot-every 100000] [--exit-with PID]\n',
   );
   return undefined;
 }
@@ -153,6 +190,9 @@ async function run(argv: string[]): Promise<void> {
     drainIntervalMs: 5,
     drainBudget: 2_000,
     snapshotEvery: intOpt(values['snapshot-every'] as string | undefined, 'snapshot-every', 100_000, 0),
+    fundingIntervals: fundingIntervalsOpt(values['funding-intervals'] as string | undefined),
+    haltedPremium: haltedPremiumOpt(values['halted-premium'] as string | undefined),
+    manualClock: manualClockOpt(values),
     log,
   });
   const server = createControlServer({

@@ -1,4 +1,6 @@
 /** Counters, gauges and a latency histogram, rendered in the Prometheus text format. */
+import { fmtPrice, fmtQty, formatFixed } from './fixed.js';
+
 const LATENCY_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
 
 export class Histogram {
@@ -84,4 +86,67 @@ export class EngineMetrics {
     ];
     return `${lines.join('\n')}\n`;
   }
+}
+
+/** The depths `/metrics` exports for each book: the base quantity over the best 1, 5, 10 and 20 price levels of a side. */
+export const BOOK_DEPTH_LEVELS = [1, 5, 10, 20] as const;
+
+/** What book-quality gauges read of an order book (src/engine/book.ts's OrderBook): read-only. */
+export interface BookQualitySource {
+  bestBid(): number | undefined;
+  bestAsk(): number | undefined;
+  topDepth(side: 'buy' | 'sell', levels: number): number;
+}
+
+/**
+ * The spread in hundredths of a basis point of the mid price, rounded half away from zero:
+ * (ask - bid) / ((ask + bid) / 2) x 10^6, exact in bigint.
+ */
+export function spreadCentiBps(bid: number, ask: number): bigint {
+  const n = BigInt(ask - bid) * 2_000_000n;
+  const d = BigInt(ask + bid);
+  const half = (n < 0n ? -n : n) * 2n + d;
+  return (n < 0n ? -1n : 1n) * (half / (2n * d));
+}
+
+/**
+ * Book-quality gauges per symbol (issue 13: liquidity after a reopen), appended to `/metrics`. A side with
+ * no orders has no `engine_book_best_bid`/`_ask` series, and then there is no `engine_book_spread_bps`
+ * series either (absent rather than NaN, so a PromQL `max()` over symbols is not poisoned); its depths are 0.
+ */
+export function renderBookQuality(books: ReadonlyMap<string, BookQualitySource>): string {
+  const bids: string[] = [];
+  const asks: string[] = [];
+  const spread: string[] = [];
+  const depth: string[] = [];
+  for (const [symbol, book] of books) {
+    const bid = book.bestBid();
+    const ask = book.bestAsk();
+    if (bid !== undefined) bids.push(`engine_book_best_bid{symbol="${symbol}"} ${fmtPrice(bid)}`);
+    if (ask !== undefined) asks.push(`engine_book_best_ask{symbol="${symbol}"} ${fmtPrice(ask)}`);
+    if (bid !== undefined && ask !== undefined) spread.push(`engine_book_spread_bps{symbol="${symbol}"} ${formatFixed(spreadCentiBps(bid, ask), 2)}`);
+    for (const [side, label] of [
+      ['buy', 'bid'],
+      ['sell', 'ask'],
+    ] as const) {
+      for (const levels of BOOK_DEPTH_LEVELS) {
+        depth.push(`engine_book_depth{symbol="${symbol}",side="${label}",levels="${levels}"} ${fmtQty(book.topDepth(side, levels))}`);
+      }
+    }
+  }
+  const lines = [
+    '# HELP engine_book_best_bid Best bid price (absent while the book has no bids).',
+    '# TYPE engine_book_best_bid gauge',
+    ...bids,
+    '# HELP engine_book_best_ask Best ask price (absent while the book has no asks).',
+    '# TYPE engine_book_best_ask gauge',
+    ...asks,
+    '# HELP engine_book_spread_bps Best ask minus best bid, in basis points of the mid price (absent while a side is empty).',
+    '# TYPE engine_book_spread_bps gauge',
+    ...spread,
+    '# HELP engine_book_depth Resting base quantity over the best N price levels of a side.',
+    '# TYPE engine_book_depth gauge',
+    ...depth,
+  ];
+  return `${lines.join('\n')}\n`;
 }

@@ -4,11 +4,13 @@ import { SnapshotError } from '../snapshot/format.js';
 import { readSnapshot } from '../snapshot/reader.js';
 import { SnapshotWriter } from '../snapshot/writer.js';
 import { Exchange, fundingKey, avgPriceOf } from './exchange.js';
-import { fundingRate, nextPrice } from './feed.js';
+import { nextPrice } from './feed.js';
+import { interestRate, type HaltedPremiumPolicy } from './market.js';
 import { fmtMoney, fmtPrice, fmtQty, fmtRate } from './fixed.js';
-import { SYMBOLS, type Symbol } from './instruments.js';
-import type { RiskAccount, RiskPreview, SettledFundingInterval } from '../contract/control-api.js';
+import { INSTRUMENTS, SYMBOLS, type Symbol } from './instruments.js';
+import type { LiquidationView, RiskAccount, RiskPreview, SettledFundingInterval } from '../contract/control-api.js';
 import { EngineMetrics } from './metrics.js';
+import { MarketFigures } from './market-metrics.js';
 import { ensureBaseline, loadMarginModule, ModuleRefused, readActive, writeActive, type ActiveModules } from './module-store.js';
 import { EXCESS_QUEUE_DEPTH, type MarginModule, type MarginQueue } from './modules/api.js';
 import { snapshotHeader, snapshotRecords, SnapshotLoader } from './snapshot-codec.js';
@@ -34,6 +36,12 @@ export interface EngineOptions {
   snapshotEvery: number;
   log: (event: Record<string, unknown>) => void;
   now?: () => number;
+  /** Symbols whose funding interval is not `fundingIntervalMs`. */
+  fundingIntervals?: Partial<Record<Symbol, number>>;
+  /** What premium samples taken while halted count as (default: excluded). */
+  haltedPremium?: HaltedPremiumPolicy;
+  /** Testnet: time moves only by `POST /testnet/clock`, starting here (or at the last journaled time). */
+  manualClock?: { start: number };
 }
 
 export interface Recovery {
@@ -85,6 +93,8 @@ function restoredHaltCode(phase: Phase, reason: string | null): HaltCode | null 
 export class EngineRuntime {
   seq = 0;
   readonly metrics = new EngineMetrics();
+  /** Volume, funding, mark/index, open interest and the insurance fund for `/metrics`. */
+  readonly figures = new MarketFigures();
   private margin!: LoadedMargin;
   private previousMargin: LoadedMargin | undefined;
   private active!: ActiveModules;
@@ -100,13 +110,15 @@ export class EngineRuntime {
   private sinceSnapshot = 0;
   private fatal: ((e: Error) => void) | undefined;
   readonly now: () => number;
+  /** The manual clock's time (testnet `--manual-clock`); unused otherwise. */
+  private clock = 0;
 
   private constructor(
     readonly opts: EngineOptions,
     public ex: Exchange,
     readonly recovery: Recovery,
   ) {
-    this.now = opts.now ?? Date.now;
+    this.now = opts.manualClock ? () => this.clock : (opts.now ?? Date.now);
   }
 
   get dataDir(): string {
@@ -129,7 +141,7 @@ export class EngineRuntime {
         let loader: SnapshotLoader | undefined;
         let seq = 0;
         for await (const r of readSnapshot(file, (h) => {
-          loader = new SnapshotLoader(h, opts.fundingIntervalMs);
+          loader = new SnapshotLoader(h, opts.fundingIntervalMs, exchangeOptions(opts));
           seq = h.seq;
         })) {
           loader?.add(r);
@@ -144,7 +156,7 @@ export class EngineRuntime {
         opts.log({ level: 'warn', msg: 'snapshot skipped', file, reason });
       }
     }
-    ex ??= new Exchange(opts.fundingIntervalMs);
+    ex ??= new Exchange(opts.fundingIntervalMs, exchangeOptions(opts));
     const rt = new EngineRuntime(opts, ex, recovery);
     const from = recovery.snapshotSeq ?? 0;
     const scan = scanWal<Command>(walDir, from, true);
@@ -167,6 +179,7 @@ export class EngineRuntime {
       recovery.replayed++;
     }
     rt.haltCode = restoredHaltCode(ex.phase, ex.reason);
+    if (opts.manualClock) rt.clock = Math.max(opts.manualClock.start, ex.lastTs);
     rt.wal = await WalWriter.open(walDir, rt.seq + 1);
     rt.active = ensureBaseline(opts.dataDir);
     const version = rt.active.margin?.active ?? '1.4.2';
@@ -184,8 +197,9 @@ export class EngineRuntime {
     if (ex.phase === 'halted') rt.deferAllWithPositions();
     ex.hooks = {
       accountTouched: (account) => rt.touch(account),
-      fill: () => {
+      fill: (symbol, price, qty) => {
         rt.metrics.fills++;
+        rt.figures.fill(symbol, price, qty);
       },
     };
     return rt;
@@ -305,7 +319,7 @@ export class EngineRuntime {
   }
 
   private liquidateIfBelow(account: string): void {
-    const below = this.ex.belowMaintenance(account);
+    const below = this.ex.liquidatable(account);
     if (below.cross) {
       this.metrics.liquidations++;
       this.commit({ op: 'liquidate', ts: this.now(), account, symbol: null });
@@ -323,7 +337,8 @@ export class EngineRuntime {
   // ---- timers ----
 
   start(): void {
-    if (this.opts.feedIntervalMs > 0) this.timers.push(setInterval(() => this.tickFeed(), this.opts.feedIntervalMs));
+    // A manual clock's feed ticks as `POST /testnet/clock` moves time past each feed interval.
+    if (this.opts.feedIntervalMs > 0 && !this.opts.manualClock) this.timers.push(setInterval(() => this.tickFeed(), this.opts.feedIntervalMs));
     this.timers.push(
       setInterval(() => {
         if (this.ex.phase !== 'halted') this.margin.queue.drain(this.opts.drainBudget);
@@ -332,45 +347,48 @@ export class EngineRuntime {
     );
   }
 
-  /** One step of the index feed; when it crosses a funding boundary while trading, settle the interval. */
+  /** One step of the index feed (seeded, from the current index); settles the funding intervals it closes. */
   tickFeed(): void {
-    const ts = this.now();
     const step = this.ex.feedStep + 1;
     const prices: Partial<Record<Symbol, number>> = {};
-    for (const s of SYMBOLS) prices[s] = nextPrice(this.opts.seed, s, step, this.ex.mark(s));
-    const interval = this.ex.fundingIntervalMs;
-    // Boundaries are judged between price ticks, whatever else was recorded in between.
-    const before = Math.floor(this.ex.lastMarksTs / interval);
-    this.commit({ op: 'marks', ts, step, prices });
-    const boundary = Math.floor(ts / interval) * interval;
-    if (Math.floor(ts / interval) > before && this.ex.lastMarksTs > 0 && this.ex.phase !== 'halted') {
-      this.settleInterval(boundary - interval);
-    }
+    for (const s of SYMBOLS) prices[s] = nextPrice(this.opts.seed, s, step, this.ex.index(s));
+    this.commitIndex(step, prices);
     this.flushPendingHalt();
   }
 
-  private settleInterval(intervalStart: number): SettledInterval[] {
-    const marks = this.ex.boundaryMarks.get(intervalStart + this.ex.fundingIntervalMs);
-    const done: SettledInterval[] = [];
-    if (!marks) return done;
-    for (const symbol of SYMBOLS) {
-      if (this.ex.funding.has(fundingKey(symbol, intervalStart))) continue;
-      const markPrice = marks[symbol];
-      if (markPrice === undefined) continue;
-      const rate = fmtRate(fundingRate(this.opts.seed, symbol, intervalStart));
-      this.commit({ op: 'funding', ts: this.now(), symbol, intervalStart, rate, markPrice });
-      const f = this.ex.funding.get(fundingKey(symbol, intervalStart));
-      done.push({
-        symbol,
-        intervalStart: new Date(intervalStart).toISOString(),
-        rate,
-        markPrice,
-        paid: fmtMoney(f?.paid ?? 0n),
-        received: fmtMoney(f?.received ?? 0n),
-        holders: (f?.payments ?? []).map((p) => ({ account: p.account, qty: fmtQty(p.qty), amount: fmtMoney(p.amount) })),
-      });
+  /**
+   * Record an index tick; each funding interval it closes is settled at once while trading (a halted
+   * engine keeps it, with its rate, mark and holders, for `funding.recompute`). The first tick ever
+   * closes nothing that anyone held.
+   */
+  private commitIndex(step: number, prices: Partial<Record<Symbol, number>>): { durable: Promise<void> } {
+    const hadTicks = this.ex.lastMarksTs > 0;
+    const { durable } = this.commit({ op: 'marks', ts: this.now(), step, prices });
+    if (hadTicks && this.ex.phase !== 'halted') {
+      for (const { symbol, intervalStart } of this.ex.crossed) this.settleSymbol(symbol, intervalStart);
     }
-    return done;
+    return { durable };
+  }
+
+  /** Settle one symbol's interval from what its end recorded; undefined when already settled or never recorded. */
+  private settleSymbol(symbol: Symbol, intervalStart: number): SettledInterval | undefined {
+    if (this.ex.funding.has(fundingKey(symbol, intervalStart))) return undefined;
+    const boundary = intervalStart + this.ex.intervalOf(symbol);
+    const markPrice = this.ex.boundaryMarks.get(boundary)?.[symbol];
+    if (markPrice === undefined) return undefined;
+    // Snapshots from before the premium index have no recorded rate: those intervals pay the interest rate.
+    const rate = fmtRate(this.ex.boundaryRates.get(boundary)?.[symbol] ?? interestRate(this.ex.intervalOf(symbol)));
+    this.commit({ op: 'funding', ts: this.now(), symbol, intervalStart, rate, markPrice });
+    const f = this.ex.funding.get(fundingKey(symbol, intervalStart));
+    return {
+      symbol,
+      intervalStart: new Date(intervalStart).toISOString(),
+      rate,
+      markPrice,
+      paid: fmtMoney(f?.paid ?? 0n),
+      received: fmtMoney(f?.received ?? 0n),
+      holders: (f?.payments ?? []).map((p) => ({ account: p.account, qty: fmtQty(p.qty), amount: fmtMoney(p.amount) })),
+    };
   }
 
   // ---- requests ----
@@ -505,24 +523,31 @@ export class EngineRuntime {
     missingMarks: string[];
     totals: Record<string, { paid: string; received: string; net: string }>;
   }> {
-    const interval = this.ex.fundingIntervalMs;
     const intervals: SettledInterval[] = [];
-    const missingMarks: string[] = [];
+    const missing = new Set<number>();
     // Nothing to settle before the first recorded mark: start there, and refuse absurd ranges.
+    const shortest = Math.min(...SYMBOLS.map((s) => this.ex.intervalOf(s)));
     const earliest = Math.min(...this.ex.boundaryMarks.keys(), ...[...this.ex.funding.values()].map((f) => f.intervalStart), this.now());
-    from = Math.max(from, earliest - interval);
-    if ((to - from) / interval > MAX_RECOMPUTE_INTERVALS) {
+    from = Math.max(from, earliest - Math.max(...SYMBOLS.map((s) => this.ex.intervalOf(s))));
+    if ((to - from) / shortest > MAX_RECOMPUTE_INTERVALS) {
       throw new EngineRefusal(400, `range covers more than ${MAX_RECOMPUTE_INTERVALS} funding intervals; recompute it in parts`);
     }
-    const first = Math.ceil(from / interval) * interval;
-    for (let start = first; start + interval <= to; start += interval) {
-      if (start + interval > this.now()) break;
-      if (!this.ex.boundaryMarks.has(start + interval)) {
-        if (SYMBOLS.some((s) => !this.ex.funding.has(fundingKey(s, start)))) missingMarks.push(new Date(start).toISOString());
-        continue;
+    // Each symbol on its own interval grid; the answer in time order, symbols in the table's order.
+    const due: { symbol: Symbol; start: number }[] = [];
+    for (const symbol of SYMBOLS) {
+      const interval = this.ex.intervalOf(symbol);
+      for (let start = Math.ceil(from / interval) * interval; start + interval <= to && start + interval <= this.now(); start += interval) {
+        if (this.ex.funding.has(fundingKey(symbol, start))) continue;
+        if (this.ex.boundaryMarks.get(start + interval)?.[symbol] === undefined) missing.add(start);
+        else due.push({ symbol, start });
       }
-      intervals.push(...this.settleInterval(start));
     }
+    due.sort((x, y) => x.start - y.start || SYMBOLS.indexOf(x.symbol) - SYMBOLS.indexOf(y.symbol));
+    for (const { symbol, start } of due) {
+      const settled = this.settleSymbol(symbol, start);
+      if (settled) intervals.push(settled);
+    }
+    const missingMarks = [...missing].sort((x, y) => x - y).map((t) => new Date(t).toISOString());
     await this.wal.drain();
     const totals: Record<string, { paid: string; received: string; net: string }> = {};
     for (const s of SYMBOLS) {
@@ -549,6 +574,16 @@ export class EngineRuntime {
     this.sinceSnapshot = 0;
     await this.wal.rotate();
     return { path, seq, sha256, records };
+  }
+
+  /**
+   * The state as snapshot lines once every record it includes is on disk: a reader that compares it
+   * with the WAL (integrity.check --wal) then finds each of its records there. Nothing can commit
+   * between the last check that the WAL is idle and the synchronous build of the lines.
+   */
+  async durableStateLines(): Promise<string[]> {
+    while (!this.wal.idle) await this.wal.drain();
+    return this.stateLines();
   }
 
   /** The state as snapshot lines, built synchronously so it is consistent at one seq. */
@@ -597,9 +632,60 @@ export class EngineRuntime {
   /** Testnet only: set index prices now (journaled like a feed tick, so replay stays exact). */
   async setIndex(prices: Partial<Record<Symbol, number>>): Promise<void> {
     if (!this.opts.testnet) throw new EngineRefusal(404, 'no route POST /testnet/index (the engine was not started with --testnet)');
-    const { durable } = this.commit({ op: 'marks', ts: this.now(), step: this.ex.feedStep, prices });
+    const { durable } = this.commitIndex(this.ex.feedStep, prices);
     this.flushPendingHalt();
     await durable;
+  }
+
+  /**
+   * Testnet `--manual-clock` only: move time forward by `ms`. The feed ticks at each feed interval passed
+   * (settling the funding intervals they close), then a `clock` record keeps the new time in the WAL, so
+   * a restart resumes at it and replay is exact.
+   */
+  async advanceClock(ms: number): Promise<{ now: string; ticks: number }> {
+    if (!this.opts.testnet || !this.opts.manualClock) {
+      throw new EngineRefusal(404, 'no route POST /testnet/clock (the engine was not started with --testnet --manual-clock)');
+    }
+    const target = this.clock + ms;
+    const every = this.opts.feedIntervalMs;
+    let ticks = 0;
+    if (every > 0) {
+      for (let t = (Math.floor(this.clock / every) + 1) * every; t <= target; t += every) {
+        this.clock = t;
+        this.tickFeed();
+        ticks++;
+      }
+    }
+    this.clock = target;
+    await this.commit({ op: 'clock', ts: target }).durable;
+    return { now: new Date(target).toISOString(), ticks };
+  }
+
+  /** `POST /leverage`: an account's leverage for a symbol, refused above the first bracket's or if it would leave the account short of initial margin. */
+  async setLeverage(account: string, symbol: Symbol, leverage: number): Promise<{ leverage: number; maxLeverage: number }> {
+    const a = this.ex.accounts.get(account);
+    if (!a || account.startsWith('@')) throw new EngineRefusal(404, `no account ${account}: deposit first`);
+    const max = (INSTRUMENTS[symbol].brackets[0] as { maxLeverage: number }).maxLeverage;
+    if (!Number.isInteger(leverage) || leverage < 1 || leverage > max) throw new EngineRefusal(400, `leverage for ${symbol} must be an integer 1..${max}`);
+    if (this.ex.leverageWouldBreach(a, symbol, leverage)) throw new EngineRefusal(409, `leverage ${leverage} would leave ${account} short of initial margin`);
+    await this.commit({ op: 'leverage', ts: this.now(), account, symbol, leverage }).durable;
+    return { leverage, maxLeverage: max };
+  }
+
+  /** `GET /liquidations`: the liquidations this process has seen (newest last), money as decimal strings. */
+  liquidationsView(): LiquidationView[] {
+    return this.ex.liquidations.map((l) => ({
+      at: new Date(l.ts).toISOString(),
+      account: l.account,
+      symbol: l.symbol,
+      qty: fmtQty(l.qty),
+      bankruptcyPrice: fmtPrice(l.bankruptcyPrice),
+      markPrice: fmtPrice(l.markPrice),
+      book: { qty: fmtQty(l.book.qty), notional: fmtMoney(l.book.notional) },
+      fee: fmtMoney(l.fee),
+      insurance: { qty: fmtQty(l.insurance.qty) },
+      adl: l.adl.map((x) => ({ account: x.account, qty: fmtQty(x.qty) })),
+    }));
   }
 
   /** `GET /health`, typed by the contract the client reads it with. */
@@ -618,6 +704,10 @@ export class EngineRuntime {
       pendingRecalc: this.pendingRecalc.size,
       admissionWeight: this.ex.admissionWeight,
       marks: Object.fromEntries([...this.ex.marks].map(([s, p]) => [s, fmtPrice(p)])),
+      index: Object.fromEntries(SYMBOLS.map((s) => [s, fmtPrice(this.ex.index(s))])),
+      predictedFundingRates: Object.fromEntries(SYMBOLS.map((s) => [s, fmtRate(this.ex.predictedRate(s))])),
+      insuranceFund: Object.fromEntries(Object.entries(this.ex.account('@insurance').balances).map(([k, v]) => [k, fmtMoney(v)])),
+      insuranceDeficits: this.ex.insuranceDeficits,
       testnet: this.opts.testnet,
       pid: process.pid,
       recovery: this.recovery,
@@ -636,4 +726,8 @@ export class EngineRuntime {
     this.timers = [];
     await this.wal.close();
   }
+}
+
+function exchangeOptions(opts: EngineOptions): { intervals?: Partial<Record<Symbol, number>>; haltedPremium?: HaltedPremiumPolicy } {
+  return { ...(opts.fundingIntervals ? { intervals: opts.fundingIntervals } : {}), ...(opts.haltedPremium ? { haltedPremium: opts.haltedPremium } : {}) };
 }

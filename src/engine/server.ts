@@ -1,9 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { InstrumentsAnswer } from '../contract/control-api.js';
-import { avgPriceOf } from './exchange.js';
+import type { AccountView, InstrumentsAnswer } from '../contract/control-api.js';
+import { avgPriceOf, ratioText, uniMMROf } from './exchange.js';
 import { DecimalError, fmtMoney, fmtPrice, fmtQty, MONEY_DECIMALS, parseFixed, parseUnits, PRICE_DECIMALS, QTY_DECIMALS } from './fixed.js';
 import { instrumentViews, isAsset, isSymbol, INSTRUMENTS, type Symbol as InstrumentSymbol } from './instruments.js';
+import { renderBookQuality } from './metrics.js';
 import { EngineRefusal, type EngineRuntime } from './runtime.js';
 import { PHASES, type OrderRequest, type OrderResult, type Phase } from './types.js';
 
@@ -172,8 +173,12 @@ function sendMetrics({ rt, res }: RouteCall): void {
     seq: rt.seq,
     openOrders: rt.openOrderCount(),
   });
+  // Book quality per symbol (issue 13) after the engine's own metrics.
+  const books = renderBookQuality(rt.ex.books);
+  // Volume, funding, mark and index, open interest and the insurance fund: the dashboards' figures.
+  const figures = `${rt.figures.render(rt.ex).join('\n')}\n`;
   res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-  res.end(text);
+  res.end(text + books + figures);
 }
 
 async function placeOrder({ req, res, rt }: RouteCall): Promise<void> {
@@ -248,7 +253,7 @@ async function rollbackModule({ req, res, rt }: RouteCall): Promise<void> {
 }
 
 async function streamState({ res, rt }: RouteCall): Promise<void> {
-  const lines = rt.stateLines();
+  const lines = await rt.durableStateLines();
   const { createHash } = await import('node:crypto');
   const hash = createHash('sha256');
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
@@ -274,7 +279,8 @@ async function setTestnetIndex({ req, res, rt }: RouteCall): Promise<void> {
     prices[symbol] = p;
   }
   await rt.setIndex(prices);
-  send(res, 200, { marks: rt.health().marks });
+  const h = rt.health();
+  send(res, 200, { marks: h.marks, index: h.index });
 }
 
 async function recomputeFunding({ req, res, rt }: RouteCall): Promise<void> {
@@ -302,15 +308,38 @@ async function injectFault({ req, res, rt, onCrash }: RouteCall): Promise<void> 
   throw new BadRequest('kind must be margin-burst or crash');
 }
 
-/** The instruments never change while the engine runs: built once, from the same table the exchange checks. */
-const INSTRUMENTS_ANSWER: InstrumentsAnswer = { instruments: instrumentViews() };
+/** The instruments, with this engine's funding intervals: the same table the exchange checks. */
+function instrumentsAnswer(rt: EngineRuntime): InstrumentsAnswer {
+  return { instruments: instrumentViews((s) => rt.ex.intervalOf(s)) };
+}
+
+/** `POST /testnet/clock {"advanceMs": 60000}`: a manual-clock testnet's time moves forward. */
+async function advanceTestnetClock({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const ms = body.advanceMs;
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > 366 * 86_400_000) {
+    throw new BadRequest('advanceMs must be an integer number of milliseconds, 0 to a year');
+  }
+  send(res, 200, await rt.advanceClock(ms));
+}
+
+/** `POST /leverage {"account": "a", "symbol": "BTCUSDT", "leverage": 10}`. */
+async function setLeverage({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const account = str(body, 'account') as string;
+  const symbol = str(body, 'symbol');
+  if (!isSymbol(symbol)) throw new BadRequest(`unknown symbol ${JSON.stringify(symbol)}`);
+  const leverage = body.leverage;
+  if (typeof leverage !== 'number' || !Number.isInteger(leverage)) throw new BadRequest('leverage must be an integer');
+  send(res, 200, { account, symbol, ...(await rt.setLeverage(account, symbol, leverage)) });
+}
 
 /** The control API's routes (docs/engine.md lists them); a path no route matches is 404. */
 const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/health', handle: ({ res, rt }) => send(res, 200, rt.health()) },
   { method: 'GET', path: '/metrics', handle: sendMetrics },
   // Read-only, so answered in every phase (halted included): a client prices its orders before trading opens.
-  { method: 'GET', path: '/instruments', handle: ({ res }) => send(res, 200, INSTRUMENTS_ANSWER) },
+  { method: 'GET', path: '/instruments', handle: ({ res, rt }) => send(res, 200, instrumentsAnswer(rt)) },
   { method: 'POST', path: '/orders', handle: placeOrder },
   {
     method: 'DELETE',
@@ -331,6 +360,9 @@ const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/fault', handle: injectFault },
   { method: 'POST', path: '/testnet/index', handle: setTestnetIndex },
   { method: 'GET', path: '/risk/preview', handle: ({ res, rt }) => send(res, 200, rt.riskPreview()) },
+  { method: 'POST', path: '/testnet/clock', handle: advanceTestnetClock },
+  { method: 'POST', path: '/leverage', handle: setLeverage },
+  { method: 'GET', path: '/liquidations', handle: ({ res, rt }) => send(res, 200, { liquidations: rt.liquidationsView() }) },
 ];
 
 /** The groups of a path that matches the route's path, or null. */
@@ -376,7 +408,7 @@ export function createControlServer(o: ServerOptions): Server {
   return server;
 }
 
-function accountView(rt: EngineRuntime, id: string): Record<string, unknown> {
+function accountView(rt: EngineRuntime, id: string): AccountView {
   const a = rt.ex.account(id);
   const positions = [...a.positions]
     .filter(([, p]) => p.qty !== 0)
@@ -397,6 +429,9 @@ function accountView(rt: EngineRuntime, id: string): Record<string, unknown> {
     equity: fmtMoney(equity),
     maintenanceMargin: fmtMoney(mm),
     available: fmtMoney(rt.ex.available(a)),
-    marginRatio: mm === 0n ? null : Number((equity * 10_000n) / mm) / 10_000,
+    // Binance's margin ratio is maintenance / margin balance (rounded up: never flattering); uniMMR its inverse.
+    marginRatio: mm === 0n ? null : equity <= 0n ? null : ratioText((mm * 10_000n + equity - 1n) / equity),
+    uniMMR: mm === 0n ? null : ratioText(uniMMROf(equity, mm) as bigint),
+    leverage: Object.fromEntries([...a.leverage].sort()),
   };
 }

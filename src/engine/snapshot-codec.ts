@@ -2,6 +2,7 @@ import { SNAPSHOT_FORMAT, type SnapshotHeader, type SnapshotRecord } from '../sn
 import { Exchange, fundingKey } from './exchange.js';
 import { fmtMoney, fmtPrice, fmtQty, fmtRate, MONEY_DECIMALS, parseFixed, PRICE_DECIMALS, QTY_DECIMALS, RATE_DECIMALS } from './fixed.js';
 import { isSymbol, SYMBOLS, type Symbol } from './instruments.js';
+import type { HaltedPremiumPolicy } from './market.js';
 import type { MarginMode, Order, OrderStatus, Phase, TimeInForce } from './types.js';
 
 const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -18,6 +19,23 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     boundaryPositions[new Date(b).toISOString()] = Object.fromEntries(
       Object.entries(bySymbol).map(([s, holders]) => [s, (holders ?? []).map(([id, q]): [string, string] => [id, fmtQty(q)])]),
     );
+  }
+  const boundaryRates: Record<string, Record<string, string>> = {};
+  for (const [b, rates] of [...ex.boundaryRates].sort((x, y) => x[0] - y[0])) {
+    boundaryRates[new Date(b).toISOString()] = Object.fromEntries(Object.entries(rates).map(([s, r]) => [s, fmtRate(r)]));
+  }
+  // What the marks and the next funding rate are derived from, per symbol (see market.ts).
+  const market: Record<string, unknown> = {};
+  for (const s of SYMBOLS) {
+    const m = ex.marketOf(s);
+    market[s] = {
+      index: fmtPrice(m.index),
+      lastPrice: m.lastPrice === null ? null : fmtPrice(m.lastPrice),
+      basis: m.basis.map((b) => [new Date(b.ts).toISOString(), b.basis]),
+      premium: { sum: fmtRate(m.premiumSum), weights: String(m.premiumWeights), samples: m.premiumSamples },
+      lastRate: ex.lastRates.has(s) ? fmtRate(ex.lastRates.get(s) as bigint) : null,
+      fundingIntervalMs: ex.intervalOf(s),
+    };
   }
   return {
     type: 'header',
@@ -37,6 +55,9 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     fundingIntervalMs: ex.fundingIntervalMs,
     boundaryMarks,
     boundaryPositions,
+    boundaryRates,
+    market,
+    haltedPremium: ex.haltedPremium,
     ...extra,
   };
 }
@@ -45,7 +66,13 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
 export function* snapshotRecords(ex: Exchange): Generator<SnapshotRecord> {
   const accounts = [...ex.accounts.values()].sort(byId);
   for (const a of accounts) {
-    yield { type: 'account', id: a.id, balances: { USDC: fmtMoney(a.balances.USDC), USDT: fmtMoney(a.balances.USDT) } };
+    const leverage = Object.fromEntries([...a.leverage].sort());
+    yield {
+      type: 'account',
+      id: a.id,
+      balances: { USDC: fmtMoney(a.balances.USDC), USDT: fmtMoney(a.balances.USDT) },
+      ...(a.leverage.size > 0 ? { leverage } : {}),
+    };
   }
   const funding = [...ex.funding.values()].map((f) => ({ f, id: fundingKey(f.symbol, f.intervalStart) })).sort(byId);
   for (const { f, id } of funding) {
@@ -105,9 +132,18 @@ export class SnapshotLoader {
   readonly ex: Exchange;
   private readonly resting: Order[] = [];
 
-  constructor(header: SnapshotHeader, fallbackFundingMs: number) {
+  constructor(
+    header: SnapshotHeader,
+    fallbackFundingMs: number,
+    opts: { intervals?: Partial<Record<Symbol, number>>; haltedPremium?: HaltedPremiumPolicy } = {},
+  ) {
     const interval = typeof header.fundingIntervalMs === 'number' ? header.fundingIntervalMs : fallbackFundingMs;
-    this.ex = new Exchange(interval);
+    const market = (header.market ?? {}) as Record<string, MarketJson>;
+    // The intervals the snapshot was taken with, unless the engine is now started with others.
+    const recorded: Partial<Record<Symbol, number>> = {};
+    for (const [s, m] of Object.entries(market)) if (isSymbol(s) && typeof m.fundingIntervalMs === 'number') recorded[s] = m.fundingIntervalMs;
+    const haltedPremium = header.haltedPremium === 'interest-only' || header.haltedPremium === 'exclude' ? header.haltedPremium : undefined;
+    this.ex = new Exchange(interval, { intervals: { ...recorded, ...opts.intervals }, haltedPremium: opts.haltedPremium ?? haltedPremium });
     const ex = this.ex;
     ex.phase = header.phase as Phase;
     ex.reason = typeof header.reason === 'string' ? header.reason : null;
@@ -127,6 +163,13 @@ export class SnapshotLoader {
       for (const [s, p] of Object.entries(prices)) if (isSymbol(s)) m[s] = Number(parseFixed(p, PRICE_DECIMALS));
       ex.boundaryMarks.set(Date.parse(iso), m);
     }
+    const br = (header.boundaryRates ?? {}) as Record<string, Record<string, string>>;
+    for (const [iso, rates] of Object.entries(br)) {
+      const r: Partial<Record<Symbol, bigint>> = {};
+      for (const [s, v] of Object.entries(rates)) if (isSymbol(s)) r[s] = parseFixed(v, RATE_DECIMALS);
+      ex.boundaryRates.set(Date.parse(iso), r);
+    }
+    for (const s of SYMBOLS) loadMarket(ex, s, market[s] ?? {});
     // Snapshots written before holders were recorded have none: those intervals settle over the positions then.
     const bp = (header.boundaryPositions ?? {}) as Record<string, Record<string, [string, string][]>>;
     for (const [iso, bySymbol] of Object.entries(bp)) {
@@ -146,6 +189,7 @@ export class SnapshotLoader {
         const b = r.balances as Record<string, string>;
         a.balances.USDT = parseFixed(str(b.USDT), MONEY_DECIMALS);
         a.balances.USDC = parseFixed(str(b.USDC), MONEY_DECIMALS);
+        for (const [s, lev] of Object.entries((r.leverage ?? {}) as Record<string, number>)) if (isSymbol(s) && Number.isInteger(lev)) a.leverage.set(s, lev);
         return;
       }
       case 'funding': {
@@ -212,4 +256,27 @@ export class SnapshotLoader {
     }
     return this.ex;
   }
+}
+
+interface MarketJson {
+  index?: string;
+  lastPrice?: string | null;
+  basis?: [string, number][];
+  premium?: { sum: string; weights: string; samples: number };
+  lastRate?: string | null;
+  fundingIntervalMs?: number;
+}
+
+/** One symbol's market state from a snapshot header (older snapshots have none: index = mark, no samples). */
+function loadMarket(ex: Exchange, s: Symbol, m: MarketJson): void {
+  const state = ex.marketOf(s);
+  state.index = typeof m.index === 'string' ? Number(parseFixed(m.index, PRICE_DECIMALS)) : ex.mark(s);
+  state.lastPrice = typeof m.lastPrice === 'string' ? Number(parseFixed(m.lastPrice, PRICE_DECIMALS)) : null;
+  state.basis = (m.basis ?? []).map(([iso, basis]) => ({ ts: Date.parse(iso), basis }));
+  if (m.premium) {
+    state.premiumSum = parseFixed(m.premium.sum, RATE_DECIMALS);
+    state.premiumWeights = BigInt(m.premium.weights);
+    state.premiumSamples = m.premium.samples;
+  }
+  if (typeof m.lastRate === 'string') ex.lastRates.set(s, parseFixed(m.lastRate, RATE_DECIMALS));
 }

@@ -25,6 +25,7 @@ export type RejectReason =
   | 'REDUCE_ONLY_WOULD_INCREASE'
   | 'MARGIN_MODE_CONFLICT'
   | 'FOK_WOULD_NOT_FILL'
+  | 'ACCOUNT_REDUCE_ONLY'
   | 'UNKNOWN_ACCOUNT'
   | 'INVALID';
 
@@ -71,6 +72,8 @@ export interface Account {
   reduceOnlyOrders: Set<string>;
   /** Sum of the open orders' reserved initial margin, so a margin check does not walk every order. */
   orderMargin: bigint;
+  /** The leverage chosen per symbol (`POST /leverage`); the instrument's default where none was. */
+  leverage: Map<Symbol, number>;
 }
 
 /** What an order request looks like once parsed from its JSON (integers, validated shapes). */
@@ -99,6 +102,9 @@ export type Command =
   | { op: 'funding'; ts: number; symbol: Symbol; intervalStart: number; rate: string; markPrice: number }
   | { op: 'phase'; ts: number; phase: Phase; reason: string | null }
   | { op: 'admission'; ts: number; weight: number }
+  | { op: 'leverage'; ts: number; account: string; symbol: Symbol; leverage: number }
+  /** A testnet's manual clock advanced to `ts` (`POST /testnet/clock`): nothing else changes. */
+  | { op: 'clock'; ts: number }
   | { op: 'module'; ts: number; component: string; version: string; action: 'activate' | 'rollback' };
 
 /**

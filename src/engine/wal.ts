@@ -192,6 +192,11 @@ export class WalWriter {
     if (this.buffer.length > 0) this.schedule();
   }
 
+  /** Is every record appended so far on disk (nothing buffered, no write or rotation in flight)? */
+  get idle(): boolean {
+    return this.buffer.length === 0 && !this.flushing && !this.rotation;
+  }
+
   /** Wait until everything appended so far is durable. */
   async drain(): Promise<void> {
     for (;;) {

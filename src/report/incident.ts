@@ -36,6 +36,28 @@ export interface IncidentReport {
   samples: { at: string; stage: number; weight: number; queueDepth: number; p99LatencyMs: number | null; errorRate: number }[];
   /** Each gate's judgements per traffic stage: the counts of each verdict and the stage's verdict for that gate. */
   analysis: StageAnalysis[];
+  /** Funding intervals settled by `funding.recompute`: each with the holders at its end and what each paid (negative) or got. */
+  funding: FundingSettlement[];
+  /** What `risk.preview` steps saw: who would be liquidated or restricted if trading opened then. */
+  riskPreviews: RiskPreviewSeen[];
+}
+
+export interface FundingSettlement {
+  step: string;
+  symbol: string;
+  intervalStart: string;
+  rate: string;
+  markPrice: string;
+  paid: string;
+  received: string;
+  holders: { account: string; qty: string; amount: string }[];
+}
+
+export interface RiskPreviewSeen {
+  step: string;
+  at: string;
+  accounts: { account: string; band: string; uniMMR: string; equity: string; maintenance: string; wouldLiquidate: boolean }[];
+  counts: Record<string, number>;
 }
 
 export interface Milestone {
@@ -84,6 +106,8 @@ interface Collected {
   samples: IncidentReport['samples'];
   analysis: Map<string, StageAnalysis>;
   rollback: IncidentReport['rollback'];
+  funding: FundingSettlement[];
+  riskPreviews: Map<string, RiskPreviewSeen>;
 }
 
 const VERDICT_RANK = { pass: 0, inconclusive: 1, error: 2, fail: 3 } as const;
@@ -126,12 +150,51 @@ function stepEnded(c: Collected, key: string, e: EventOf<'ok'> | EventOf<'fail'>
   if (e.event !== 'ok') return;
   if (e.uses === 'notify' && typeof e.outputs.sentAt === 'string')
     c.notifications.push({ step: e.step, sentAt: e.outputs.sentAt, channel: String(e.outputs.channel), ok: true });
+  if (e.uses === 'risk.preview' && e.event === 'ok') {
+    const seen = c.riskPreviews.get(e.step) ?? { step: e.step, at: e.ts, accounts: [], counts: {} };
+    for (const [k, v] of Object.entries(e.outputs)) if (typeof v === 'number') seen.counts[k] = v;
+    c.riskPreviews.set(e.step, seen);
+  }
   if (e.uses === 'gate.approve') c.approvals.push({ step: e.step, by: String(e.outputs.approvedBy), at: String(e.outputs.decidedAt) });
   if (e.uses === 'engine.halt') c.phases.push({ at: e.ts, phase: 'halted' });
 }
 
 /** A progress event: a trading phase, or a traffic sample for the charts. */
+/** A `holders` output as `funding.recompute` writes it: `account qty amount` per holder, `;`-separated. */
+function holdersOf(text: string): FundingSettlement['holders'] {
+  return text
+    .split(';')
+    .map((h) => h.trim().split(' '))
+    .filter((p) => p.length === 3)
+    .map(([account, qty, amount]) => ({ account: account as string, qty: qty as string, amount: amount as string }));
+}
+
 function progressed(c: Collected, e: EventOf<'progress'>): void {
+  const d = e.data;
+  if (d && typeof d.fundingInterval === 'string') {
+    c.funding.push({
+      step: e.step,
+      symbol: String(d.symbol),
+      intervalStart: d.fundingInterval,
+      rate: String(d.rate),
+      markPrice: String(d.markPrice),
+      paid: String(d.paid),
+      received: String(d.received),
+      holders: holdersOf(String(d.holders ?? '')),
+    });
+  }
+  if (d && typeof d.riskAccount === 'string') {
+    const seen = c.riskPreviews.get(e.step) ?? { step: e.step, at: e.ts, accounts: [], counts: {} };
+    seen.accounts.push({
+      account: d.riskAccount,
+      band: String(d.band),
+      uniMMR: String(d.uniMMR ?? '–'),
+      equity: String(d.equity),
+      maintenance: String(d.maintenance),
+      wouldLiquidate: d.wouldLiquidate === true,
+    });
+    c.riskPreviews.set(e.step, seen);
+  }
   if (e.data && typeof e.data.phase === 'string') c.phases.push({ at: e.ts, phase: e.data.phase });
   if (e.data && typeof e.data.queueDepth === 'number') {
     c.samples.push({
@@ -146,7 +209,17 @@ function progressed(c: Collected, e: EventOf<'progress'>): void {
 }
 
 function collect(events: RunEvent[], detection: { at: string | null }): Collected {
-  const c: Collected = { steps: new Map(), notifications: [], approvals: [], phases: [], samples: [], analysis: new Map(), rollback: null };
+  const c: Collected = {
+    steps: new Map(),
+    notifications: [],
+    approvals: [],
+    phases: [],
+    samples: [],
+    analysis: new Map(),
+    rollback: null,
+    funding: [],
+    riskPreviews: new Map(),
+  };
   if (detection.at) c.phases.push({ at: detection.at, phase: 'halted' });
   for (const e of events) {
     const key = e.step ? `${'phase' in e ? e.phase : 'main'}:${e.step}` : '';
@@ -212,7 +285,7 @@ function collect(events: RunEvent[], detection: { at: string | null }): Collecte
 export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date): IncidentReport {
   const start = events.find((e) => e.event === 'run-start');
   const end = [...events].reverse().find((e) => e.event === 'run-end');
-  const { steps, notifications, approvals, phases, samples, analysis, rollback } = collect(events, detection);
+  const { steps, notifications, approvals, phases, samples, analysis, rollback, funding, riskPreviews } = collect(events, detection);
   // Before the run ends (the report step itself), the outcome so far: failed once a step has failed.
   const failedSoFar = events.some((e) => e.event === 'fail' && e.phase === 'main' && !e.continued);
   const outcome = end?.event === 'run-end' ? end.outcome : failedSoFar ? (rollback ? 'failed (rolled back)' : 'failed') : 'success';
@@ -239,6 +312,8 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     phases,
     samples,
     analysis: [...analysis.values()],
+    funding,
+    riskPreviews: [...riskPreviews.values()],
     // A report written by a step before the run ends closes it at the report's own time.
     comms: commsOf(events, notifications, startedAt, endedAt),
     milestones: milestonesOf(events, detection.at, notifications, endedAt),
@@ -357,11 +432,74 @@ export function renderMarkdown(r: IncidentReport): string {
       ),
     );
   }
+  lines.push(...riskPreviewSection(r.riskPreviews), ...fundingSection(r.funding));
   if (r.samples.length) {
     lines.push('', '## Traffic shift samples', '', '| time | stage | weight | queue depth | p99 ms | error rate |', '| --- | --- | --- | --- | --- | --- |');
     lines.push(...r.samples.map((s) => `| ${s.at} | ${s.stage} | ${s.weight}% | ${s.queueDepth} | ${s.p99LatencyMs ?? ''} | ${s.errorRate} |`));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The risk previews the run took (before the approval, in the bundled playbook): counts and the accounts shown. */
+function riskPreviewSection(previews: RiskPreviewSeen[]): string[] {
+  const out: string[] = [];
+  for (const p of previews) {
+    const c = p.counts;
+    out.push('', `## Risk preview (${p.step}, ${p.at})`, '');
+    out.push(
+      `${c.wouldLiquidate ?? 0} would be liquidated, ${c.reduceOnly ?? 0} reduce-only, ${c.warning ?? 0} warned, of ${c.accounts ?? 0} accounts with positions.`,
+    );
+    if (p.accounts.length) {
+      out.push('', '| account | band | uniMMR | equity | maintenance | would be liquidated |', '| --- | --- | --- | --- | --- | --- |');
+      out.push(
+        ...p.accounts.map((a) => `| ${cell(a.account)} | ${a.band} | ${a.uniMMR} | ${a.equity} | ${a.maintenance} | ${a.wouldLiquidate ? '**yes**' : 'no'} |`),
+      );
+    }
+  }
+  return out;
+}
+
+/** The missed funding intervals settled during the run, each with its holders at the funding time. */
+function fundingSection(funding: FundingSettlement[]): string[] {
+  if (!funding.length) return [];
+  const out = ['', '## Missed funding settled', '', '| symbol | interval start | rate | mark | paid | received | holders (account qty amount) |'];
+  out.push('| --- | --- | --- | --- | --- | --- | --- |');
+  out.push(
+    ...funding.map(
+      (f) =>
+        `| ${f.symbol} | ${f.intervalStart} | ${f.rate} | ${f.markPrice} | ${f.paid} | ${f.received} | ${f.holders.length ? cell(f.holders.map((h) => `${h.account} ${h.qty} ${h.amount}`).join('; ')) : 'none'} |`,
+    ),
+  );
+  return out;
+}
+
+/** The risk previews and the missed funding settled, as HTML tables (the same content as the Markdown). */
+function riskAndFundingHtml(r: IncidentReport): string {
+  const parts: string[] = [];
+  for (const p of r.riskPreviews) {
+    const rows = p.accounts
+      .map(
+        (a) =>
+          `<tr${a.wouldLiquidate ? ' class="failure"' : ''}><td>${esc(a.account)}</td><td>${esc(a.band)}</td><td>${esc(a.uniMMR)}</td><td>${esc(a.equity)}</td><td>${esc(a.maintenance)}</td><td>${a.wouldLiquidate ? 'yes' : 'no'}</td></tr>`,
+      )
+      .join('\n');
+    parts.push(
+      `<h2>Risk preview (${esc(p.step)}, ${esc(p.at)})</h2><p>${p.counts.wouldLiquidate ?? 0} would be liquidated, ${p.counts.reduceOnly ?? 0} reduce-only, ${p.counts.warning ?? 0} warned, of ${p.counts.accounts ?? 0} accounts with positions.</p>`,
+      `<table class="risk-preview"><tr><th>account</th><th>band</th><th>uniMMR</th><th>equity</th><th>maintenance</th><th>would be liquidated</th></tr>\n${rows}\n</table>`,
+    );
+  }
+  if (r.funding.length) {
+    const rows = r.funding
+      .map(
+        (f) =>
+          `<tr><td>${esc(f.symbol)}</td><td>${esc(f.intervalStart)}</td><td>${esc(f.rate)}</td><td>${esc(f.markPrice)}</td><td>${esc(f.paid)}</td><td>${esc(f.received)}</td><td>${f.holders.map((h) => esc(`${h.account} ${h.qty} ${h.amount}`)).join('<br>') || 'none'}</td></tr>`,
+      )
+      .join('\n');
+    parts.push(
+      `<h2>Missed funding settled</h2><table id="funding"><tr><th>symbol</th><th>interval start</th><th>rate</th><th>mark</th><th>paid</th><th>received</th><th>holders (account qty amount)</th></tr>\n${rows}\n</table>`,
+    );
+  }
+  return parts.join('\n');
 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -483,6 +621,7 @@ ${gateRows}
 </table>
 ${milestonesTable(r.milestones)}
 ${communications(r)}
+${riskAndFundingHtml(r)}
 </body></html>
 `;
 }

@@ -3,6 +3,7 @@
  * sample, so a new source of samples (Prometheus, say) plugs in without touching the shift itself.
  */
 
+import type { BookMetrics } from '../engine-client/load.js';
 import type { GateJudgement } from './analysis.js';
 
 /** The limits a stage is held to; an absent limit is not judged. */
@@ -11,6 +12,22 @@ export interface Gates {
   /** Errors / orders sent in the sample window, 0..1. */
   maxErrorRate?: number | undefined;
   p99LatencyMs?: number | undefined;
+  /** The books of these symbols, each judged as a gate of its own (`book:BTCUSDT`). */
+  book?: BookGate | undefined;
+}
+
+/**
+ * Book quality after a reopen (issue 13), from the engine's `engine_book_*` gauges: a symbol fails when its
+ * spread is wider than `maxSpreadBps` (a side with no orders has no spread: a failure too), or when either
+ * side holds less than `minDepth` over its best `levels` price levels.
+ */
+export interface BookGate {
+  symbols: readonly string[];
+  maxSpreadBps?: number | undefined;
+  /** Base quantity, a decimal string, compared exactly. */
+  minDepth?: string | undefined;
+  /** 1, 5, 10 or 20: the depths the engine exports. */
+  levels: number;
 }
 
 /** What one sample window saw. */
@@ -23,6 +40,8 @@ export interface GateSample {
   errors: number;
   /** null: no latency observations in the window, so there is no p99 to judge. */
   p99LatencyMs: number | null;
+  /** The books as `/metrics` showed them, by symbol; undefined when `/metrics` could not be read. */
+  books?: Record<string, BookMetrics> | undefined;
 }
 
 /**
@@ -34,7 +53,7 @@ export type Verdict = 'pass' | 'fail' | 'inconclusive' | 'error';
 
 export interface Judgement {
   verdict: Verdict;
-  /** One human line per breach, in a fixed order: halt, queue depth, error rate, p99. */
+  /** One human line per breach, in a fixed order: halt, queue depth, error rate, p99, then each book in the gate's order. */
   breaches: string[];
 }
 
@@ -63,12 +82,70 @@ function judgeP99(limit: number, s: GateSample): GateOutcome {
   return s.p99LatencyMs > limit ? { breach: `p99 ${s.p99LatencyMs}ms > ${limit}ms` } : 'held';
 }
 
+const PLAIN_DECIMAL = /^\d+(\.\d+)?$/;
+
+/** a < b for plain decimal strings (`"0.5"`, `"12"`), exactly: no binary floats for quantities. */
+export function decimalLess(a: string, b: string): boolean {
+  const [ai = '0', af = ''] = a.split('.');
+  const [bi = '0', bf = ''] = b.split('.');
+  const scale = Math.max(af.length, bf.length);
+  return BigInt(`${ai}${af.padEnd(scale, '0')}`) < BigInt(`${bi}${bf.padEnd(scale, '0')}`);
+}
+
+/** One symbol's book judged: its outcome, the breaches in words, and what to show (the spread, else the thinner side). */
+interface BookVerdict {
+  outcome: GateOutcome;
+  breaches: string[];
+  value: number | null;
+  detail: string;
+}
+
+function judgeBook(gate: BookGate, symbol: string, books: GateSample['books']): BookVerdict {
+  const levels = String(gate.levels);
+  const book = books?.[symbol];
+  const bid = book?.depth.bid[levels];
+  const ask = book?.depth.ask[levels];
+  const unmeasurable = (why: string): BookVerdict => ({ outcome: 'unmeasurable', breaches: [], value: null, detail: `${symbol} book not measurable: ${why}` });
+  if (books === undefined) return unmeasurable('/metrics not read');
+  if (!book || bid === undefined || ask === undefined) return unmeasurable(`no engine_book_depth{symbol="${symbol}",levels="${levels}"} in /metrics`);
+  if (!PLAIN_DECIMAL.test(bid) || !PLAIN_DECIMAL.test(ask)) return unmeasurable(`depth ${bid}/${ask} is not a decimal`);
+  const spread = book.spreadBps;
+  const oneSided = book.bestBid === null || book.bestAsk === null;
+  if (gate.maxSpreadBps !== undefined && (spread === null ? !oneSided : Number.isNaN(spread))) return unmeasurable('no engine_book_spread_bps');
+  const breaches: string[] = [];
+  if (gate.maxSpreadBps !== undefined) {
+    const empty = book.bestBid === null && book.bestAsk === null ? 'bids or asks' : book.bestBid === null ? 'bids' : 'asks';
+    if (spread === null) breaches.push(`${symbol} has no ${empty}: no spread`);
+    else if (spread > gate.maxSpreadBps) breaches.push(`${symbol} spread ${spread}bps > ${gate.maxSpreadBps}bps`);
+  }
+  if (gate.minDepth !== undefined) {
+    for (const [side, depth] of [
+      ['bid', bid],
+      ['ask', ask],
+    ] as const) {
+      if (decimalLess(depth, gate.minDepth)) breaches.push(`${symbol} ${side} depth ${depth} < ${gate.minDepth} (top ${levels} levels)`);
+    }
+  }
+  const thinner = decimalLess(bid, ask) ? bid : ask;
+  const value = gate.maxSpreadBps !== undefined ? spread : Number(thinner);
+  if (breaches.length > 0) return { outcome: { breach: breaches.join('; ') }, breaches, value, detail: breaches.join('; ') };
+  const held = [
+    ...(gate.maxSpreadBps !== undefined ? [`spread ${spread}bps <= ${gate.maxSpreadBps}bps`] : []),
+    ...(gate.minDepth !== undefined ? [`depth (top ${levels} levels) bid ${bid} ask ${ask} >= ${gate.minDepth}`] : []),
+  ];
+  return { outcome: 'held', breaches, value, detail: `${symbol} ${held.join(', ')}` };
+}
+
 /** Judge one sample against the gates. Pure: same gates and sample, same judgement. */
 export function judgeSample(gates: Gates, sample: GateSample): Judgement {
   const outcomes: GateOutcome[] = [];
   if (gates.maxQueueDepth !== undefined) outcomes.push(judgeQueueDepth(gates.maxQueueDepth, sample));
   if (gates.maxErrorRate !== undefined) outcomes.push(judgeErrorRate(gates.maxErrorRate, sample));
   if (gates.p99LatencyMs !== undefined) outcomes.push(judgeP99(gates.p99LatencyMs, sample));
+  for (const symbol of gates.book?.symbols ?? []) {
+    const b = judgeBook(gates.book as BookGate, symbol, sample.books);
+    outcomes.push(...(b.breaches.length > 0 ? b.breaches.map((breach) => ({ breach })) : [b.outcome]));
+  }
   const breaches = [...(sample.halted ? ['the engine halted itself'] : []), ...outcomes.flatMap((o) => (typeof o === 'object' ? [o.breach] : []))];
   if (breaches.length > 0) return { verdict: 'fail', breaches };
   if (outcomes.includes('unmeasurable')) return { verdict: 'error', breaches };
@@ -110,6 +187,11 @@ export function engineJudgements(gates: Gates, sample: GateSample): GateJudgemen
           : `p99 ${sample.p99LatencyMs}ms <= ${gates.p99LatencyMs}ms`);
     const value = sample.p99LatencyMs === null || Number.isNaN(sample.p99LatencyMs) ? null : sample.p99LatencyMs;
     out.push({ gate: 'p99LatencyMs', source: 'engine', verdict: j.verdict, value, detail });
+  }
+  for (const symbol of gates.book?.symbols ?? []) {
+    const b = judgeBook(gates.book as BookGate, symbol, sample.books);
+    const verdict = typeof b.outcome === 'object' ? 'fail' : b.outcome === 'unmeasurable' ? 'error' : 'pass';
+    out.push({ gate: `book:${symbol}`, source: 'engine', verdict, value: b.value, detail: b.detail });
   }
   return out;
 }

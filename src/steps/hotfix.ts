@@ -175,9 +175,11 @@ export const fundingRecomputeStep = defineStep({
       const r = await client.recomputeFunding(from, to);
       // Each settled interval, with the holders it was charged to: the record the users' reports rest on.
       for (const i of r.intervals) {
-        const holders = i.holders.map((h) => `${h.account} ${h.qty} ${h.amount}`).join(', ');
+        const holders = i.holders.map((h) => `${h.account} ${h.qty} ${h.amount}`).join('; ');
+        const markPrice = `${Math.trunc(i.markPrice / 100)}.${String(i.markPrice % 100).padStart(2, '0')}`;
         ctx.progress(
-          `${i.symbol} interval ${i.intervalStart}: rate ${i.rate}, paid ${i.paid}, received ${i.received}; ${i.holders.length} holders${holders ? `: ${holders}` : ''}`,
+          `${i.symbol} interval ${i.intervalStart}: rate ${i.rate}, mark ${markPrice}, paid ${i.paid}, received ${i.received}; ${i.holders.length} holders${holders ? `: ${holders}` : ''}`,
+          { fundingInterval: i.intervalStart, symbol: i.symbol, rate: i.rate, markPrice, paid: i.paid, received: i.received, holders },
         );
       }
       const outputs: Record<string, string | number> = {

@@ -29,6 +29,7 @@ export const riskPreviewStep = defineStep({
       for (const a of r.accounts.slice(0, w.show)) {
         ctx.progress(
           `${a.account}: ${a.wouldLiquidate ? 'WOULD BE LIQUIDATED' : a.band}, uniMMR ${a.uniMMR ?? '–'} (equity ${a.equity}, maintenance ${a.maintenance})${a.isolatedBelow.length ? `, isolated below: ${a.isolatedBelow.join(', ')}` : ''}`,
+          { riskAccount: a.account, band: a.band, uniMMR: a.uniMMR, equity: a.equity, maintenance: a.maintenance, wouldLiquidate: a.wouldLiquidate },
         );
       }
       const c = r.counts;

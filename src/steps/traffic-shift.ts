@@ -9,10 +9,56 @@ import { describeProvider, providerFor, trafficProvider, type TrafficProvider, t
 import { defineStep, engineLabel, errorMessage, noEngine, type EngineTarget, type StepCheck, type StepContext, type StepResult } from './types.js';
 import type { ControlClient, LoadRun } from './effects.js';
 import type { OrderBody } from '../contract/control-api.js';
+import type { LoadOptions } from '../engine-client/load.js';
 
 const weight = z.number().int().min(0).max(100);
 /** A stage is never judged on fewer samples than this. */
 const MIN_SAMPLES = 3;
+/** However scaled, a maker quotes again at most this often: its quotes are requests the engine has to take. */
+const MIN_MAKER_REFRESH_MS = 250;
+
+const decimalQty = z.string().regex(/^\d+(\.\d+)?$/, { error: 'expected a decimal quantity like "0.5"' });
+
+/** gates.book: each symbol's book after the reopen (issue 13), from the engine's engine_book_* gauges. */
+const bookGate = z
+  .strictObject({
+    symbols: z
+      .array(z.string().regex(/^[A-Z0-9]{2,20}$/, { error: 'expected a symbol like BTCUSDT' }))
+      .min(1)
+      .refine((v) => new Set(v).size === v.length, { error: 'a symbol is listed twice' })
+      .describe('the books to judge, each a gate of its own (book:<symbol>)'),
+    maxSpreadBps: z.number().positive().optional().describe('widest spread allowed, basis points of the mid price; a side with no orders fails'),
+    minDepth: decimalQty.optional().describe('least base quantity each side must hold over its best `levels` price levels (a decimal string)'),
+    levels: z.literal([1, 5, 10, 20]).default(5).describe('how many price levels minDepth counts'),
+  })
+  .refine((b) => b.maxSpreadBps !== undefined || b.minDepth !== undefined, { error: 'give maxSpreadBps, minDepth or both' });
+
+/** load.makers: market makers that come back gradually after the reopen. */
+const loadMakers = z
+  .strictObject({
+    count: z.number().int().min(1).max(100).default(4).describe('market makers once all are back; maker i quotes from trader i (cycled), who needs the margin'),
+    ramp: duration
+      .default('5m')
+      .describe('from the start of the shift (the reopen) until the last maker is back at the narrowest spread (scaled in rehearsal)'),
+    startSpreadBps: z.number().positive().max(1000).default(200).describe('the spread quoted at the reopen, basis points of the mark'),
+    endSpreadBps: z.number().positive().max(1000).default(10).describe('the spread at the end of the ramp'),
+    levels: z.number().int().min(1).max(10).default(2).describe('price levels each maker quotes on each side'),
+    lots: z.number().int().min(1).max(1000).default(5).describe("size of each quote, in lots of the instrument's lot size"),
+    refresh: duration.default('1s').describe('how often each maker quotes again around the mark (scaled in rehearsal, at least 250ms)'),
+  })
+  .refine((m) => m.endSpreadBps <= m.startSpreadBps, { error: 'endSpreadBps may not exceed startSpreadBps', path: ['endSpreadBps'] });
+
+/** load.stops: stop levels traders hold on the client side; the engine has no stop orders. */
+const loadStops = z.strictObject({
+  perTrader: z.number().int().min(1).max(10).default(1).describe('stop levels each trader holds on each symbol'),
+  rangeBps: z.number().positive().max(2000).default(100).describe('levels sit up to this far from where they were set: sell stops below, buy stops above'),
+  gapBps: z
+    .number()
+    .min(0)
+    .max(2000)
+    .default(50)
+    .describe('how far the mark moved while halted: the stops were set this far back from the first mark seen, so those in between trigger at the reopen'),
+});
 
 export const trafficShiftWith = z
   .strictObject({
@@ -31,6 +77,7 @@ export const trafficShiftWith = z
         maxQueueDepth: z.number().int().min(0).optional().describe("the engine's margin queue depth, from its /metrics"),
         maxErrorRate: z.number().min(0).max(1).optional().describe('errors / orders sent in a sample window'),
         p99LatencyMs: z.number().positive().optional().describe("the engine's match latency p99 in a sample window"),
+        book: bookGate.optional().describe("each symbol's spread and depth, from the engine's /metrics (engine_book_*)"),
         prometheus: prometheusGates.optional().describe('PromQL queries judged at every sample (needs prometheus:)'),
       })
       .default({}),
@@ -60,6 +107,10 @@ export const trafficShiftWith = z
           })
           .optional()
           .describe("send the orders here instead of to the engine: the gateway in front of it (the engine's token still goes along)"),
+        makers: loadMakers.optional().describe('market makers that come back gradually after the reopen, their spreads narrowing over the ramp'),
+        stops: loadStops
+          .optional()
+          .describe('stop-loss and stop-entry levels held client side (the engine has no stop orders), sent as market orders when the mark crosses them'),
       })
       .default({ rate: 200, accounts: 20, seed: 1 }),
   })
@@ -122,7 +173,30 @@ async function prepareLoad(w: TrafficShiftWith, ctx: StepContext, engine: Engine
     seed: w.load.seed,
     ...(replay ? { replay } : {}),
     ...(w.load.url ? { orderUrl: w.load.url } : {}),
+    ...liquidityOptions(w, ctx.timeScale),
   });
+}
+
+/** The load's makers and stops, their durations scaled as the rehearsal scales the playbook's. */
+export function liquidityOptions(w: TrafficShiftWith, timeScale: number): Pick<LoadOptions, 'makers' | 'stops'> {
+  const m = w.load.makers;
+  const scaled = (d: string): number => Math.round((parseDuration(d) ?? 0) * timeScale);
+  return {
+    ...(m
+      ? {
+          makers: {
+            count: m.count,
+            rampMs: scaled(m.ramp),
+            startSpreadBps: m.startSpreadBps,
+            endSpreadBps: m.endSpreadBps,
+            levels: m.levels,
+            lots: m.lots,
+            refreshMs: Math.max(MIN_MAKER_REFRESH_MS, scaled(m.refresh)),
+          },
+        }
+      : {}),
+    ...(w.load.stops ? { stops: { ...w.load.stops } } : {}),
+  };
 }
 
 /** The engine's view of one sample window, between two reads of its /metrics and of the load's counters. */
@@ -137,16 +211,15 @@ interface Window {
 async function sample(s: Shift, prev: Window): Promise<{ judgements: GateJudgement[]; window: Window; gateSample: GateSample }> {
   const { parseMetrics, p99Between } = await import('../engine-client/load.js');
   const { w, ctx } = s;
-  const [metrics, prom] = await Promise.all([
+  const [read, prom] = await Promise.all([
     // An engine that does not answer one read is an unmeasurable sample (counted against
     // consecutiveErrorLimit), not the end of the shift.
-    s.client
-      .metrics()
-      .then(parseMetrics, (): ParsedMetrics => ({ queueDepth: NaN, halted: false, latencyBuckets: prev.metrics.latencyBuckets, latencyCount: NaN })),
+    s.client.metrics().then(parseMetrics, () => null),
     w.prometheus && w.gates.prometheus?.length
       ? judgePrometheusGates(w.prometheus, w.gates.prometheus, { fetch: ctx.fetch, signal: ctx.signal })
       : Promise.resolve(undefined),
   ]);
+  const metrics: ParsedMetrics = read ?? { queueDepth: NaN, halted: false, latencyBuckets: prev.metrics.latencyBuckets, latencyCount: NaN, books: {} };
   const stats = s.gen.stats();
   const gateSample: GateSample = {
     halted: metrics.halted,
@@ -154,6 +227,7 @@ async function sample(s: Shift, prev: Window): Promise<{ judgements: GateJudgeme
     sent: stats.sent - prev.stats.sent,
     errors: stats.errors - prev.stats.errors,
     p99LatencyMs: Number.isNaN(metrics.latencyCount) ? NaN : p99Between(prev.metrics.latencyBuckets, metrics.latencyBuckets),
+    books: read?.books,
   };
   const judgements = [
     ...engineJudgements(w.gates, gateSample),
@@ -371,12 +445,25 @@ export const trafficShiftStep = defineStep({
       .map((s) => `${s.weight}%/${s.bake}`)
       .join(' → ');
     const engineGates = Object.entries(w.gates)
-      .filter(([k]) => k !== 'prometheus')
+      .filter(([k]) => k !== 'prometheus' && k !== 'book')
       .map(([k, v]) => `${k} ${String(v)}`);
+    const b = w.gates.book;
+    if (b) {
+      const limits = [
+        ...(b.maxSpreadBps !== undefined ? [`spread <= ${b.maxSpreadBps}bps`] : []),
+        ...(b.minDepth !== undefined ? [`depth(${b.levels}) >= ${b.minDepth}`] : []),
+      ];
+      engineGates.push(`book ${b.symbols.join(',')} ${limits.join(' ')}`);
+    }
     const promGates = (w.gates.prometheus ?? []).map((g) => `${g.name} (prometheus)`);
     const gates = [...engineGates, ...promGates].join(', ') || 'no gates';
     const via = w.provider && w.provider.type !== 'engine' ? describeProvider(w.provider) : `the admission weight of ${engineLabel(ctx.engine)}`;
-    return `shift traffic through ${via}: ${stages} (${w.load.replay ? `replaying ${w.load.replay}` : `${w.load.rate} orders/s`}), gates: ${gates}; limits: failures ${w.failureLimit}, inconclusive ${w.inconclusiveLimit}, errors in a row ${w.consecutiveErrorLimit}`;
+    const flow = [
+      w.load.replay ? `replaying ${w.load.replay}` : `${w.load.rate} orders/s`,
+      ...(w.load.makers ? [`${w.load.makers.count} makers back over ${w.load.makers.ramp}`] : []),
+      ...(w.load.stops ? ['stops'] : []),
+    ].join(', ');
+    return `shift traffic through ${via}: ${stages} (${flow}), gates: ${gates}; limits: failures ${w.failureLimit}, inconclusive ${w.inconclusiveLimit}, errors in a row ${w.consecutiveErrorLimit}`;
   },
   async run(w, ctx): Promise<StepResult> {
     if (!ctx.engine) return noEngine('traffic.shift');

@@ -45,6 +45,15 @@ describe('rehearse', () => {
     const html = readFileSync(report, 'utf8');
     expect(html).toContain('id="queue-depth"');
     expect(html).toContain('EXCESS_QUEUE_DEPTH');
+    // The risk preview taken before the approval, and the missed funding intervals with the holders at
+    // each interval's end (the long and short traders of the pre-outage state), in the Markdown report too.
+    const md = readFileSync(report.replace(/\.html$/, '.md'), 'utf8');
+    expect(md).toMatch(/## Risk preview \(risk, [^)]+\)\n\n\d+ would be liquidated, \d+ reduce-only, \d+ warned, of [1-9]\d* accounts with positions\./);
+    expect(md.indexOf('## Risk preview')).toBeGreaterThan(-1);
+    const funding = md.slice(md.indexOf('## Missed funding settled'));
+    expect(funding).toMatch(/\| BTCUSDT \| \S+ \| [-\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| trader-\d{4} -?[\d.]+ -?[\d.]+/);
+    expect(html).toContain('<h2>Missed funding settled</h2>');
+    expect(html).toMatch(/<h2>Risk preview \(risk, /);
   });
 
   it('the bad-hotfix drill: the traffic shift catches it, halted on the previous module, nothing lost: as expected, so exit 0', async () => {

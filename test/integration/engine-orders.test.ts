@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src/engine-client/client.js';
 import { installModule, startTestEngine } from '../support/engine.js';
 import { waitFor } from '../support/cli.js';
+import { ratioText, uniMMROf } from '../../src/engine/exchange.js';
+import { fmtMoney, parseFixed } from '../../src/engine/fixed.js';
 
 async function openEngine(): Promise<EngineClient> {
   const { client } = await startTestEngine();
@@ -89,39 +91,38 @@ describe('orders as a USDⓈ-M exchange takes them', () => {
 
 describe('funding after a halt, as a USDⓈ-M exchange owes it', () => {
   it('charges a missed interval to who held the position at its end, not to who holds it when it is settled', async () => {
-    const { client } = await startTestEngine({ feedInterval: '50ms', fundingInterval: '1s' });
+    // A manual clock from 00:00 with 8h intervals and a feed tick a minute: the test decides what time it is.
+    const { client } = await startTestEngine({ testnet: true, manualClock: true, feedInterval: '1m', fundingInterval: '8h' });
+    const advance = (ms: number) => client.request('POST', '/testnet/clock', { advanceMs: ms });
     for (const a of ['long', 'short', 'buyer']) await client.deposit(a, 'USDT', '1000000');
     await client.setPhase('open');
+    await advance(60 * 60_000);
     await client.placeOrder({ ...btc, account: 'short', side: 'sell', type: 'limit', price: '60000', qty: '0.5' });
     await client.placeOrder({ ...btc, account: 'long', side: 'buy', type: 'market', qty: '0.5' });
+    await advance(6 * 60 * 60_000);
+    // 07:00: the halt. 08:00 passes while halted: the holders then are recorded, nothing is settled.
     await client.setPhase('halted', 'test outage');
-    const haltedAt = Date.parse((await client.health()).haltedAt as string);
-    // Wait until the engine has recorded the holders at a funding boundary that fell in the halt.
-    const boundaries = async (): Promise<Record<string, Record<string, [string, string][]>>> =>
-      (JSON.parse((await client.state()).split('\n')[0] as string) as { boundaryPositions: Record<string, Record<string, [string, string][]>> })
-        .boundaryPositions;
-    await waitFor(async () => Object.keys(await boundaries()).some((b) => Date.parse(b) > haltedAt), 10_000, 'a funding boundary during the halt');
-    const recorded = Object.entries(await boundaries()).find(([b]) => Date.parse(b) > haltedAt)?.[1];
-    expect(recorded?.BTCUSDT).toEqual([
+    await advance(2 * 60 * 60_000);
+    const header = JSON.parse((await client.state()).split('\n')[0] as string) as { boundaryPositions: Record<string, Record<string, [string, string][]>> };
+    expect(header.boundaryPositions['2026-01-01T08:00:00.000Z']?.BTCUSDT).toEqual([
       ['long', '0.5'],
       ['short', '-0.5'],
     ]);
-    // After the resume, the long sells its position to someone else before funding is recomputed.
-    const reopenedAt = Date.now();
+    // 09:00, after the resume: the long sells its position to someone else before funding is recomputed.
     await client.setPhase('open');
     await client.placeOrder({ ...btc, account: 'buyer', side: 'buy', type: 'limit', price: '60000', qty: '0.5' });
     expect(await client.placeOrder({ ...btc, account: 'long', side: 'sell', type: 'market', qty: '0.5' })).toMatchObject({ status: 'filled' });
     await client.setPhase('halted', 'settle the missed funding');
-    const r = await client.recomputeFunding(new Date(haltedAt - 1_000).toISOString(), new Date().toISOString());
-    // The intervals that ended during the first halt (one ending after the second halt began is the buyer's).
-    const missed = r.intervals.filter(
-      (i) => i.symbol === 'BTCUSDT' && Date.parse(i.intervalStart) + 1_000 > haltedAt && Date.parse(i.intervalStart) + 1_000 <= reopenedAt,
-    );
-    expect(missed.length).toBeGreaterThan(0);
-    for (const i of missed) {
-      expect(i.holders.map((h) => h.account).sort()).toEqual(['long', 'short']);
-      expect(i.paid).toBe(i.received);
-    }
+    const r = await client.recomputeFunding('2026-01-01T00:00:00Z', '2026-01-01T09:00:00Z');
+    const missed = r.intervals.find((i) => i.symbol === 'BTCUSDT');
+    // No book to price a premium: the rate is the interest rate, 0.01% per 8h, paid by the long at the 08:00 mark.
+    expect(missed).toMatchObject({ intervalStart: '2026-01-01T00:00:00.000Z', rate: '0.0001' });
+    const owed = (BigInt(missed?.markPrice ?? 0) * 500_000n * 10_000n + 99_999_999n) / 100_000_000n;
+    expect(missed?.holders).toEqual([
+      { account: 'long', qty: '0.5', amount: fmtMoney(-owed) },
+      { account: 'short', qty: '-0.5', amount: fmtMoney(owed) },
+    ]);
+    expect(missed?.paid).toBe(missed?.received);
     expect((await client.health()).ledger).toEqual({ USDT: '0', USDC: '0' });
   });
 });
@@ -170,14 +171,19 @@ describe('risk preview before trading opens', () => {
     expect((await client.riskPreview()).counts).toMatchObject({ accounts: 3, wouldLiquidate: 0 });
     await client.request('POST', '/testnet/index', { prices: { BTCUSDT: '57000' } });
     const r = await client.riskPreview();
-    expect(r.marks.BTCUSDT).toBe('57000');
+    // The mark is the median of index x (1 + rate x time to funding), index + basis and the last price
+    // (60000): with an empty book that is the index plus at most one interval's interest (0.01%).
+    const mark = parseFixed(r.marks.BTCUSDT as string, 2);
+    expect(mark >= 5_700_000n && mark <= 5_700_570n).toBe(true);
     expect(r.counts).toMatchObject({ accounts: 3, wouldLiquidate: 1, liquidation: 1 });
-    // trader: 3100 - 30 fee - 3000 loss = 70 equity against 1425 maintenance.
+    // trader: 3100 - 30 fee - (60000 - mark) loss, against 2.5% of the mark in maintenance.
+    const equity = (mark - 5_693_000n) * 1_000_000n;
+    const maintenance = (mark * 1_000_000n * 250n + 9_999n) / 10_000n;
     expect(r.accounts[0]).toEqual({
       account: 'trader',
-      equity: '70',
-      maintenance: '1425',
-      uniMMR: '0.0491',
+      equity: fmtMoney(equity),
+      maintenance: fmtMoney(maintenance),
+      uniMMR: ratioText(uniMMROf(equity, maintenance) as bigint),
       band: 'liquidation',
       wouldLiquidate: true,
       isolatedBelow: [],

@@ -18,15 +18,6 @@ async function killEngine(pid: number): Promise<void> {
   await waitFor(() => !isPidAlive(pid), 10_000, `the killed engine (pid ${pid}) to be gone`);
 }
 
-/**
- * How many whole funding intervals that began at or after `since` (epoch ms) the engine has recorded the
- * closing marks of: the boundaries in `GET /state`'s header, which a funding recompute settles from.
- */
-function recordedIntervalsSince(state: string, since: number): number {
-  const header = JSON.parse(state.slice(0, state.indexOf('\n'))) as { fundingIntervalMs: number; boundaryMarks: Record<string, unknown> };
-  return Object.keys(header.boundaryMarks).filter((boundary) => Date.parse(boundary) - header.fundingIntervalMs >= since).length;
-}
-
 describe('engine process', () => {
   it('binds loopback, needs the token (0600), and answers bad requests with 4xx JSON', async () => {
     const { dir, client } = await startTestEngine();
@@ -224,22 +215,27 @@ describe('engine process', () => {
   });
 
   it('recomputes missed funding intervals from the recorded marks; payments net to zero', async () => {
-    const { client } = await startTestEngine({ feedInterval: '100ms', fundingInterval: '1s' });
+    // The testnet's manual clock: three 8h intervals pass while halted, in no time and the same way every run.
+    const { client } = await startTestEngine({ testnet: true, manualClock: true, feedInterval: '10m', fundingInterval: '8h' });
     await fund(client, ['long', 'short']);
     await client.setPhase('open');
     await client.placeOrder({ account: 'short', symbol: 'BTCUSDT', side: 'sell', type: 'limit', price: '60000', qty: '0.5' });
     await client.placeOrder({ account: 'long', symbol: 'BTCUSDT', side: 'buy', type: 'market', qty: '0.5' });
+    await client.request('POST', '/testnet/clock', { advanceMs: 3_600_000 });
     await client.setPhase('halted', 'test outage');
-    const haltedAt = Date.parse((await client.health()).haltedAt as string);
-    // Funding intervals are wall-clock time, so time must pass in the engine; wait for what the recompute
-    // needs rather than a fixed sleep: the feed's marks recorded at the close of two intervals begun halted.
-    await waitFor(async () => recordedIntervalsSince(await client.state(), haltedAt) >= 2, 20_000, 'two funding intervals to close while halted');
-    const r = await client.recomputeFunding(new Date(haltedAt - 1000).toISOString(), new Date().toISOString());
-    expect(r.intervals.filter((i) => i.symbol === 'BTCUSDT').length).toBeGreaterThanOrEqual(2);
+    const moved = await client.request<{ now: string; ticks: number }>('POST', '/testnet/clock', { advanceMs: 24 * 3_600_000 });
+    expect(moved).toEqual({ now: '2026-01-02T01:00:00.000Z', ticks: 144 });
+    const r = await client.recomputeFunding('2026-01-01T00:00:00Z', moved.now);
+    expect(r.intervals.filter((i) => i.symbol === 'BTCUSDT').map((i) => i.intervalStart)).toEqual([
+      '2026-01-01T00:00:00.000Z',
+      '2026-01-01T08:00:00.000Z',
+      '2026-01-01T16:00:00.000Z',
+    ]);
+    expect(r.missingMarks).toEqual([]);
     expect(r.totals.BTCUSDT?.net).toBe('0');
     expect(r.totals.BTCUSDT?.paid).not.toBe('0');
-    const again = await client.recomputeFunding(new Date(haltedAt - 1000).toISOString(), new Date().toISOString());
-    expect(again.intervals.filter((i) => new Date(i.intervalStart).getTime() < haltedAt)).toEqual([]);
+    const again = await client.recomputeFunding('2026-01-01T00:00:00Z', moved.now);
+    expect(again.intervals).toEqual([]);
     expect((await client.health()).ledger).toEqual({ USDT: '0', USDC: '0' });
   });
 

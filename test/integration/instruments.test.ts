@@ -20,7 +20,7 @@ describe('GET /instruments', () => {
     for (const phase of ['halted', 'cancel-only', 'post-only', 'open'] as const) {
       if (phase !== 'halted') await client.setPhase(phase);
       expect((await client.health()).phase).toBe(phase);
-      expect(await client.instruments()).toEqual(instrumentViews());
+      expect(await client.instruments()).toEqual(instrumentViews(() => 8 * 3_600_000));
     }
     expect((await client.instruments()).find((i) => i.symbol === 'BTCUSDT')).toMatchObject({ tickSize: '0.1', lotSize: '0.001' });
     const raw = await client.raw('GET', '/instruments');

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Exchange, FEES, INSURANCE } from '../../src/engine/exchange.js';
-import { fundingRate, nextPrice, rng } from '../../src/engine/feed.js';
-import { bpsOf, fmtMoney, fmtRate, formatFixed, notional, parseFixed } from '../../src/engine/fixed.js';
-import { INSTRUMENTS, SYMBOLS, type Symbol } from '../../src/engine/instruments.js';
+import { Exchange, FEES, fundingKey, INSURANCE } from '../../src/engine/exchange.js';
+import { nextPrice, rng } from '../../src/engine/feed.js';
+import { fmtMoney, fmtRate, formatFixed, notional, parseFixed } from '../../src/engine/fixed.js';
+import { initialOf, INSTRUMENTS, SYMBOLS, type Symbol } from '../../src/engine/instruments.js';
 import { snapshotHeader, SnapshotLoader, snapshotRecords } from '../../src/engine/snapshot-codec.js';
 import type { Command, OrderRequest } from '../../src/engine/types.js';
 
@@ -70,21 +70,114 @@ describe('exchange', () => {
     expect(order(ex, { account: 'nobody', qty: 10_000, postOnly: true }, 11).rejected).toBe('UNKNOWN_ACCOUNT');
   });
 
-  it('liquidates an account below maintenance into the insurance fund', () => {
-    const ex = new Exchange(8 * HOUR);
-    open(ex);
-    ex.apply({ op: 'deposit', ts: 1, account: 'lev', asset: 'USDT', amount: '3200' });
-    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
-    order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
-    expect(order(ex, { account: 'lev', side: 'buy', qty: 1_000_000 }, 3).result).toMatchObject({ status: 'filled' });
-    expect(ex.belowMaintenance('lev').cross).toBe(false);
-    ex.apply({ op: 'marks', ts: 4, step: 1, prices: { BTCUSDT: 5_800_000 } });
-    expect(ex.belowMaintenance('lev').cross).toBe(true);
-    ex.apply({ op: 'liquidate', ts: 5, account: 'lev', symbol: null });
-    expect(ex.account('lev').positions.get('BTCUSDT')?.qty).toBe(0);
-    expect(ex.account(INSURANCE).positions.get('BTCUSDT')?.qty).toBe(1_000_000);
-    expect(ex.account('lev').balances.USDT >= 0n).toBe(true);
-    expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+  describe('liquidation goes through the book, then the insurance fund, then auto-deleveraging', () => {
+    /** lev: long 1 BTC at 60000 on 3200 USDT (1 BTC sold by mm), then the index falls to `index`. */
+    function underwater(index: number, bid?: number): Exchange {
+      const ex = new Exchange(8 * HOUR);
+      open(ex);
+      ex.apply({ op: 'deposit', ts: 1, account: 'lev', asset: 'USDT', amount: '3200' });
+      ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+      order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
+      expect(order(ex, { account: 'lev', side: 'buy', qty: 1_000_000 }, 3).result).toMatchObject({ status: 'filled' });
+      expect(ex.liquidatable('lev').cross).toBe(false);
+      if (bid !== undefined) order(ex, { account: 'mm', side: 'buy', price: bid, qty: 1_000_000 }, 3);
+      ex.apply({ op: 'marks', ts: 4, step: 1, prices: { BTCUSDT: index } });
+      expect(ex.liquidatable('lev').cross).toBe(true);
+      return ex;
+    }
+
+    it('sells into the book no lower than the bankruptcy price and pays the liquidation fee to the fund', () => {
+      const ex = underwater(5_800_000, 5_790_000);
+      const bp = ex.bankruptcyPrice(ex.account('lev'), 'BTCUSDT', ex.account('lev').positions.get('BTCUSDT') as never);
+      expect(bp).toBeLessThan(5_790_000);
+      ex.apply({ op: 'liquidate', ts: 5, account: 'lev', symbol: null });
+      const [rec] = ex.liquidations;
+      // The whole position sold to mm's bid at 57900; 1% of 57900 = 579 to the insurance fund.
+      expect(rec).toMatchObject({
+        account: 'lev',
+        qty: 1_000_000,
+        book: { qty: 1_000_000, notional: 5_790_000n * 1_000_000n },
+        insurance: { qty: 0 },
+        adl: [],
+      });
+      expect(fmtMoney(rec?.fee ?? 0n)).toBe('579');
+      expect(fmtMoney(ex.account(INSURANCE).balances.USDT)).toBe('579');
+      // 3200 − 30 taker fee − 2100 loss − 579 fee: the account keeps what is left.
+      expect(fmtMoney(ex.account('lev').balances.USDT)).toBe('491');
+      expect(ex.account('mm').positions.get('BTCUSDT')?.qty).toBe(0);
+      expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+      expect(ex.insuranceFlows).toEqual({ fees: 57_900_000_000n, realized: 0n, funding: 0n, covered: 0n });
+    });
+
+    it('with no bid, the insurance fund takes the position over at the bankruptcy price when it can bear the loss at the mark', () => {
+      const ex = underwater(5_800_000);
+      const p = ex.account('lev').positions.get('BTCUSDT');
+      const bp = ex.bankruptcyPrice(ex.account('lev'), 'BTCUSDT', p as never);
+      ex.apply({ op: 'liquidate', ts: 5, account: 'lev', symbol: null });
+      expect(ex.liquidations[0]).toMatchObject({ book: { qty: 0 }, insurance: { qty: 1_000_000 }, adl: [], fee: 0n, bankruptcyPrice: bp });
+      expect(ex.account(INSURANCE).positions.get('BTCUSDT')).toMatchObject({ qty: 1_000_000, cost: BigInt(bp) * 1_000_000n });
+      // Sold at the bankruptcy price (rounded up to the tick): nothing, or less than a tick's worth, is left.
+      const left = ex.account('lev').balances.USDT;
+      expect(left >= 0n && left < 10n * 1_000_000n).toBe(true);
+      expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+    });
+
+    it('when the fund cannot bear it, deleverages the opposite positions at the bankruptcy price; the fund never goes below zero', () => {
+      // The index gaps to 50000: lev is 6830 beyond bankruptcy and the empty fund cannot take the position.
+      const ex = underwater(5_000_000);
+      ex.apply({ op: 'liquidate', ts: 5, account: 'lev', symbol: null });
+      const rec = ex.liquidations[0];
+      expect(rec).toMatchObject({ book: { qty: 0 }, insurance: { qty: 0 }, adl: [{ account: 'mm', qty: -1_000_000 }] });
+      expect(rec?.bankruptcyPrice).toBeGreaterThan(ex.mark('BTCUSDT'));
+      expect(ex.account('mm').positions.get('BTCUSDT')?.qty).toBe(0);
+      expect(ex.account('lev').positions.get('BTCUSDT')?.qty).toBe(0);
+      expect(ex.account(INSURANCE).balances.USDT >= 0n).toBe(true);
+      expect(ex.insuranceDeficits).toBe(0);
+      expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+      for (const s of SYMBOLS) expect(ex.openInterestImbalance(s)).toBe(0);
+    });
+
+    it('ranks auto-deleveraging by profit x leverage: the most leveraged winner goes first', () => {
+      const ex = new Exchange(8 * HOUR);
+      open(ex);
+      ex.apply({ op: 'deposit', ts: 1, account: 'lev', asset: 'USDT', amount: '3200' });
+      ex.apply({ op: 'deposit', ts: 1, account: 'rich', asset: 'USDT', amount: '1000000' });
+      ex.apply({ op: 'deposit', ts: 1, account: 'thin', asset: 'USDT', amount: '5000' });
+      order(ex, { account: 'rich', side: 'sell', qty: 500_000 }, 2);
+      order(ex, { account: 'thin', side: 'sell', qty: 500_000 }, 2);
+      order(ex, { account: 'lev', side: 'buy', type: 'market', price: undefined, qty: 1_000_000, tif: 'IOC' }, 3);
+      ex.apply({ op: 'marks', ts: 4, step: 1, prices: { BTCUSDT: 5_000_000 } });
+      ex.apply({ op: 'liquidate', ts: 5, account: 'lev', symbol: null });
+      // Same profit, but 'thin' is far more leveraged: it is deleveraged first.
+      expect(ex.liquidations[0]?.adl).toEqual([
+        { account: 'thin', qty: -500_000 },
+        { account: 'rich', qty: -500_000 },
+      ]);
+      expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+    });
+
+    it('puts a unified account in reduce-only at uniMMR 1.2 and liquidates it at 1.05, not at 1', () => {
+      const ex = new Exchange(8 * HOUR);
+      open(ex);
+      ex.apply({ op: 'deposit', ts: 1, account: 'u', asset: 'USDT', amount: '3200' });
+      ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+      order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
+      order(ex, { account: 'u', side: 'buy', qty: 1_000_000 }, 3);
+      // Equity 3170 at 60000; at 58510 it is 1680-ish against 1463-ish maintenance: uniMMR 1.15.
+      ex.apply({ op: 'marks', ts: 4, step: 1, prices: { BTCUSDT: 5_851_000 } });
+      const r = ex.riskOf(ex.account('u'));
+      expect(r.band).toBe('reduce-only');
+      expect(order(ex, { account: 'mm', side: 'sell', price: 5_880_000, qty: 10_000 }, 5).result).toBeDefined();
+      expect(order(ex, { account: 'u', side: 'buy', price: 5_800_000, qty: 10_000 }, 6).rejected).toBe('ACCOUNT_REDUCE_ONLY');
+      expect(order(ex, { account: 'u', side: 'sell', price: 5_900_000, qty: 10_000, reduceOnly: true }, 7).result).toMatchObject({ status: 'open' });
+      expect(ex.liquidatable('u').cross).toBe(false);
+      // At 58320 uniMMR is 1.02: Binance's band liquidates, the old rule (equity < maintenance) did not.
+      ex.apply({ op: 'marks', ts: 8, step: 2, prices: { BTCUSDT: 5_832_000 } });
+      const r2 = ex.riskOf(ex.account('u'));
+      expect(r2.equity > r2.maintenance).toBe(true);
+      expect(r2.band).toBe('liquidation');
+      expect(ex.liquidatable('u').cross).toBe(true);
+    });
   });
 
   it('checks margin at the prices an order really trades at, not at its limit', () => {
@@ -132,12 +225,14 @@ describe('exchange', () => {
     const balanceAfterOpen = ex.account('i').balances.USDT;
     expect(margin).toBe(300_000_000_000n);
     ex.apply({ op: 'marks', ts: 4, step: 1, prices: { BTCUSDT: 5_000_000 } });
-    expect(ex.belowMaintenance('i').isolated).toEqual(['BTCUSDT']);
+    expect(ex.liquidatable('i').isolated).toEqual(['BTCUSDT']);
     ex.apply({ op: 'liquidate', ts: 5, account: 'i', symbol: 'BTCUSDT' });
     expect(ex.account('i').balances.USDT).toBe(balanceAfterOpen);
     expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
   });
 
+  /** Across the seeded flows: liquidations that reached the book, the insurance fund and ADL. */
+  const tally = { book: 0, insurance: 0, adl: 0 };
   describe.each([11, 22, 33, 44])('seeded random flow (seed %i)', (seed) => {
     it('conserves collateral + fees + insurance to the unit, nets funding, keeps open interest flat, leaves nobody below maintenance', () => {
       const r = rng(seed);
@@ -149,12 +244,12 @@ describe('exchange', () => {
         ex.apply({ op: 'deposit', ts, account: a, asset: r() < 0.5 ? 'USDT' : 'USDC', amount: String(2_000 + Math.floor(r() * 50_000)) });
       }
       let step = 0;
-      let lastInterval = Math.floor(ts / HOUR);
+      let settled = 0;
       const liquidateAll = (): void => {
         for (const a of accounts) {
-          const below = ex.belowMaintenance(a);
+          const below = ex.liquidatable(a);
           if (below.cross) ex.apply({ op: 'liquidate', ts, account: a, symbol: null });
-          for (const s of ex.belowMaintenance(a).isolated) ex.apply({ op: 'liquidate', ts, account: a, symbol: s });
+          for (const s of ex.liquidatable(a).isolated) ex.apply({ op: 'liquidate', ts, account: a, symbol: s });
         }
       };
       for (let i = 0; i < 3_000; i++) {
@@ -163,15 +258,19 @@ describe('exchange', () => {
         if (roll < 0.08) {
           step++;
           const prices: Partial<Record<Symbol, number>> = {};
-          for (const s of SYMBOLS) prices[s] = nextPrice(seed, s, step, ex.mark(s), 150);
+          for (const s of SYMBOLS) prices[s] = nextPrice(seed, s, step, ex.index(s), 150);
           ex.apply({ op: 'marks', ts, step, prices });
-          const interval = Math.floor(ts / HOUR);
-          if (interval > lastInterval) {
-            for (const s of SYMBOLS) {
-              const start = (interval - 1) * HOUR;
-              ex.apply({ op: 'funding', ts, symbol: s, intervalStart: start, rate: fmtRate(fundingRate(seed, s, start)), markPrice: ex.mark(s) });
-            }
-            lastInterval = interval;
+          // Settle what the tick closed, as the runtime does: the rate, mark and holders fixed at the boundary.
+          for (const { symbol: s, intervalStart } of ex.crossed) {
+            const boundary = intervalStart + HOUR;
+            const holders = ex.boundaryPositions.get(boundary)?.[s] ?? [];
+            const rate = ex.boundaryRates.get(boundary)?.[s] as bigint;
+            ex.apply({ op: 'funding', ts, symbol: s, intervalStart, rate: fmtRate(rate), markPrice: ex.boundaryMarks.get(boundary)?.[s] as number });
+            const f = ex.funding.get(fundingKey(s, intervalStart));
+            // Every payment goes to a position that existed at the interval's end, with that size.
+            for (const p of f?.payments ?? []) expect(holders).toContainEqual([p.account, p.qty]);
+            expect(f?.payments?.length).toBe(holders.length);
+            settled++;
           }
           liquidateAll();
         } else if (roll < 0.18) {
@@ -212,25 +311,41 @@ describe('exchange', () => {
       for (const s of SYMBOLS) expect(ex.openInterestImbalance(s)).toBe(0);
       expect(ex.funding.size).toBeGreaterThan(0);
       for (const f of ex.funding.values()) expect(f.received).toBe(f.paid);
+      expect(settled).toBe(ex.funding.size);
+      // The insurance fund's balance is explained by liquidation fees, PnL and funding on what it took over, and what it covered.
+      const fund = ex.account(INSURANCE).balances;
+      const flows = ex.insuranceFlows;
+      expect(fund.USDT + fund.USDC).toBe(flows.fees + flows.realized + flows.funding - flows.covered);
+      // The flow really liquidated, through the book and beyond it.
+      expect(ex.liquidations.length).toBeGreaterThan(0);
+      tally.book += ex.liquidations.filter((l) => l.book.qty > 0).length;
+      tally.insurance += ex.liquidations.filter((l) => l.insurance.qty !== 0).length;
+      tally.adl += ex.liquidations.filter((l) => l.adl.length > 0).length;
       // The incremental reserved margin of open orders equals a recount from scratch.
       for (const a of accounts) {
         let recount = 0n;
         for (const id of ex.account(a).openOrders) {
           const o = ex.orders.get(id);
-          if (o && !o.reduceOnly) recount += bpsOf(notional(o.price, o.qty - o.filled), INSTRUMENTS[o.symbol].initialMarginBps);
+          if (o && !o.reduceOnly) recount += initialOf(INSTRUMENTS[o.symbol], notional(o.price, o.qty - o.filled), ex.leverageOf(ex.account(a), o.symbol));
         }
         expect(ex.account(a).orderMargin).toBe(recount);
         const reduceOnly = [...ex.account(a).openOrders].filter((id) => ex.orders.get(id)?.reduceOnly).sort();
         expect([...ex.account(a).reduceOnlyOrders].sort()).toEqual(reduceOnly);
       }
       for (const a of accounts) {
-        const below = ex.belowMaintenance(a);
+        const below = ex.liquidatable(a);
         expect(below.cross, a).toBe(false);
         expect(below.isolated, a).toEqual([]);
       }
       // The flow really traded: fees were charged and positions exist.
       expect(ex.account(FEES).balances.USDT + ex.account(FEES).balances.USDC > 0n).toBe(true);
     });
+  });
+
+  it('the seeded flows liquidated through the book, into the insurance fund and by auto-deleveraging', () => {
+    expect(tally.book).toBeGreaterThan(0);
+    expect(tally.insurance).toBeGreaterThan(0);
+    expect(tally.adl).toBeGreaterThan(0);
   });
 
   it('round-trips its state through the snapshot format byte for byte', () => {

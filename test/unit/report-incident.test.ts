@@ -125,3 +125,77 @@ describe('incident report: milestones, communications, analysis', () => {
     expect(renderHtml(r)).toContain('<table id="analysis">');
   });
 });
+
+describe('incident report: the risk preview and the missed funding', () => {
+  const withMoney = (): RunEvent[] => {
+    const evs = events();
+    const end = evs.pop() as RunEvent;
+    evs.push(
+      {
+        ...base(8),
+        event: 'progress',
+        step: 'risk',
+        phase: 'main',
+        message: 'lev: WOULD BE LIQUIDATED',
+        data: { riskAccount: 'lev', band: 'liquidation', uniMMR: '0.8123', equity: '70', maintenance: '1425', wouldLiquidate: true },
+      },
+      {
+        ...base(8),
+        event: 'ok',
+        step: 'risk',
+        phase: 'main',
+        uses: 'risk.preview',
+        durationMs: 1,
+        attempts: 1,
+        outputs: { accounts: 3, wouldLiquidate: 1, liquidationBand: 1, reduceOnly: 0, warning: 1 },
+      },
+      {
+        ...base(25),
+        event: 'progress',
+        step: 'funding',
+        phase: 'main',
+        message: 'BTCUSDT interval',
+        data: {
+          fundingInterval: '2026-01-01T00:00:00.000Z',
+          symbol: 'BTCUSDT',
+          rate: '0.0001',
+          markPrice: '60000.00',
+          paid: '3',
+          received: '3',
+          holders: 'long 0.5 -3; short -0.5 3',
+        },
+      },
+      end,
+    );
+    return evs;
+  };
+
+  it('lists who the preview would liquidate, and each missed interval with its holders and what each paid', () => {
+    const r = buildIncident(withMoney(), { at: at(0), reason: 'EXCESS_QUEUE_DEPTH' }, new Date(at(40)));
+    expect(r.riskPreviews).toEqual([
+      {
+        step: 'risk',
+        at: at(8),
+        accounts: [{ account: 'lev', band: 'liquidation', uniMMR: '0.8123', equity: '70', maintenance: '1425', wouldLiquidate: true }],
+        counts: { accounts: 3, wouldLiquidate: 1, liquidationBand: 1, reduceOnly: 0, warning: 1 },
+      },
+    ]);
+    expect(r.funding[0]?.holders).toEqual([
+      { account: 'long', qty: '0.5', amount: '-3' },
+      { account: 'short', qty: '-0.5', amount: '3' },
+    ]);
+    const md = renderMarkdown(r);
+    expect(md).toContain('1 would be liquidated, 0 reduce-only, 1 warned, of 3 accounts with positions.');
+    expect(md).toContain('| lev | liquidation | 0.8123 | 70 | 1425 | **yes** |');
+    expect(md).toContain('| BTCUSDT | 2026-01-01T00:00:00.000Z | 0.0001 | 60000.00 | 3 | 3 | long 0.5 -3; short -0.5 3 |');
+    const html = renderHtml(r);
+    expect(html).toContain('<td>long 0.5 -3<br>short -0.5 3</td>');
+    expect(html).toContain('<tr class="failure"><td>lev</td>');
+  });
+
+  it('has neither section when the run took no preview and settled no funding', () => {
+    const md = renderMarkdown(buildIncident(events(), { at: at(0), reason: null }, new Date(at(40))));
+    expect(md).not.toContain('## Risk preview');
+    expect(md).not.toContain('## Missed funding');
+  });
+});
