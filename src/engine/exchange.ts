@@ -128,8 +128,9 @@ export class Exchange {
    */
   readonly insuranceFlows = { fees: 0n, realized: 0n, funding: 0n, covered: 0n };
   hooks: ExchangeHooks = {};
-  readonly intervals: Readonly<Record<Symbol, number>>;
-  readonly haltedPremium: HaltedPremiumPolicy;
+  /** Per-symbol funding intervals and the halted-premium policy: set at construction, changed only by `config` records. */
+  intervals: Readonly<Record<Symbol, number>>;
+  haltedPremium: HaltedPremiumPolicy;
 
   constructor(
     readonly fundingIntervalMs: number,
@@ -359,9 +360,12 @@ export class Exchange {
       const resting = notional(req.price ?? mark, restingQty);
       // The leverage is the account's, capped by the bracket of the position the order could lead to.
       const lev = Math.min(this.leverageOf(a, req.symbol), bracketOf(inst, notional(mark, Math.abs(held) + req.qty)).maxLeverage);
+      // A position pushed into a higher bracket is margined at that bracket as a whole, not only its new part.
+      const heldValue = notional(mark, Math.abs(held));
+      const stepUp = held !== 0 ? initialOf(inst, heldValue, lev) - initialOf(inst, heldValue, this.leverageOf(a, req.symbol)) : 0n;
       const required = closesOnly
         ? initialOf(inst, resting, lev)
-        : initialOf(inst, taken.notional + resting, lev) + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
+        : initialOf(inst, taken.notional + resting, lev) + stepUp + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
       if (required > 0n && this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
     }
     const json: OrderRequestJson = { ...req, price: req.price ?? null, ...(bandPrice === undefined ? {} : { bandPrice }) };
@@ -404,6 +408,10 @@ export class Exchange {
         return undefined;
       case 'clock':
         return undefined;
+      case 'config':
+        this.intervals = { ...this.intervals, ...c.fundingIntervals };
+        this.haltedPremium = c.haltedPremium;
+        return undefined;
       case 'funding':
         this.settleFunding(c.symbol, c.intervalStart, parseFixed(c.rate, 8), c.markPrice);
         return undefined;
@@ -440,7 +448,8 @@ export class Exchange {
       const p = prices[s];
       if (p !== undefined) m.index = p;
       const interval = this.intervalOf(s);
-      if (Math.floor(ts / interval) > Math.floor(prevTs / interval)) this.closeFundingInterval(s, Math.floor(ts / interval) * interval);
+      // The first tick ever closes nothing: no interval was running before it.
+      if (prevTs > 0 && Math.floor(ts / interval) > Math.floor(prevTs / interval)) this.closeFundingInterval(s, Math.floor(ts / interval) * interval);
       const book = this.book(s);
       const inst = INSTRUMENTS[s];
       if (!halted) {
@@ -601,10 +610,14 @@ export class Exchange {
     }
     if (open !== 0) {
       if (pos.qty === 0) pos.mode = mode;
+      const before = Math.abs(pos.qty);
       pos.qty += open;
       pos.cost += BigInt(open) * BigInt(price);
       if (pos.mode === 'isolated' && !acct.id.startsWith('@')) {
-        const im = initialOf(inst, notional(price, Math.abs(open)), this.leverageOf(acct, symbol));
+        // The whole position's initial margin at its bracket, less what the smaller position needed: a
+        // position built in small fills is margined like one built at once.
+        const lev = this.leverageOf(acct, symbol);
+        const im = initialOf(inst, notional(price, Math.abs(pos.qty)), lev) - initialOf(inst, notional(price, before), lev);
         acct.balances[inst.settleAsset] -= im;
         pos.isolatedMargin += im;
       }
@@ -686,7 +699,9 @@ export class Exchange {
       .map(([sym, p]) => ({ sym, size: notional(this.mark(sym), Math.abs(p.qty)) }))
       .sort((x, y) => (x.size === y.size ? (x.sym < y.sym ? -1 : 1) : x.size > y.size ? -1 : 1));
     for (const { sym } of scope) this.liquidatePosition(a, sym, ts);
-    this.coverDeficit(a);
+    // An isolated position's shortfall was the fund's as it closed (trade()); the account's own balance
+    // is its unified margin's business, covered only when that margin was liquidated.
+    if (symbol === null) this.coverDeficit(a);
     this.hooks.accountTouched?.(accountId);
   }
 
@@ -702,7 +717,34 @@ export class Exchange {
     const exact = p.qty > 0 ? ceilDiv(num, q) : num / q;
     const t = BigInt(tick);
     const onGrid = p.qty > 0 ? ceilDiv(exact, t) * t : (exact / t) * t;
-    return onGrid < t ? tick : Number(onGrid);
+    // A short whose account owes more than the short is worth has no positive bankruptcy price: it is
+    // closed at the mark, and what the account still owes is covered by the fund afterwards.
+    return onGrid < t ? mark : Number(onGrid);
+  }
+
+  /** The IOC order a liquidation sends to the book (recorded like any order, `clientOrderId: liquidation`). */
+  private liquidationOrder(a: Account, sym: Symbol, side: Side, qty: number, price: number, mode: MarginMode, ts: number): Order {
+    const num = this.nextOrderNum++;
+    return {
+      id: orderIdOf(num),
+      num,
+      account: a.id,
+      symbol: sym,
+      side,
+      type: 'limit',
+      price,
+      qty,
+      filled: 0,
+      filledNotional: 0n,
+      status: 'open',
+      ts,
+      tif: 'IOC',
+      postOnly: false,
+      reduceOnly: true,
+      marginMode: mode,
+      clientOrderId: 'liquidation',
+      reservedMargin: 0n,
+    };
   }
 
   private liquidatePosition(a: Account, sym: Symbol, ts: number): void {
@@ -726,33 +768,18 @@ export class Exchange {
     const side: Side = q > 0 ? 'sell' : 'buy';
     const balanceBefore = a.balances[inst.settleAsset];
     // 1. Into the book, IOC, limited to the bankruptcy price. The account pays the liquidation fee, not the taker fee.
-    const num = this.nextOrderNum++;
-    const order: Order = {
-      id: orderIdOf(num),
-      num,
-      account: a.id,
-      symbol: sym,
-      side,
-      type: 'limit',
-      price: bp,
-      qty: Math.abs(q),
-      filled: 0,
-      filledNotional: 0n,
-      status: 'open',
-      ts,
-      tif: 'IOC',
-      postOnly: false,
-      reduceOnly: true,
-      marginMode: mode,
-      clientOrderId: 'liquidation',
-      reservedMargin: 0n,
-    };
+    const order = this.liquidationOrder(a, sym, side, Math.abs(q), bp, mode, ts);
     this.orders.set(order.id, order);
     const touched = new Set<string>();
-    const left = this.book(sym).match(side, bp, order.qty, (maker, qty, price) => {
-      this.fill(order, maker, qty, price, 0);
-      touched.add(maker.account);
-    });
+    // While halted the book is frozen (its makers cannot cancel): a liquidation decided before trading
+    // opens goes straight to the fund or ADL at the bankruptcy price.
+    const left =
+      this.phase === 'halted'
+        ? order.qty
+        : this.book(sym).match(side, bp, order.qty, (maker, qty, price) => {
+            this.fill(order, maker, qty, price, 0);
+            touched.add(maker.account);
+          });
     order.status = left === 0 ? 'filled' : 'canceled';
     record.book = { qty: order.filled, notional: order.filledNotional };
     // 2. What the book could not take: the insurance fund at the bankruptcy price, or auto-deleveraging.
@@ -875,7 +902,6 @@ export class Exchange {
   private settleFunding(symbol: Symbol, intervalStart: number, rate: bigint, markPrice: number): void {
     const key = fundingKey(symbol, intervalStart);
     if (this.funding.has(key)) return;
-    const inst = INSTRUMENTS[symbol];
     const boundary = intervalStart + this.intervalOf(symbol);
     const recorded = this.boundaryPositions.get(boundary);
     const holders = recorded?.[symbol] ?? this.holders(symbol);
@@ -898,7 +924,7 @@ export class Exchange {
       for (const { a, weight, qty } of payers) {
         const exact = notional(markPrice, Number(weight)) * absRate;
         const amount = (exact + RATE_ONE - 1n) / RATE_ONE;
-        a.balances[inst.settleAsset] -= amount;
+        this.creditFunding(a, symbol, -amount);
         paid += amount;
         payments.push({ account: a.id, qty, amount: -amount });
         if (a.id === INSURANCE) this.insuranceFlows.funding -= amount;
@@ -922,7 +948,7 @@ export class Exchange {
         }
       }
       for (const s of shares) {
-        s.r.a.balances[inst.settleAsset] += s.base;
+        this.creditFunding(s.r.a, symbol, s.base);
         received += s.base;
         payments.push({ account: s.r.a.id, qty: s.r.qty, amount: s.base });
         if (s.r.a.id === INSURANCE) this.insuranceFlows.funding += s.base;
@@ -939,6 +965,13 @@ export class Exchange {
       if (Object.keys(entry).length === 0) map.delete(boundary);
     }
     for (const { a } of [...payers, ...receivers]) this.hooks.accountTouched?.(a.id);
+  }
+
+  /** Funding of an isolated position moves its margin (as Binance does); anything else, the unified balance. */
+  private creditFunding(a: Account, symbol: Symbol, amount: bigint): void {
+    const p = a.positions.get(symbol);
+    if (p && p.qty !== 0 && p.mode === 'isolated' && !a.id.startsWith('@')) p.isolatedMargin += amount;
+    else a.balances[INSTRUMENTS[symbol].settleAsset] += amount;
   }
 
   /** Per asset: balances + isolated margins - position costs over every account; zero when nothing leaked. */

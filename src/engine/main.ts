@@ -67,8 +67,10 @@ function fundingIntervalsOpt(v: string | undefined): Partial<Record<Symbol, numb
   return out;
 }
 
-function haltedPremiumOpt(v: string | undefined): HaltedPremiumPolicy {
-  if (v === undefined || v === 'exclude' || v === 'interest-only') return v ?? 'exclude';
+/** `--halted-premium`; without it the data dir's recorded policy stays (a fresh one excludes). */
+function haltedPremiumOpt(v: string | undefined): { haltedPremium?: HaltedPremiumPolicy } {
+  if (v === undefined) return {};
+  if (v === 'exclude' || v === 'interest-only') return { haltedPremium: v };
   return die(`--halted-premium must be exclude or interest-only, not '${v}'`);
 }
 
@@ -191,7 +193,8 @@ async function run(argv: string[]): Promise<void> {
     drainBudget: 2_000,
     snapshotEvery: intOpt(values['snapshot-every'] as string | undefined, 'snapshot-every', 100_000, 0),
     fundingIntervals: fundingIntervalsOpt(values['funding-intervals'] as string | undefined),
-    haltedPremium: haltedPremiumOpt(values['halted-premium'] as string | undefined),
+    fundingIntervalGiven: values['funding-interval'] !== undefined,
+    ...haltedPremiumOpt(values['halted-premium'] as string | undefined),
     manualClock: manualClockOpt(values),
     log,
   });

@@ -1,5 +1,5 @@
 import type { Exchange } from './exchange.js';
-import { fmtMoney, fmtPrice, fmtQty, fmtRate } from './fixed.js';
+import { fmtMoney, fmtPrice, fmtQty, fmtRate, formatFixed, QTY_DECIMALS } from './fixed.js';
 import { ASSETS, SYMBOLS, type Symbol } from './instruments.js';
 
 /**
@@ -33,7 +33,7 @@ export class MarketFigures {
     const fund = ex.account('@insurance').balances;
     return [
       ...perSymbol('engine_traded_volume_base_total', 'counter', 'Traded quantity, base asset, since the engine started.', (s) =>
-        fmtQty(Number(this.volume.get(s)?.qty ?? 0n)),
+        formatFixed(this.volume.get(s)?.qty ?? 0n, QTY_DECIMALS),
       ),
       ...perSymbol('engine_traded_volume_notional_total', 'counter', 'Traded notional, settle asset, since the engine started.', (s) =>
         fmtMoney(this.volume.get(s)?.notional ?? 0n),

@@ -19,6 +19,12 @@ import { scanWal, WalWriter, type WalDamage } from './wal.js';
 import { dataDirLayout } from '../util/data-dir.js';
 import type { EngineHealth } from '../contract/control-api.js';
 
+/** The funding interval of a symbol nobody configured: Binance's 8 hours. */
+export const DEFAULT_FUNDING_INTERVAL_MS = 8 * 3_600_000;
+
+/** The most feed ticks one `POST /testnet/clock` may run. */
+export const MAX_CLOCK_TICKS = 200_000;
+
 /** The most funding intervals one recompute request may cover (over 9 years at 8h). */
 export const MAX_RECOMPUTE_INTERVALS = 10_000;
 
@@ -38,8 +44,10 @@ export interface EngineOptions {
   now?: () => number;
   /** Symbols whose funding interval is not `fundingIntervalMs`. */
   fundingIntervals?: Partial<Record<Symbol, number>>;
-  /** What premium samples taken while halted count as (default: excluded). */
+  /** What premium samples taken while halted count as (default: excluded, or what the data dir recorded). */
   haltedPremium?: HaltedPremiumPolicy;
+  /** `--funding-interval` was given: it applies to every symbol without its own, even over what the data dir recorded. */
+  fundingIntervalGiven?: boolean;
   /** Testnet: time moves only by `POST /testnet/clock`, starting here (or at the last journaled time). */
   manualClock?: { start: number };
 }
@@ -181,6 +189,7 @@ export class EngineRuntime {
     rt.haltCode = restoredHaltCode(ex.phase, ex.reason);
     if (opts.manualClock) rt.clock = Math.max(opts.manualClock.start, ex.lastTs);
     rt.wal = await WalWriter.open(walDir, rt.seq + 1);
+    rt.journalConfig();
     rt.active = ensureBaseline(opts.dataDir);
     const version = rt.active.margin?.active ?? '1.4.2';
     rt.margin = rt.instantiate(await loadMarginModule(opts.dataDir, version));
@@ -203,6 +212,29 @@ export class EngineRuntime {
       },
     };
     return rt;
+  }
+
+  /**
+   * Funding intervals and the halted-premium policy shape what replay rebuilds, so they live in the WAL:
+   * the data dir's own (from its snapshot and records) stay unless this start's flags say otherwise,
+   * and then a `config` record says so from here on.
+   */
+  private journalConfig(): void {
+    const o = this.opts;
+    const fundingIntervals = Object.fromEntries(
+      SYMBOLS.map((s) => [s, o.fundingIntervals?.[s] ?? (o.fundingIntervalGiven ? o.fundingIntervalMs : this.ex.intervalOf(s))]),
+    ) as Record<Symbol, number>;
+    const haltedPremium = o.haltedPremium ?? this.ex.haltedPremium;
+    // A fresh data dir records anything that is not the built-in default (8h, exclude): a later start
+    // without flags rebuilds from the WAL alone and must come to the same configuration.
+    const base =
+      this.seq === 0
+        ? { intervals: Object.fromEntries(SYMBOLS.map((s) => [s, DEFAULT_FUNDING_INTERVAL_MS])) as Record<Symbol, number>, haltedPremium: 'exclude' }
+        : { intervals: this.ex.intervals, haltedPremium: this.ex.haltedPremium };
+    const same = haltedPremium === base.haltedPremium && SYMBOLS.every((s) => fundingIntervals[s] === base.intervals[s]);
+    if (same) return;
+    this.commit({ op: 'config', ts: this.now(), fundingIntervals, haltedPremium });
+    o.log({ level: 'info', msg: 'funding configuration changed from here on', fundingIntervals, haltedPremium });
   }
 
   onFatal(handler: (e: Error) => void): void {
@@ -648,11 +680,18 @@ export class EngineRuntime {
     }
     const target = this.clock + ms;
     const every = this.opts.feedIntervalMs;
+    if (every > 0 && Math.floor(target / every) - Math.floor(this.clock / every) > MAX_CLOCK_TICKS) {
+      throw new EngineRefusal(400, `that advance is more than ${MAX_CLOCK_TICKS} feed ticks at --feed-interval ${every}ms; advance in parts`);
+    }
     let ticks = 0;
     if (every > 0) {
       for (let t = (Math.floor(this.clock / every) + 1) * every; t <= target; t += every) {
         this.clock = t;
         this.tickFeed();
+        // What the margin timer would have done between two ticks in real time: drain the recalculations
+        // the tick queued (and liquidate), so a long advance neither floods the queue nor skips a check.
+        if (this.ex.phase !== 'halted') this.margin.queue.drain(Number.MAX_SAFE_INTEGER);
+        this.flushPendingHalt();
         ticks++;
       }
     }

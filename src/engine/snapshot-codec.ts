@@ -58,6 +58,14 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     boundaryRates,
     market,
     haltedPremium: ex.haltedPremium,
+    // What explains the insurance fund's balance, and how often covering left it below zero.
+    insurance: {
+      fees: fmtMoney(ex.insuranceFlows.fees),
+      realized: fmtMoney(ex.insuranceFlows.realized),
+      funding: fmtMoney(ex.insuranceFlows.funding),
+      covered: fmtMoney(ex.insuranceFlows.covered),
+      deficits: ex.insuranceDeficits,
+    },
     ...extra,
   };
 }
@@ -143,7 +151,8 @@ export class SnapshotLoader {
     const recorded: Partial<Record<Symbol, number>> = {};
     for (const [s, m] of Object.entries(market)) if (isSymbol(s) && typeof m.fundingIntervalMs === 'number') recorded[s] = m.fundingIntervalMs;
     const haltedPremium = header.haltedPremium === 'interest-only' || header.haltedPremium === 'exclude' ? header.haltedPremium : undefined;
-    this.ex = new Exchange(interval, { intervals: { ...recorded, ...opts.intervals }, haltedPremium: opts.haltedPremium ?? haltedPremium });
+    // What the snapshot recorded wins: a start with other flags journals a `config` record after replay.
+    this.ex = new Exchange(interval, { intervals: { ...opts.intervals, ...recorded }, haltedPremium: haltedPremium ?? opts.haltedPremium });
     const ex = this.ex;
     ex.phase = header.phase as Phase;
     ex.reason = typeof header.reason === 'string' ? header.reason : null;
@@ -170,6 +179,11 @@ export class SnapshotLoader {
       ex.boundaryRates.set(Date.parse(iso), r);
     }
     for (const s of SYMBOLS) loadMarket(ex, s, market[s] ?? {});
+    const ins = header.insurance as { fees?: string; realized?: string; funding?: string; covered?: string; deficits?: number } | undefined;
+    if (ins) {
+      for (const k of ['fees', 'realized', 'funding', 'covered'] as const) ex.insuranceFlows[k] = parseFixed(ins[k] ?? '0', MONEY_DECIMALS);
+      ex.insuranceDeficits = typeof ins.deficits === 'number' ? ins.deficits : 0;
+    }
     // Snapshots written before holders were recorded have none: those intervals settle over the positions then.
     const bp = (header.boundaryPositions ?? {}) as Record<string, Record<string, [string, string][]>>;
     for (const [iso, bySymbol] of Object.entries(bp)) {

@@ -105,6 +105,8 @@ export type Command =
   | { op: 'leverage'; ts: number; account: string; symbol: Symbol; leverage: number }
   /** A testnet's manual clock advanced to `ts` (`POST /testnet/clock`): nothing else changes. */
   | { op: 'clock'; ts: number }
+  /** The funding intervals and halted-premium policy from here on (journaled when a start changes them). */
+  | { op: 'config'; ts: number; fundingIntervals: Record<Symbol, number>; haltedPremium: 'exclude' | 'interest-only' }
   | { op: 'module'; ts: number; component: string; version: string; action: 'activate' | 'rollback' };
 
 /**

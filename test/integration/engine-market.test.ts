@@ -194,6 +194,44 @@ describe('risk: brackets, leverage and uniMMR', () => {
 });
 
 describe('the testnet clock', () => {
+  it('a long advance keeps the margin checks between ticks: no flooded queue, no halt; one too long is refused', async () => {
+    const { client } = await manualEngine({ feedInterval: '1s', queueLimit: 1000 });
+    await client.setPhase('open');
+    await client.deposit('mm', 'USDT', '1000000');
+    await client.deposit('t', 'USDT', '1000000');
+    await client.placeOrder({ ...btc, account: 'mm', side: 'sell', type: 'limit', price: '60000', qty: '0.1' });
+    await client.placeOrder({ ...btc, account: 't', side: 'buy', type: 'market', qty: '0.1' });
+    // 8h at a 1s feed: 28800 ticks, each touching both holders, against a queue of 1000.
+    expect(await advance(client, 8 * HOUR)).toMatchObject({ ticks: 28_800 });
+    const h = await client.health();
+    expect(h).toMatchObject({ phase: 'open', haltCode: null });
+    expect(Object.keys(await fundingRecords(client))).toContain('BTCUSDT:2026-01-01T00:00:00.000Z');
+    expect((await client.raw('POST', '/testnet/clock', { advanceMs: 300 * 24 * HOUR })).status).toBe(400);
+  });
+
+  it('keeps the data dir’s funding configuration across a restart without flags, and journals a change', async () => {
+    const { client, dir } = await manualEngine({ haltedPremium: 'interest-only', fundingIntervals: { ETHUSDT: '4h' } });
+    const header = async (c: EngineClient) =>
+      JSON.parse((await c.state()).split('\n')[0] as string) as { haltedPremium: string; market: Record<string, { fundingIntervalMs: number }> };
+    expect((await header(client)).haltedPremium).toBe('interest-only');
+    const { stopEngine } = await import('../../src/engine-client/supervisor.js');
+    await stopEngine(dir, 5_000);
+    // No policy or per-symbol flags this time: what the data dir recorded stays.
+    const again = await startTestEngine({ dataDir: dir, testnet: true, manualClock: true, feedInterval: '0ms' });
+    const h = await header(again.client);
+    expect(h.haltedPremium).toBe('interest-only');
+    expect(h.market.ETHUSDT?.fundingIntervalMs).toBe(4 * HOUR);
+    await stopEngine(dir, 5_000);
+    // A flag that differs is journaled as a config record, so replay rebuilds it exactly.
+    const third = await startTestEngine({ dataDir: dir, testnet: true, manualClock: true, feedInterval: '0ms', haltedPremium: 'exclude' });
+    expect((await header(third.client)).haltedPremium).toBe('exclude');
+    const seq = (await third.client.health()).seq;
+    await stopEngine(dir, 5_000);
+    const fourth = await startTestEngine({ dataDir: dir, testnet: true, manualClock: true, feedInterval: '0ms' });
+    expect((await header(fourth.client)).haltedPremium).toBe('exclude');
+    expect((await fourth.client.health()).seq).toBe(seq);
+  });
+
   it('is refused (404) without --manual-clock, and a restart resumes at the journaled time', async () => {
     const plain = await startTestEngine({ testnet: true });
     expect((await plain.client.raw('POST', '/testnet/clock', { advanceMs: 1000 })).status).toBe(404);

@@ -431,3 +431,102 @@ describe('funding rounds against the payer, and what is paid is received', () =>
     expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
   });
 });
+
+describe('margin and liquidation edge cases', () => {
+  const fresh = (): Exchange => {
+    const ex = new Exchange(8 * HOUR);
+    open(ex);
+    return ex;
+  };
+
+  it('margins an isolated position built in small fills at its whole bracket, as one built at once', () => {
+    const ex = fresh();
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '100000000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '2000000' });
+    for (let i = 0; i < 22; i++) {
+      order(ex, { account: 'mm', side: 'sell', qty: 4_000_000 }, 2);
+      order(ex, { account: 'x', side: 'buy', qty: 4_000_000, marginMode: 'isolated' }, 3);
+    }
+    const p = ex.account('x').positions.get('BTCUSDT');
+    const inst = INSTRUMENTS.BTCUSDT;
+    // Whatever was accepted holds the whole position's initial margin at its bracket, and no balance went negative.
+    expect(p?.isolatedMargin).toBe(initialOf(inst, notional(6_000_000, Math.abs(p?.qty ?? 0)), inst.defaultLeverage));
+    expect(ex.account('x').balances.USDT >= 0n).toBe(true);
+    expect(ex.liquidatable('x').isolated).toEqual([]);
+    expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+  });
+
+  it('margins the existing cross position at the higher bracket an order pushes it into', () => {
+    const ex = fresh();
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '100000000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '16000' });
+    order(ex, { account: 'mm', side: 'sell', qty: 5_000_000 }, 2);
+    // 4 BTC = 240k at 20x: 12000. Adding 0.5 BTC crosses 250k into the 10x bracket: 27000 for the whole.
+    expect(order(ex, { account: 'x', side: 'buy', qty: 4_000_000 }, 3).result).toMatchObject({ status: 'filled' });
+    expect(order(ex, { account: 'x', side: 'buy', type: 'market', price: undefined, qty: 500_000, tif: 'IOC' }, 4).rejected).toBe('INSUFFICIENT_MARGIN');
+    expect(ex.available(ex.account('x')) >= 0n).toBe(true);
+  });
+
+  it("an isolated liquidation never has the fund pay the account's other debts", () => {
+    const ex = fresh();
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '100000000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '10000' });
+    order(ex, { account: 'mm', symbol: 'ETHUSDT', side: 'sell', price: 300_000, qty: 10_000_000 }, 2);
+    order(ex, { account: 'x', symbol: 'ETHUSDT', price: 300_000, qty: 10_000_000 }, 3);
+    ex.apply({ op: 'marks', ts: 1000, step: 1, prices: { ETHUSDT: 360_000 } });
+    order(ex, { account: 'mm', side: 'sell', qty: 4_000_000 }, 4);
+    order(ex, { account: 'x', qty: 4_000_000, marginMode: 'isolated' }, 5);
+    const debt = ex.account('x').balances.USDT;
+    expect(debt < 0n).toBe(true); // the isolated margin came out of a balance the ETH profit carries
+    ex.apply({ op: 'marks', ts: 2000, step: 2, prices: { BTCUSDT: 5_750_000, ETHUSDT: 360_000 } });
+    expect(ex.liquidatable('x')).toEqual({ cross: false, isolated: ['BTCUSDT'] });
+    ex.apply({ op: 'liquidate', ts: 3000, account: 'x', symbol: 'BTCUSDT' });
+    // The debt stays the account's own (its ETH profit still carries it), less nothing the fund paid.
+    expect(ex.account('x').balances.USDT >= debt).toBe(true);
+    expect(ex.insuranceFlows.covered).toBe(0n);
+    expect(ex.account(INSURANCE).balances.USDT >= 0n).toBe(true);
+    expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+  });
+
+  it("funds an isolated position's funding from its own margin, not the unified balance", () => {
+    const ex = fresh();
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '4000' });
+    order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
+    expect(
+      order(ex, { account: 'x', side: 'buy', type: 'market', price: undefined, qty: 1_000_000, tif: 'IOC', marginMode: 'isolated' }, 3).result,
+    ).toMatchObject({ status: 'filled' });
+    const before = ex.account('x').positions.get('BTCUSDT')?.isolatedMargin ?? 0n;
+    const balance = ex.account('x').balances.USDT;
+    ex.apply({ op: 'funding', ts: 4, symbol: 'BTCUSDT', intervalStart: 0, rate: '0.0075', markPrice: 6_000_000 });
+    expect(ex.account('x').balances.USDT).toBe(balance);
+    expect(fmtMoney(before - (ex.account('x').positions.get('BTCUSDT')?.isolatedMargin ?? 0n))).toBe('450');
+    expect(ex.ledgerImbalance()).toEqual({ USDT: 0n, USDC: 0n });
+  });
+
+  it('while halted, a liquidation does not trade against the frozen book: the fund or ADL take it', () => {
+    const ex = fresh();
+    ex.apply({ op: 'deposit', ts: 1, account: 'lev', asset: 'USDT', amount: '3200' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+    order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
+    order(ex, { account: 'lev', side: 'buy', qty: 1_000_000 }, 3);
+    order(ex, { account: 'mm', side: 'buy', price: 5_790_000, qty: 1_000_000 }, 4);
+    ex.apply({ op: 'phase', ts: 5, phase: 'halted', reason: 'drill' });
+    ex.apply({ op: 'marks', ts: 6, step: 1, prices: { BTCUSDT: 5_800_000 } });
+    ex.apply({ op: 'liquidate', ts: 7, account: 'lev', symbol: null });
+    expect(ex.liquidations[0]).toMatchObject({ book: { qty: 0 }, insurance: { qty: 1_000_000 } });
+    expect(ex.book('BTCUSDT').bestBid()).toBe(5_790_000);
+  });
+
+  it('closes a short at the mark when the account owes more than the short is worth (no bankruptcy price below zero)', () => {
+    const ex = fresh();
+    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '5000' });
+    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '10000000' });
+    order(ex, { account: 'mm', side: 'buy', qty: 10_000 }, 2);
+    order(ex, { account: 'x', side: 'sell', qty: 10_000 }, 3);
+    const p = { qty: -10_000, cost: -60_000_000_000n, mode: 'cross' as const, isolatedMargin: 0n };
+    // An account 100000 under water against a 600 USDT short: mark − equity / qty would be negative.
+    ex.account('x').balances.USDT = -100_000n * 100_000_000n;
+    expect(ex.bankruptcyPrice(ex.account('x'), 'BTCUSDT', p)).toBe(ex.mark('BTCUSDT'));
+  });
+});
