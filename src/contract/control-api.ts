@@ -34,6 +34,11 @@ export interface EngineHealth {
   /** Insurance fund balance per asset, and how many liquidations left it below zero. */
   insuranceFund?: Record<string, string>;
   insuranceDeficits?: number;
+  /** `primary` takes writes unless `fenced`; a `follower` applies its primary's WAL stream (issue 14). */
+  role?: 'primary' | 'follower';
+  epoch?: number;
+  fenced?: boolean;
+  following?: { primary: string; lagRecords: number; lagMs: number; connected: boolean } | null;
   recovery: { snapshotSeq: number | null; replayed: number; walDamage: { file: string; line: number; reason: string } | null };
   ledger: Record<string, string>;
 }

@@ -33,6 +33,8 @@ export interface StartOptions {
   /** Testnet only: time moves by `POST /testnet/clock`, from `clockStart` (ISO) or 2026-01-01. */
   manualClock?: boolean;
   clockStart?: string;
+  /** Follower mode: the primary's control URL and the file holding its token. */
+  follow?: { url: string; tokenFile: string };
   readyTimeoutMs?: number;
   /** Stop the engine when this process ends (testnets, rehearsal scratch engines). */
   exitWithMe?: boolean;
@@ -91,6 +93,7 @@ export function engineArgs(dir: string, o: StartOptions): string[] {
   if (o.haltedPremium) args.push('--halted-premium', o.haltedPremium);
   if (o.manualClock) args.push('--manual-clock');
   if (o.clockStart) args.push('--clock-start', o.clockStart);
+  if (o.follow) args.push('--follow', o.follow.url, '--token-file', o.follow.tokenFile);
   if (o.exitWithMe) args.push('--exit-with', String(process.pid));
   return args;
 }

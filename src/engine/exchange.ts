@@ -91,6 +91,9 @@ export class Exchange {
   /** Why it last halted; kept after trading resumes, for the incident report. */
   haltReason: string | null = null;
   admissionWeight = 100;
+  /** The primary's epoch (a promotion starts the next), and whether this engine was fenced: it then takes no writes. */
+  epoch = 0;
+  fenced = false;
   readonly accounts = new Map<string, Account>();
   readonly orders = new Map<string, Order>();
   readonly books = new Map<Symbol, OrderBook>();
@@ -222,6 +225,23 @@ export class Exchange {
     return eq;
   }
 
+  /** Cross equity, maintenance and initial margin used in one walk of the positions (the order path's hot loop). */
+  crossFigures(a: Account): { equity: bigint; maintenance: bigint; initial: bigint } {
+    let equity = a.balances.USDT + a.balances.USDC;
+    let maintenance = 0n;
+    let initial = a.orderMargin;
+    for (const [sym, p] of a.positions) {
+      if (p.mode !== 'cross' || p.qty === 0) continue;
+      const mark = this.mark(sym);
+      const inst = INSTRUMENTS[sym];
+      const value = notional(mark, Math.abs(p.qty));
+      equity += BigInt(p.qty) * BigInt(mark) - p.cost;
+      maintenance += maintenanceOf(inst, value);
+      initial += initialOf(inst, value, this.leverageOf(a, sym));
+    }
+    return { equity, maintenance, initial };
+  }
+
   /** Maintenance margin of the cross positions: each position's bracket at the mark. */
   crossMaintenance(a: Account): bigint {
     let mm = 0n;
@@ -332,8 +352,11 @@ export class Exchange {
         return reject('REDUCE_ONLY_WOULD_INCREASE', 'a reduce-only order must shrink the position');
     }
     // A unified account at or below uniMMR 1.2 may only reduce: anything that adds exposure is refused.
+    // The cross positions are walked once per order: the band check and the margin check share it.
+    let figures: { equity: bigint; maintenance: bigint; initial: bigint } | undefined;
     if (!closesOnly && !req.reduceOnly) {
-      const band = bandOf(uniMMROf(this.crossEquity(a), this.crossMaintenance(a)));
+      figures = this.crossFigures(a);
+      const band = bandOf(uniMMROf(figures.equity, figures.maintenance));
       if (band === 'reduce-only' || band === 'liquidation')
         return reject(
           'ACCOUNT_REDUCE_ONLY',
@@ -351,25 +374,38 @@ export class Exchange {
     const taken = book.sweep(req.side, req.price ?? bandPrice, req.qty, self);
     if (req.tif === 'FOK' && taken.qty < req.qty) return reject('FOK_WOULD_NOT_FILL', `only ${taken.qty} of ${req.qty} could fill now`);
     if (!req.reduceOnly) {
-      // Margin at the prices the order would really trade at, plus the loss against the mark it would
-      // take on at once, plus what it leaves resting at its limit. What only closes the position needs
-      // none of that now; only a remainder left resting is held to initial margin.
-      const markValue = notional(mark, taken.qty);
-      const immediateLoss = req.side === 'buy' ? taken.notional - markValue : markValue - taken.notional;
-      const restingQty = req.type === 'limit' && req.tif === 'GTC' ? req.qty - taken.qty : 0;
-      const resting = notional(req.price ?? mark, restingQty);
-      // The leverage is the account's, capped by the bracket of the position the order could lead to.
-      const lev = Math.min(this.leverageOf(a, req.symbol), bracketOf(inst, notional(mark, Math.abs(held) + req.qty)).maxLeverage);
-      // A position pushed into a higher bracket is margined at that bracket as a whole, not only its new part.
-      const heldValue = notional(mark, Math.abs(held));
-      const stepUp = held !== 0 ? initialOf(inst, heldValue, lev) - initialOf(inst, heldValue, this.leverageOf(a, req.symbol)) : 0n;
-      const required = closesOnly
-        ? initialOf(inst, resting, lev)
-        : initialOf(inst, taken.notional + resting, lev) + stepUp + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
-      if (required > 0n && this.available(a) < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
+      const required = this.marginRequired(a, req, { mark, held, closesOnly, taken });
+      const f = figures ?? this.crossFigures(a);
+      if (required > 0n && f.equity - f.initial < required) return reject('INSUFFICIENT_MARGIN', 'the order would breach initial margin');
     }
     const json: OrderRequestJson = { ...req, price: req.price ?? null, ...(bandPrice === undefined ? {} : { bandPrice }) };
     return { command: { op: 'order', ts, num: this.nextOrderNum, req: json } };
+  }
+
+  /**
+   * Margin an order needs: at the prices it would really trade at, plus the loss against the mark it
+   * would take on at once, plus what it leaves resting at its limit. What only closes the position needs
+   * none of that now; only a remainder left resting is held to initial margin.
+   */
+  private marginRequired(
+    a: Account,
+    req: OrderRequest,
+    o: { mark: number; held: number; closesOnly: boolean; taken: { qty: number; notional: bigint } },
+  ): bigint {
+    const inst = INSTRUMENTS[req.symbol];
+    const { mark, held, taken } = o;
+    const markValue = notional(mark, taken.qty);
+    const immediateLoss = req.side === 'buy' ? taken.notional - markValue : markValue - taken.notional;
+    const restingQty = req.type === 'limit' && req.tif === 'GTC' ? req.qty - taken.qty : 0;
+    const resting = notional(req.price ?? mark, restingQty);
+    // The leverage is the account's, capped by the bracket of the position the order could lead to.
+    const own = this.leverageOf(a, req.symbol);
+    const lev = Math.min(own, bracketOf(inst, notional(mark, Math.abs(held) + req.qty)).maxLeverage);
+    if (o.closesOnly) return initialOf(inst, resting, lev);
+    // A position pushed into a higher bracket is margined at that bracket as a whole, not only its new part.
+    const heldValue = held !== 0 && lev < own ? notional(mark, Math.abs(held)) : 0n;
+    const stepUp = heldValue > 0n ? initialOf(inst, heldValue, lev) - initialOf(inst, heldValue, own) : 0n;
+    return initialOf(inst, taken.notional + resting, lev) + stepUp + bpsOf(taken.notional, TAKER_FEE_BPS) + (immediateLoss > 0n ? immediateLoss : 0n);
   }
 
   // ---- the state machine ----
@@ -407,6 +443,15 @@ export class Exchange {
         this.hooks.accountTouched?.(c.account);
         return undefined;
       case 'clock':
+        return undefined;
+      case 'fence':
+        // Fenced by a newer primary's epoch, this engine learns it: it is that epoch's old primary.
+        this.fenced = true;
+        this.epoch = Math.max(this.epoch, c.epoch);
+        return undefined;
+      case 'epoch':
+        this.epoch = c.epoch;
+        this.fenced = false;
         return undefined;
       case 'config':
         this.intervals = { ...this.intervals, ...c.fundingIntervals };

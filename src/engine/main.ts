@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isPidAlive } from '../util/pid.js';
 import { EngineRuntime } from './runtime.js';
+import { bootstrapFollower, followPrimary } from './follower.js';
 import { isSymbol, SYMBOLS, type Symbol } from './instruments.js';
 import type { HaltedPremiumPolicy } from './market.js';
 import { createControlServer } from './server.js';
@@ -87,6 +88,28 @@ function manualClockOpt(values: EngineArgs): { start: number } | undefined {
   return { start };
 }
 
+/** `--follow URL --token-file F`: a standby of that primary; a fresh data dir starts from the primary's state. */
+async function followOpt(values: EngineArgs, dataDir: string): Promise<{ url: string; tokenFile: string } | undefined> {
+  const url = values.follow as string | undefined;
+  if (url === undefined) {
+    if (values['token-file'] !== undefined) die('--token-file needs --follow');
+    return undefined;
+  }
+  if (!/^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+$/.test(url))
+    die(`--follow must be the primary's loopback control URL, like http://127.0.0.1:PORT, not '${url}'`);
+  const tokenFile = values['token-file'] as string | undefined;
+  if (tokenFile === undefined) die("--follow needs --token-file (the primary's control.token)");
+  let token: string;
+  try {
+    token = readFileSync(tokenFile, 'utf8').trim();
+  } catch (e) {
+    return die(`--token-file ${tokenFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const boot = await bootstrapFollower(dataDir, url, token);
+  if (boot) log({ level: 'info', msg: "follower: started from the primary's state", url, seq: boot.seq });
+  return { url, tokenFile };
+}
+
 export async function main(argv: string[]): Promise<void> {
   try {
     await run(argv);
@@ -118,6 +141,8 @@ function parseEngineArgs(argv: string[]): EngineArgs | undefined {
         'halted-premium': { type: 'string' },
         'manual-clock': { type: 'boolean' },
         'clock-start': { type: 'string' },
+        follow: { type: 'string' },
+        'token-file': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -127,7 +152,7 @@ function parseEngineArgs(argv: string[]): EngineArgs | undefined {
   }
   if (!values.help) return values;
   process.stdout.write(
-    'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--funding-intervals ETHUSDT=4h,...] [--halted-premium exclude|interest-only] [--manual-clock [--clock-start ISO]] [--queue-limit 10000] [--snapshot-every 100000] [--exit-with PID]\n',
+    'futures-engine --data-dir DIR [--port 0] [--testnet] [--seed N] [--feed-interval 1s] [--funding-interval 8h] [--funding-intervals ETHUSDT=4h,...] [--halted-premium exclude|interest-only] [--manual-clock [--clock-start ISO]] [--follow URL --token-file FILE] [--queue-limit 10000] [--snapshot-every 100000] [--exit-with PID]\n',
   );
   return undefined;
 }
@@ -182,7 +207,9 @@ async function run(argv: string[]): Promise<void> {
   const port = intOpt(values.port as string | undefined, 'port', 0, 0);
   if (port > 65535) die('--port must be 0..65535');
   const lockPath = lockDataDir(dataDir);
+  const follow = await followOpt(values, dataDir);
   const runtime = await EngineRuntime.open({
+    ...(follow ? { follow } : {}),
     dataDir,
     testnet: values.testnet === true,
     seed: intOpt(values.seed as string | undefined, 'seed', 1, 0),
@@ -216,7 +243,11 @@ async function run(argv: string[]): Promise<void> {
   });
   const address = server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
-  runtime.start();
+  if (follow) {
+    runtime.stopFollowing = followPrimary(runtime, follow.url, follow.tokenFile, (e) => die(`follower stopped: ${e.message}`, 75));
+  } else {
+    runtime.start();
+  }
   const owner = values['exit-with'] === undefined ? undefined : intOpt(values['exit-with'] as string, 'exit-with', 0, 1);
   stopOnSignals(server, runtime, lockPath, owner);
   log({ level: 'info', msg: 'recovered', ...runtime.recovery, seq: runtime.seq });

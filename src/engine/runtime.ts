@@ -15,7 +15,7 @@ import { ensureBaseline, loadMarginModule, ModuleRefused, readActive, writeActiv
 import { EXCESS_QUEUE_DEPTH, type MarginModule, type MarginQueue } from './modules/api.js';
 import { snapshotHeader, snapshotRecords, SnapshotLoader } from './snapshot-codec.js';
 import type { Account, Command, HaltCode, OrderRequest, OrderResult, Phase } from './types.js';
-import { scanWal, WalWriter, type WalDamage } from './wal.js';
+import { encodeRecord, scanWal, WalWriter, type WalDamage } from './wal.js';
 import { dataDirLayout } from '../util/data-dir.js';
 import type { EngineHealth } from '../contract/control-api.js';
 
@@ -50,6 +50,18 @@ export interface EngineOptions {
   fundingIntervalGiven?: boolean;
   /** Testnet: time moves only by `POST /testnet/clock`, starting here (or at the last journaled time). */
   manualClock?: { start: number };
+  /** Follower mode: this engine applies the primary's WAL stream and takes no writes until promoted. */
+  follow?: { url: string; tokenFile: string };
+}
+
+/** Where a follower stands against its primary (`/health.following`). */
+export interface FollowStatus {
+  primary: string;
+  /** Records the primary has made durable that this follower has not applied yet. */
+  lagRecords: number;
+  /** How far behind, in the primary's time: 0 when caught up. */
+  lagMs: number;
+  connected: boolean;
 }
 
 export interface Recovery {
@@ -120,6 +132,16 @@ export class EngineRuntime {
   readonly now: () => number;
   /** The manual clock's time (testnet `--manual-clock`); unused otherwise. */
   private clock = 0;
+  /** `primary` takes writes (unless fenced); a `follower` only applies its primary's WAL stream. */
+  role: 'primary' | 'follower' = 'primary';
+  /** A follower's view of its primary, kept up to date by the stream. */
+  following: FollowStatus | null = null;
+  /** The seq of the last record on disk, for `GET /wal/stream` heartbeats. */
+  durableSeq = 0;
+  /** Listeners of durable WAL records, in seq order (`GET /wal/stream`). */
+  private readonly walListeners = new Set<(seq: number, line: string) => void>();
+  /** What the snapshot header says of the process beyond the exchange (seed, testnet, modules), for a follower: the primary's. */
+  private followedExtra: Record<string, unknown> | undefined;
 
   private constructor(
     readonly opts: EngineOptions,
@@ -135,35 +157,11 @@ export class EngineRuntime {
 
   /** Recover from the newest valid snapshot plus the WAL after it, then load the active modules. */
   static async open(opts: EngineOptions): Promise<EngineRuntime> {
-    const snapDir = dataDirLayout(opts.dataDir).snapshots;
     const walDir = dataDirLayout(opts.dataDir).wal;
-    mkdirSync(snapDir, { recursive: true });
     const recovery: Recovery = { snapshotSeq: null, skippedSnapshots: [], replayed: 0, walDamage: null };
-    let ex: Exchange | undefined;
-    const snaps = readdirSync(snapDir)
-      .filter((f) => /^\d+\.ndjson$/.test(f))
-      .sort((a, b) => Number.parseInt(b, 10) - Number.parseInt(a, 10));
-    for (const f of snaps) {
-      const file = join(snapDir, f);
-      try {
-        let loader: SnapshotLoader | undefined;
-        let seq = 0;
-        for await (const r of readSnapshot(file, (h) => {
-          loader = new SnapshotLoader(h, opts.fundingIntervalMs, exchangeOptions(opts));
-          seq = h.seq;
-        })) {
-          loader?.add(r);
-        }
-        if (!loader) throw new SnapshotError(file, 1, 'no header');
-        ex = loader.finish();
-        recovery.snapshotSeq = seq;
-        break;
-      } catch (e) {
-        const reason = e instanceof Error ? e.message : String(e);
-        recovery.skippedSnapshots.push({ file, reason });
-        opts.log({ level: 'warn', msg: 'snapshot skipped', file, reason });
-      }
-    }
+    const loaded = await newestSnapshot(opts, recovery);
+    let ex = loaded?.ex;
+    const extra = loaded?.extra;
     ex ??= new Exchange(opts.fundingIntervalMs, exchangeOptions(opts));
     const rt = new EngineRuntime(opts, ex, recovery);
     const from = recovery.snapshotSeq ?? 0;
@@ -180,6 +178,11 @@ export class EngineRuntime {
       );
     }
     rt.seq = from;
+    if (opts.follow) {
+      rt.role = 'follower';
+      rt.followedExtra = extra;
+      rt.following = { primary: opts.follow.url, lagRecords: 0, lagMs: 0, connected: false };
+    }
     for (const r of scan.records) {
       if (r.seq !== rt.seq + 1) break;
       ex.apply(r.body, r.seq);
@@ -189,7 +192,9 @@ export class EngineRuntime {
     rt.haltCode = restoredHaltCode(ex.phase, ex.reason);
     if (opts.manualClock) rt.clock = Math.max(opts.manualClock.start, ex.lastTs);
     rt.wal = await WalWriter.open(walDir, rt.seq + 1);
-    rt.journalConfig();
+    rt.durableSeq = rt.seq;
+    // A follower's configuration is its primary's, from the stream; only a primary journals its own.
+    if (!opts.follow) rt.journalConfig();
     rt.active = ensureBaseline(opts.dataDir);
     const version = rt.active.margin?.active ?? '1.4.2';
     rt.margin = rt.instantiate(await loadMarginModule(opts.dataDir, version));
@@ -203,7 +208,7 @@ export class EngineRuntime {
     }
     rt.replaying = false;
     // A restart during a halt does not know what changed while halted: everyone with a position is rechecked before trading opens.
-    if (ex.phase === 'halted') rt.deferAllWithPositions();
+    if (ex.phase === 'halted' && !opts.follow) rt.deferAllWithPositions();
     ex.hooks = {
       accountTouched: (account) => rt.touch(account),
       fill: (symbol, price, qty) => {
@@ -247,11 +252,44 @@ export class EngineRuntime {
 
   // ---- the commit path: apply, then log; the caller awaits durability before acknowledging ----
 
+  /** Does this engine take writes: a primary that was not fenced. */
+  get writable(): boolean {
+    return this.role === 'primary' && !this.ex.fenced;
+  }
+
+  private refuseWrites(): never {
+    if (this.role === 'follower')
+      throw new EngineRefusal(409, `this engine is a follower of ${this.following?.primary ?? 'its primary'}: send writes to the primary, or promote it`);
+    throw new EngineRefusal(409, `this engine is fenced (epoch ${this.ex.epoch}): a standby was promoted in its place; it takes no writes`);
+  }
+
+  /** Listen to durable WAL records in seq order, as their WAL lines; returns the unsubscribe. */
+  onWal(listener: (seq: number, line: string) => void): () => void {
+    this.walListeners.add(listener);
+    return () => this.walListeners.delete(listener);
+  }
+
+  /** After a record is on disk: note it, and hand its line to the stream listeners (in seq order: flushes complete in order). */
+  private published(seq: number, body: Command, durable: Promise<void>): void {
+    void durable.then(
+      () => {
+        this.durableSeq = Math.max(this.durableSeq, seq);
+        if (this.walListeners.size === 0) return;
+        const line = encodeRecord(seq, body);
+        for (const l of this.walListeners) l(seq, line);
+      },
+      () => undefined,
+    );
+  }
+
   commit(cmd: Command): { result: OrderResult | undefined; durable: Promise<void> } {
+    // A promotion's epoch record is what lifts the fence the follower applied from its old primary.
+    if (!this.writable && cmd.op !== 'epoch') this.refuseWrites();
     this.seq++;
     const result = this.ex.apply(cmd, this.seq);
     const durable = this.wal.append(this.seq, cmd);
     durable.catch((e: Error) => this.fatal?.(e));
+    this.published(this.seq, cmd, durable);
     this.sinceSnapshot++;
     // Any phase change ends the engine's own halt; `halt` sets the code again after committing its record.
     if (cmd.op === 'phase') this.haltCode = null;
@@ -279,7 +317,8 @@ export class EngineRuntime {
    * kept for the recalculation that runs before the first phase opens (nothing is discarded).
    */
   private touch(account: string): void {
-    if (this.replaying || account.startsWith('@')) return;
+    // A follower decides nothing: its primary's liquidations arrive in the stream.
+    if (this.replaying || this.role === 'follower' || account.startsWith('@')) return;
     if (this.ex.phase === 'halted') {
       this.pendingRecalc.add(account);
       return;
@@ -342,7 +381,7 @@ export class EngineRuntime {
   }
 
   private recalc(account: string): void {
-    if (this.replaying) return;
+    if (this.replaying || this.role === 'follower') return;
     if (this.ex.phase === 'halted') {
       this.pendingRecalc.add(account);
       return;
@@ -369,10 +408,12 @@ export class EngineRuntime {
   // ---- timers ----
 
   start(): void {
+    if (this.role === 'follower') return;
     // A manual clock's feed ticks as `POST /testnet/clock` moves time past each feed interval.
     if (this.opts.feedIntervalMs > 0 && !this.opts.manualClock) this.timers.push(setInterval(() => this.tickFeed(), this.opts.feedIntervalMs));
     this.timers.push(
       setInterval(() => {
+        if (!this.writable) return;
         if (this.ex.phase !== 'halted') this.margin.queue.drain(this.opts.drainBudget);
         this.flushPendingHalt();
       }, this.opts.drainIntervalMs),
@@ -381,6 +422,7 @@ export class EngineRuntime {
 
   /** One step of the index feed (seeded, from the current index); settles the funding intervals it closes. */
   tickFeed(): void {
+    if (!this.writable) return;
     const step = this.ex.feedStep + 1;
     const prices: Partial<Record<Symbol, number>> = {};
     for (const s of SYMBOLS) prices[s] = nextPrice(this.opts.seed, s, step, this.ex.index(s));
@@ -626,6 +668,7 @@ export class EngineRuntime {
   }
 
   private headerExtra(): Record<string, unknown> {
+    if (this.followedExtra) return this.followedExtra;
     return { seed: this.opts.seed, testnet: this.opts.testnet, modules: { margin: this.margin.module.version } };
   }
 
@@ -711,6 +754,75 @@ export class EngineRuntime {
     return { leverage, maxLeverage: max };
   }
 
+  /**
+   * A follower applies one record of its primary's stream: the same seq, the same state machine, its own
+   * WAL (so it restarts where it was). A gap is refused: the caller stops rather than diverge.
+   */
+  applyFollowed(seq: number, body: Command): Promise<void> {
+    if (this.role !== 'follower') throw new Error("only a follower applies a primary's records");
+    if (seq !== this.seq + 1) throw new Error(`the primary's stream skipped from seq ${this.seq} to ${seq}`);
+    this.seq = seq;
+    this.ex.apply(body, seq);
+    if (body.op === 'module' && this.followedExtra) {
+      this.followedExtra = { ...this.followedExtra, modules: { ...(this.followedExtra.modules as object), [body.component]: body.version } };
+    }
+    const durable = this.wal.append(seq, body);
+    durable.catch((e: Error) => this.fatal?.(e));
+    this.published(seq, body, durable);
+    this.sinceSnapshot++;
+    if (this.opts.snapshotEvery > 0 && this.sinceSnapshot >= this.opts.snapshotEvery) {
+      this.sinceSnapshot = 0;
+      setImmediate(() => void this.snapshot().catch((e: Error) => this.opts.log({ level: 'error', msg: 'auto snapshot failed', reason: e.message })));
+    }
+    return durable;
+  }
+
+  /** `POST /fence`: this primary takes no more writes, durably (a restart stays fenced); its last seq for the standby to reach. */
+  async fence(epoch: number | undefined): Promise<{ fenced: true; seq: number; epoch: number }> {
+    if (this.role === 'follower') throw new EngineRefusal(409, 'a follower takes no writes already; fence its primary');
+    if (epoch !== undefined && epoch < this.ex.epoch) throw new EngineRefusal(409, `epoch ${epoch} is older than this engine's ${this.ex.epoch}`);
+    if (!this.ex.fenced) {
+      await this.commit({ op: 'fence', ts: this.now(), epoch: epoch ?? this.ex.epoch }).durable;
+      this.opts.log({ level: 'warn', msg: 'fenced: no more writes', seq: this.seq });
+    }
+    await this.wal.drain();
+    return { fenced: true, seq: this.seq, epoch: this.ex.epoch };
+  }
+
+  /**
+   * `POST /promote`: a follower becomes the primary. Unless forced, its primary must be fenced, and the
+   * follower first applies every record up to the primary's last; then a new epoch is journaled and the
+   * engine takes writes. A forced promotion (primary unreachable or not fenced) is journaled as such.
+   */
+  async promote(o: {
+    force: boolean;
+    primarySeq: number | null;
+    timeoutMs: number;
+  }): Promise<{ role: 'primary'; epoch: number; seq: number; forced: boolean }> {
+    if (this.role !== 'follower') throw new EngineRefusal(409, 'this engine is already a primary');
+    if (o.primarySeq !== null) {
+      const deadline = Date.now() + o.timeoutMs;
+      while (this.seq < o.primarySeq) {
+        if (Date.now() > deadline)
+          throw new EngineRefusal(504, `caught up to seq ${this.seq} of the fenced primary's ${o.primarySeq} in ${o.timeoutMs}ms; promote again`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      if (this.seq > o.primarySeq) throw new EngineRefusal(409, `this follower is at seq ${this.seq}, past the fenced primary's ${o.primarySeq}`);
+    }
+    this.stopFollowing?.();
+    this.role = 'primary';
+    const forced = o.primarySeq === null;
+    await this.commit({ op: 'epoch', ts: this.now(), epoch: this.ex.epoch + 1, forced }).durable;
+    this.followedExtra = undefined;
+    this.following = null;
+    this.opts.log({ level: 'warn', msg: 'promoted to primary', epoch: this.ex.epoch, seq: this.seq, forced });
+    this.start();
+    return { role: 'primary', epoch: this.ex.epoch, seq: this.seq, forced };
+  }
+
+  /** Set by the follow stream: stops it (on promotion). */
+  stopFollowing: (() => void) | undefined;
+
   /** `GET /liquidations`: the liquidations this process has seen (newest last), money as decimal strings. */
   liquidationsView(): LiquidationView[] {
     return this.ex.liquidations.map((l) => ({
@@ -748,6 +860,10 @@ export class EngineRuntime {
       insuranceFund: Object.fromEntries(Object.entries(this.ex.account('@insurance').balances).map(([k, v]) => [k, fmtMoney(v)])),
       insuranceDeficits: this.ex.insuranceDeficits,
       testnet: this.opts.testnet,
+      role: this.role,
+      epoch: this.ex.epoch,
+      fenced: this.ex.fenced,
+      following: this.following,
       pid: process.pid,
       recovery: this.recovery,
       ledger: Object.fromEntries(Object.entries(this.ex.ledgerImbalance()).map(([k, v]) => [k, fmtMoney(v)])),
@@ -769,4 +885,36 @@ export class EngineRuntime {
 
 function exchangeOptions(opts: EngineOptions): { intervals?: Partial<Record<Symbol, number>>; haltedPremium?: HaltedPremiumPolicy } {
   return { ...(opts.fundingIntervals ? { intervals: opts.fundingIntervals } : {}), ...(opts.haltedPremium ? { haltedPremium: opts.haltedPremium } : {}) };
+}
+
+/** The newest snapshot that loads (skipped ones are noted in `recovery`), with what its header says of the process. */
+async function newestSnapshot(opts: EngineOptions, recovery: Recovery): Promise<{ ex: Exchange; extra: Record<string, unknown> } | undefined> {
+  const snapDir = dataDirLayout(opts.dataDir).snapshots;
+  mkdirSync(snapDir, { recursive: true });
+  const snaps = readdirSync(snapDir)
+    .filter((f) => /^\d+\.ndjson$/.test(f))
+    .sort((a, b) => Number.parseInt(b, 10) - Number.parseInt(a, 10));
+  for (const f of snaps) {
+    const file = join(snapDir, f);
+    try {
+      let loader: SnapshotLoader | undefined;
+      let seq = 0;
+      let extra: Record<string, unknown> = {};
+      for await (const r of readSnapshot(file, (h) => {
+        loader = new SnapshotLoader(h, opts.fundingIntervalMs, exchangeOptions(opts));
+        seq = h.seq;
+        extra = { seed: h.seed, testnet: h.testnet, modules: h.modules };
+      })) {
+        loader?.add(r);
+      }
+      if (!loader) throw new SnapshotError(file, 1, 'no header');
+      recovery.snapshotSeq = seq;
+      return { ex: loader.finish(), extra };
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      recovery.skippedSnapshots.push({ file, reason });
+      opts.log({ level: 'warn', msg: 'snapshot skipped', file, reason });
+    }
+  }
+  return undefined;
 }

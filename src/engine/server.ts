@@ -6,7 +6,9 @@ import { DecimalError, fmtMoney, fmtPrice, fmtQty, MONEY_DECIMALS, parseFixed, p
 import { instrumentViews, isAsset, isSymbol, INSTRUMENTS, type Symbol as InstrumentSymbol } from './instruments.js';
 import { renderBookQuality } from './metrics.js';
 import { EngineRefusal, type EngineRuntime } from './runtime.js';
-import { PHASES, type OrderRequest, type OrderResult, type Phase } from './types.js';
+import { PHASES, type Command, type OrderRequest, type OrderResult, type Phase } from './types.js';
+import { primaryFence, readToken } from './follower.js';
+import { dataDirLayout } from '../util/data-dir.js';
 
 const MAX_BODY = 1 << 20;
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
@@ -313,6 +315,94 @@ function instrumentsAnswer(rt: EngineRuntime): InstrumentsAnswer {
   return { instruments: instrumentViews((s) => rt.ex.intervalOf(s)) };
 }
 
+/**
+ * `GET /wal/stream?from=SEQ`: the WAL from SEQ as NDJSON, each record exactly as it is on disk (with its
+ * CRC), then every record as it becomes durable, for as long as the client stays; a heartbeat line
+ * `{"type":"heartbeat","seq","ts"}` every 250 ms carries the last durable seq. 410 when SEQ is older than
+ * what the WAL still holds (start from `GET /state` instead).
+ */
+async function streamWal({ req, res, rt }: RouteCall): Promise<void> {
+  const from = Number(new URL(req.url ?? '/', 'http://127.0.0.1').searchParams.get('from') ?? '1');
+  if (!Number.isInteger(from) || from < 1) throw new BadRequest('from must be a positive integer seq');
+  let next = from;
+  let live = false;
+  const early: [number, string][] = [];
+  const write = (seq: number, line: string): void => {
+    if (seq !== next) return;
+    res.write(line);
+    next++;
+  };
+  // Listen first, then read the disk: a record made durable in between arrives twice and is sent once.
+  const unsubscribe = rt.onWal((seq, line) => (live ? write(seq, line) : early.push([seq, line])));
+  const { scanWal, encodeRecord } = await import('./wal.js');
+  const scan = scanWal<Command>(dataDirLayout(rt.dataDir).wal, from - 1, false);
+  const first = scan.records.find((r) => r.seq >= from);
+  if (from <= rt.durableSeq && (!first || first.seq > from)) {
+    unsubscribe();
+    throw new BadRequest(`the WAL no longer holds seq ${from} (it starts at ${first?.seq ?? rt.durableSeq + 1}): start from GET /state`, 410);
+  }
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  for (const r of scan.records) write(r.seq, encodeRecord(r.seq, r.body));
+  live = true;
+  for (const [seq, line] of early) write(seq, line);
+  const heartbeat = setInterval(() => res.write(`${JSON.stringify({ type: 'heartbeat', seq: rt.durableSeq, ts: Date.now() })}\n`), 250);
+  res.write(`${JSON.stringify({ type: 'heartbeat', seq: rt.durableSeq, ts: Date.now() })}\n`);
+  await new Promise<void>((resolve) => res.once('close', resolve));
+  clearInterval(heartbeat);
+  unsubscribe();
+}
+
+/** `POST /fence {"epoch"?: N}`: this primary takes no more writes, durably. */
+async function fence({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const epoch = body.epoch;
+  if (epoch !== undefined && (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0)) throw new BadRequest('epoch must be a non-negative integer');
+  send(res, 200, await rt.fence(epoch));
+}
+
+/**
+ * `POST /promote {"force"?: true}`: this follower becomes the primary once its primary is fenced and
+ * every record up to the fence is applied. Forced (the primary unreachable or not fenced), it is
+ * journaled as forced and keeps trying to fence the old primary with its new epoch.
+ */
+async function promote({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const force = body.force === true;
+  const follow = rt.opts.follow;
+  if (rt.role !== 'follower' || !follow) throw new EngineRefusal(409, 'this engine is already a primary');
+  const primary = await primaryFence(follow.url, follow.tokenFile);
+  if (!force && primary === null)
+    throw new EngineRefusal(409, `the primary ${follow.url} cannot be reached to check it is fenced: fence it, or promote with force`);
+  if (!force && !primary?.fenced) throw new EngineRefusal(409, `the primary ${follow.url} is not fenced: POST /fence on it first, or promote with force`);
+  const answer = await rt.promote({ force, primarySeq: primary?.fenced ? primary.seq : null, timeoutMs: 30_000 });
+  if (answer.forced) fenceUntilDone(rt, follow.url, follow.tokenFile, answer.epoch);
+  send(res, 200, answer);
+}
+
+/** After a forced promotion: fence the old primary with the new epoch as soon as it answers (it may be down). */
+function fenceUntilDone(rt: EngineRuntime, url: string, tokenFile: string, epoch: number): void {
+  const timer = setInterval(() => {
+    let token: string;
+    try {
+      token = readToken(tokenFile);
+    } catch {
+      return;
+    }
+    void fetch(`${url}/fence`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ epoch }),
+    })
+      .then((r) => {
+        if (r.status !== 200) return;
+        clearInterval(timer);
+        rt.opts.log({ level: 'warn', msg: 'fenced the old primary', url, epoch });
+      })
+      .catch(() => undefined);
+  }, 500);
+  timer.unref();
+}
+
 /** `POST /testnet/clock {"advanceMs": 60000}`: a manual-clock testnet's time moves forward. */
 async function advanceTestnetClock({ req, res, rt }: RouteCall): Promise<void> {
   const body = await readBody(req);
@@ -362,6 +452,9 @@ const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/risk/preview', handle: ({ res, rt }) => send(res, 200, rt.riskPreview()) },
   { method: 'POST', path: '/testnet/clock', handle: advanceTestnetClock },
   { method: 'POST', path: '/leverage', handle: setLeverage },
+  { method: 'GET', path: '/wal/stream', handle: streamWal },
+  { method: 'POST', path: '/fence', handle: fence },
+  { method: 'POST', path: '/promote', handle: promote },
   { method: 'GET', path: '/liquidations', handle: ({ res, rt }) => send(res, 200, { liquidations: rt.liquidationsView() }) },
 ];
 

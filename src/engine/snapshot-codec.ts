@@ -58,6 +58,8 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     boundaryRates,
     market,
     haltedPremium: ex.haltedPremium,
+    epoch: ex.epoch,
+    fenced: ex.fenced,
     // What explains the insurance fund's balance, and how often covering left it below zero.
     insurance: {
       fees: fmtMoney(ex.insuranceFlows.fees),
@@ -179,6 +181,8 @@ export class SnapshotLoader {
       ex.boundaryRates.set(Date.parse(iso), r);
     }
     for (const s of SYMBOLS) loadMarket(ex, s, market[s] ?? {});
+    ex.epoch = typeof header.epoch === 'number' ? header.epoch : 0;
+    ex.fenced = header.fenced === true;
     const ins = header.insurance as { fees?: string; realized?: string; funding?: string; covered?: string; deficits?: number } | undefined;
     if (ins) {
       for (const k of ['fees', 'realized', 'funding', 'covered'] as const) ex.insuranceFlows[k] = parseFixed(ins[k] ?? '0', MONEY_DECIMALS);

@@ -105,6 +105,10 @@ export type Command =
   | { op: 'leverage'; ts: number; account: string; symbol: Symbol; leverage: number }
   /** A testnet's manual clock advanced to `ts` (`POST /testnet/clock`): nothing else changes. */
   | { op: 'clock'; ts: number }
+  /** This engine stops taking writes, durably (a standby is about to be promoted). */
+  | { op: 'fence'; ts: number; epoch: number }
+  /** A promoted standby starts a new epoch as the primary; `forced` when the old primary was not fenced first. */
+  | { op: 'epoch'; ts: number; epoch: number; forced: boolean }
   /** The funding intervals and halted-premium policy from here on (journaled when a start changes them). */
   | { op: 'config'; ts: number; fundingIntervals: Record<Symbol, number>; haltedPremium: 'exclude' | 'interest-only' }
   | { op: 'module'; ts: number; component: string; version: string; action: 'activate' | 'rollback' };

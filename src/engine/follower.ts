@@ -1,0 +1,154 @@
+import { request, type IncomingMessage } from 'node:http';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EngineRuntime } from './runtime.js';
+import type { Command } from './types.js';
+import { decodeRecord } from './wal.js';
+import { dataDirLayout } from '../util/data-dir.js';
+
+/**
+ * Follower mode (`--follow URL --token-file F`): a standby engine that starts from its primary's state
+ * and then applies the primary's WAL records as they become durable, with the same state machine, so
+ * both have the same state at every seq. Issue 14; docs/engine.md "Hot standby".
+ */
+
+/**
+ * The primary's token, read from its file each time: a primary writes a fresh token when it restarts,
+ * and a follower (or a promoted standby fencing its old primary) must keep reaching it.
+ */
+export function readToken(tokenFile: string): string {
+  return readFileSync(tokenFile, 'utf8').trim();
+}
+
+/** How long a follower waits before it reconnects a broken stream. */
+const RECONNECT_MS = 250;
+
+async function get(url: string, token: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * A data dir with no state yet starts from the primary's: `GET /state` is written as its first
+ * snapshot, byte for byte (the same format, trailer and checksum). A data dir that has state keeps it,
+ * and the stream resumes after its last seq.
+ */
+export async function bootstrapFollower(dataDir: string, url: string, token: string): Promise<{ seq: number } | undefined> {
+  const layout = dataDirLayout(dataDir);
+  mkdirSync(layout.snapshots, { recursive: true });
+  const hasSnapshot = readdirSync(layout.snapshots).some((f) => /^\d+\.ndjson$/.test(f));
+  const hasWal = existsSync(layout.wal) && readdirSync(layout.wal).some((f) => /^\d{20}\.log$/.test(f));
+  if (hasSnapshot || hasWal) return undefined;
+  const r = await get(`${url}/state`, token);
+  if (r.status !== 200) throw new Error(`GET ${url}/state answered ${r.status}: ${r.body.slice(0, 200)}`);
+  const header = JSON.parse(r.body.slice(0, r.body.indexOf('\n'))) as { seq: number };
+  const file = join(layout.snapshots, `${header.seq}.ndjson`);
+  writeFileSync(`${file}.tmp`, r.body, { mode: 0o644 });
+  renameSync(`${file}.tmp`, file);
+  return { seq: header.seq };
+}
+
+/** Ask the primary whether it is fenced, and at which seq (null when it cannot be reached). */
+export async function primaryFence(url: string, tokenFile: string): Promise<{ fenced: boolean; seq: number } | null> {
+  try {
+    const r = await get(`${url}/health`, readToken(tokenFile));
+    if (r.status !== 200) return null;
+    const h = JSON.parse(r.body) as { fenced?: boolean; seq: number };
+    return { fenced: h.fenced === true, seq: h.seq };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Follow the primary's `GET /wal/stream` from the runtime's next seq, applying each record; reconnect
+ * (resuming from the next seq) when the connection drops. A record whose CRC fails, or one that does not
+ * follow on, stops the follower through `fail`: it never applies a stream it cannot trust.
+ */
+export function followPrimary(rt: EngineRuntime, url: string, tokenFile: string, fail: (e: Error) => void): () => void {
+  let stopped = false;
+  let current: IncomingMessage | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const status = rt.following as NonNullable<EngineRuntime['following']>;
+  const connect = (): void => {
+    if (stopped) return;
+    let token: string;
+    try {
+      token = readToken(tokenFile);
+    } catch {
+      return retry();
+    }
+    const req = request(`${url}/wal/stream?from=${rt.seq + 1}`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return res.statusCode === 410
+          ? fail(new Error(`the primary no longer has the records after seq ${rt.seq} (410): start this follower from a fresh data dir`))
+          : retry();
+      }
+      current = res;
+      status.connected = true;
+      let rest = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        rest += chunk;
+        let nl: number;
+        while ((nl = rest.indexOf('\n')) >= 0) {
+          const line = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          if (!handle(line)) return;
+        }
+      });
+      res.on('end', retry);
+      res.on('error', retry);
+    });
+    req.on('error', retry);
+    req.end();
+  };
+  const retry = (): void => {
+    status.connected = false;
+    current = undefined;
+    if (!stopped && timer === undefined) timer = setTimeout(() => ((timer = undefined), connect()), RECONNECT_MS);
+  };
+  let lastRecordTs = 0;
+  const handle = (line: string): boolean => {
+    if (stopped) return false;
+    if (line.startsWith('{"type":"heartbeat"')) {
+      const hb = JSON.parse(line) as { seq: number; ts: number };
+      status.lagRecords = Math.max(0, hb.seq - rt.seq);
+      status.lagMs = status.lagRecords === 0 ? 0 : Math.max(0, hb.ts - lastRecordTs);
+      return true;
+    }
+    const rec = decodeRecord<Command>(line);
+    if ('error' in rec) {
+      stop();
+      fail(new Error(`the primary's stream sent a record this follower cannot trust after seq ${rt.seq}: ${rec.error}`));
+      return false;
+    }
+    if (rec.seq <= rt.seq) return true;
+    try {
+      void rt.applyFollowed(rec.seq, rec.body);
+      lastRecordTs = rec.body.ts;
+    } catch (e) {
+      stop();
+      fail(e as Error);
+      return false;
+    }
+    return true;
+  };
+  const stop = (): void => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    current?.destroy();
+    status.connected = false;
+  };
+  connect();
+  return stop;
+}
