@@ -3,7 +3,7 @@
  * commands, a scripted fetch, an in-memory engine. For unit tests only: integration and end-to-end tests
  * use the real engine and real processes.
  */
-import type { EngineHealth } from '../../src/contract/control-api.js';
+import type { EngineHealth, InstrumentView } from '../../src/contract/control-api.js';
 import type { ControlClient, Effects, EngineSupervisor, ExecOutcome, ExecRequest, LoadRun, ReportWriter } from '../../src/steps/effects.js';
 import type { Approver, OutputValue, StepContext } from '../../src/steps/types.js';
 import type { Measurement } from '../../src/steps/analysis.js';
@@ -275,4 +275,29 @@ export function stepContext(
     results,
     measurements,
   };
+}
+
+/** An instrument as `GET /instruments` shows it, with the given grid (margin and fee rates of BTC). */
+export function instrumentView(symbol: string, tickSize: string, lotSize: string): InstrumentView {
+  return {
+    symbol,
+    settleAsset: 'USDT',
+    tickSize,
+    lotSize,
+    initialMarginRate: '0.05',
+    maintenanceMarginRate: '0.025',
+    takerFeeRate: '0.0005',
+    makerFeeRate: '0.0002',
+  };
+}
+
+/** A fake engine for traffic.shift: open, its admission weight the last one set (recorded), `/metrics` as given. */
+export function admissionEngine(metrics: () => Promise<string>): { client: ControlClient; weights: number[] } {
+  const weights: number[] = [];
+  const client = fakeClient({
+    health: () => Promise.resolve(health({ phase: 'open', admissionWeight: weights.at(-1) ?? 0 })),
+    metrics,
+    setAdmission: (weight) => Promise.resolve({ admissionWeight: void weights.push(weight) ?? weight }),
+  });
+  return { client, weights };
 }

@@ -9,7 +9,7 @@ import { parseMetrics, type BookMetrics } from '../../src/engine-client/load.js'
 import { decimalLess, engineJudgements, judgeSample, type BookGate, type GateSample } from '../../src/steps/gates.js';
 import { trafficShiftStep, trafficShiftWith } from '../../src/steps/traffic-shift.js';
 import type { LoadOptions } from '../../src/engine-client/load.js';
-import { fakeClient, fakeEngines, fakeLoad, health, stepContext } from '../support/fakes.js';
+import { admissionEngine, fakeClient, fakeEngines, fakeLoad, health, stepContext } from '../support/fakes.js';
 
 let nextId = 1;
 /** A book from [side, price in 0.01, qty in 0.000001] orders. */
@@ -209,15 +209,7 @@ const metricsWith = (spread: number | null) =>
   ].join('\n');
 
 describe('traffic.shift with gates.book (fake engine and load)', () => {
-  function engine(metrics: () => Promise<string>) {
-    const weights: number[] = [];
-    const client = fakeClient({
-      health: () => Promise.resolve(health({ phase: 'open', admissionWeight: weights.at(-1) ?? 0 })),
-      metrics,
-      setAdmission: (weight) => Promise.resolve({ admissionWeight: void weights.push(weight) ?? weight }),
-    });
-    return { client, weights };
-  }
+  const engine = admissionEngine;
   const shift = (more: Record<string, unknown>) =>
     trafficShiftWith.parse({ stepWeights: [50, 100], bake: '1s', interval: '250ms', gates: { book: { symbols: ['BTCUSDT'], maxSpreadBps: 50 } }, ...more });
 

@@ -4,6 +4,7 @@
  * at the reopen. No sleeps and no clock: every function takes the elapsed time or the mark it judges.
  */
 import { describe, expect, it } from 'vitest';
+import { instrumentView } from '../support/fakes.js';
 import type { InstrumentView } from '../../src/contract/control-api.js';
 import { InternalError } from '../../src/errors.js';
 import {
@@ -25,16 +26,7 @@ import {
   type StopLevel,
 } from '../../src/engine-client/load.js';
 
-const view = (symbol: string, tickSize: string, lotSize: string): InstrumentView => ({
-  symbol,
-  settleAsset: 'USDT',
-  tickSize,
-  lotSize,
-  initialMarginRate: '0.05',
-  maintenanceMarginRate: '0.025',
-  takerFeeRate: '0.0005',
-  makerFeeRate: '0.0002',
-});
+const view = instrumentView;
 const btc = priceGrid(view('BTCUSDT', '0.1', '0.001'));
 const eth = priceGrid(view('ETHUSDT', '0.01', '0.01'));
 const RAMP = { rampMs: 300_000, startSpreadBps: 200, endSpreadBps: 10 };

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { instrumentView } from '../support/fakes.js';
 import type { InstrumentView } from '../../src/contract/control-api.js';
 import { InternalError } from '../../src/errors.js';
 import { LoadGenerator, priceGrid, priceOf, ticksOf } from '../../src/engine-client/load.js';
 
-const view = (symbol: string, tickSize: string, lotSize: string): InstrumentView => ({
-  symbol,
-  settleAsset: 'USDT',
-  tickSize,
-  lotSize,
-  initialMarginRate: '0.05',
-  maintenanceMarginRate: '0.025',
-  takerFeeRate: '0.0005',
-  makerFeeRate: '0.0002',
-});
+const view = instrumentView;
 
 describe('the load generator’s price grid', () => {
   const btc = priceGrid(view('BTCUSDT', '0.1', '0.001'));

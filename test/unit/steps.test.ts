@@ -11,7 +11,7 @@ import { trafficShiftStep, trafficShiftWith } from '../../src/steps/traffic-shif
 import { waitStep } from '../../src/steps/wait.js';
 import type { EnginePhase } from '../../src/contract/control-api.js';
 import type { ReportWriter } from '../../src/steps/effects.js';
-import { fakeClient, fakeEngines, fakeLoad, health, scriptedExec, scriptedFetch, stepContext, VirtualClock } from '../support/fakes.js';
+import { admissionEngine, fakeClient, fakeEngines, fakeLoad, health, scriptedExec, scriptedFetch, stepContext, VirtualClock } from '../support/fakes.js';
 
 const parse = <T>(schema: { parse(v: unknown): T }, v: unknown): T => schema.parse(v);
 
@@ -370,15 +370,7 @@ describe('traffic.shift analysis (fake engine, fake Prometheus)', () => {
 });
 
 describe('traffic.shift when things go wrong mid-shift', () => {
-  function engineWith(metrics: () => Promise<string>) {
-    const weights: number[] = [];
-    const client = fakeClient({
-      health: () => Promise.resolve(health({ phase: 'open', admissionWeight: weights.at(-1) ?? 0 })),
-      metrics,
-      setAdmission: (weight) => Promise.resolve({ admissionWeight: void weights.push(weight) ?? weight }),
-    });
-    return { client, weights };
-  }
+  const engineWith = admissionEngine;
   const w = () => parse(trafficShiftWith, { stepWeights: [50, 100], bake: '1s', interval: '250ms', gates: { maxQueueDepth: 10 } });
 
   it('takes the traffic back when the step runs out of time, but not when the run is interrupted', async () => {
