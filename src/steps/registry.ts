@@ -8,6 +8,7 @@ import { integrityCheckStep } from './integrity-check.js';
 import { reportIncidentStep, reportUsersStep } from './reports.js';
 import { riskPreviewStep } from './risk-preview.js';
 import { smokeTestnetStep } from './smoke-testnet.js';
+import { enginePromoteStep, engineStandbyStep } from './standby.js';
 import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
 import type { DescribeContext, StepContext, StepNeed, StepResult, StepTemplates } from './types.js';
@@ -27,6 +28,8 @@ export const STEPS = [
   engineHaltStep,
   engineResumeStep,
   engineStopStep,
+  engineStandbyStep,
+  enginePromoteStep,
   snapshotTakeStep,
   snapshotVerifyStep,
   integrityCheckStep,

@@ -1,0 +1,54 @@
+/**
+ * The hot-standby steps end to end (issue 14): a playbook starts its engine, a standby that follows it,
+ * fences the primary and promotes the standby; spawned as `recoverctl run`, with real engine processes.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EngineClient } from '../../src/engine-client/client.js';
+import { readEngineInfo } from '../../src/engine-client/supervisor.js';
+import { dataDirLayout } from '../../src/util/data-dir.js';
+import { onlyJournal, runCli, tempDir } from '../support/cli.js';
+import { trackEngineDir } from '../support/engine.js';
+
+const PLAYBOOK = `apiVersion: recoverctl/v1
+kind: Playbook
+metadata:
+  name: standby-switchover
+engine:
+  dataDir: ./primary
+steps:
+  - id: start
+    uses: engine.start
+    with: { phase: open, feedInterval: 50ms }
+  - id: standby
+    uses: engine.standby
+    with: { dataDir: ./standby }
+  - id: promote
+    uses: engine.promote
+    with: { standby: ./standby }
+`;
+
+describe('engine.standby and engine.promote', () => {
+  it('start a follower of the playbook engine, fence the primary, promote the follower: exit 0, one primary', async () => {
+    const dir = tempDir();
+    trackEngineDir(join(dir, 'primary'));
+    trackEngineDir(join(dir, 'standby'));
+    writeFileSync(join(dir, 'pb.yaml'), PLAYBOOK);
+    const r = await runCli(['run', 'pb.yaml', '--yes'], { cwd: dir, timeoutMs: 60_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const { events } = onlyJournal<{ event: string; step: string; outputs?: Record<string, unknown> }>(dir);
+    const standby = events.find((e) => e.event === 'ok' && e.step === 'standby');
+    expect(standby?.outputs).toMatchObject({ lagRecords: 0 });
+    const promoted = events.find((e) => e.event === 'ok' && e.step === 'promote');
+    expect(promoted?.outputs).toMatchObject({ epoch: 1, forced: false });
+    const client = (d: string): EngineClient => {
+      const info = readEngineInfo(join(dir, d));
+      return new EngineClient(info?.url as string, readFileSync(dataDirLayout(join(dir, d)).token, 'utf8').trim());
+    };
+    expect(await client('primary').health()).toMatchObject({ role: 'primary', fenced: true });
+    const h = await client('standby').health();
+    expect(h).toMatchObject({ role: 'primary', fenced: false, epoch: 1 });
+    expect(h.seq).toBe(promoted?.outputs?.seq);
+  }, 90_000);
+});
