@@ -23,17 +23,29 @@ export function readToken(tokenFile: string): string {
 /** How long a follower waits before it reconnects a broken stream. */
 const RECONNECT_MS = 250;
 
-async function get(url: string, token: string): Promise<{ status: number; body: string }> {
+/** One request to the primary's control API; the answer's status and body. */
+async function call(url: string, token: string, body?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const req = request(url, { method: body === undefined ? 'GET' : 'POST', headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+/** Fence the (old) primary with an epoch; true once it answered that it is fenced. */
+export async function fencePrimary(url: string, tokenFile: string, epoch: number): Promise<boolean> {
+  try {
+    return (await call(`${url}/fence`, readToken(tokenFile), { epoch })).status === 200;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -47,7 +59,7 @@ export async function bootstrapFollower(dataDir: string, url: string, token: str
   const hasSnapshot = readdirSync(layout.snapshots).some((f) => /^\d+\.ndjson$/.test(f));
   const hasWal = existsSync(layout.wal) && readdirSync(layout.wal).some((f) => /^\d{20}\.log$/.test(f));
   if (hasSnapshot || hasWal) return undefined;
-  const r = await get(`${url}/state`, token);
+  const r = await call(`${url}/state`, token);
   if (r.status !== 200) throw new Error(`GET ${url}/state answered ${r.status}: ${r.body.slice(0, 200)}`);
   const header = JSON.parse(r.body.slice(0, r.body.indexOf('\n'))) as { seq: number };
   const file = join(layout.snapshots, `${header.seq}.ndjson`);
@@ -59,7 +71,7 @@ export async function bootstrapFollower(dataDir: string, url: string, token: str
 /** Ask the primary whether it is fenced, and at which seq (null when it cannot be reached). */
 export async function primaryFence(url: string, tokenFile: string): Promise<{ fenced: boolean; seq: number } | null> {
   try {
-    const r = await get(`${url}/health`, readToken(tokenFile));
+    const r = await call(`${url}/health`, readToken(tokenFile));
     if (r.status !== 200) return null;
     const h = JSON.parse(r.body) as { fenced?: boolean; seq: number };
     return { fenced: h.fenced === true, seq: h.seq };

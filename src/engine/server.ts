@@ -7,7 +7,7 @@ import { instrumentViews, isAsset, isSymbol, INSTRUMENTS, type Symbol as Instrum
 import { renderBookQuality } from './metrics.js';
 import { EngineRefusal, type EngineRuntime } from './runtime.js';
 import { PHASES, type Command, type OrderRequest, type OrderResult, type Phase } from './types.js';
-import { primaryFence, readToken } from './follower.js';
+import { fencePrimary, primaryFence } from './follower.js';
 import { dataDirLayout } from '../util/data-dir.js';
 
 const MAX_BODY = 1 << 20;
@@ -382,23 +382,11 @@ async function promote({ req, res, rt }: RouteCall): Promise<void> {
 /** After a forced promotion: fence the old primary with the new epoch as soon as it answers (it may be down). */
 function fenceUntilDone(rt: EngineRuntime, url: string, tokenFile: string, epoch: number): void {
   const timer = setInterval(() => {
-    let token: string;
-    try {
-      token = readToken(tokenFile);
-    } catch {
-      return;
-    }
-    void fetch(`${url}/fence`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ epoch }),
-    })
-      .then((r) => {
-        if (r.status !== 200) return;
-        clearInterval(timer);
-        rt.opts.log({ level: 'warn', msg: 'fenced the old primary', url, epoch });
-      })
-      .catch(() => undefined);
+    void fencePrimary(url, tokenFile, epoch).then((done) => {
+      if (!done) return;
+      clearInterval(timer);
+      rt.opts.log({ level: 'warn', msg: 'fenced the old primary', url, epoch });
+    });
   }, 500);
   timer.unref();
 }

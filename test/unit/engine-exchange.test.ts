@@ -12,6 +12,11 @@ function open(ex: Exchange): void {
   ex.apply({ op: 'phase', ts: 1, phase: 'open', reason: null });
 }
 
+/** USDT deposits at ts 1, by account. */
+function deposit(ex: Exchange, amounts: Record<string, string>): void {
+  for (const [account, amount] of Object.entries(amounts)) ex.apply({ op: 'deposit', ts: 1, account, asset: 'USDT', amount });
+}
+
 function order(ex: Exchange, req: Partial<OrderRequest> & { account: string }, ts: number) {
   const full: OrderRequest = {
     symbol: 'BTCUSDT',
@@ -75,8 +80,7 @@ describe('exchange', () => {
     function underwater(index: number, bid?: number): Exchange {
       const ex = new Exchange(8 * HOUR);
       open(ex);
-      ex.apply({ op: 'deposit', ts: 1, account: 'lev', asset: 'USDT', amount: '3200' });
-      ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+      deposit(ex, { lev: '3200', mm: '1000000' });
       order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
       expect(order(ex, { account: 'lev', side: 'buy', qty: 1_000_000 }, 3).result).toMatchObject({ status: 'filled' });
       expect(ex.liquidatable('lev').cross).toBe(false);
@@ -140,9 +144,7 @@ describe('exchange', () => {
     it('ranks auto-deleveraging by profit x leverage: the most leveraged winner goes first', () => {
       const ex = new Exchange(8 * HOUR);
       open(ex);
-      ex.apply({ op: 'deposit', ts: 1, account: 'lev', asset: 'USDT', amount: '3200' });
-      ex.apply({ op: 'deposit', ts: 1, account: 'rich', asset: 'USDT', amount: '1000000' });
-      ex.apply({ op: 'deposit', ts: 1, account: 'thin', asset: 'USDT', amount: '5000' });
+      deposit(ex, { lev: '3200', rich: '1000000', thin: '5000' });
       order(ex, { account: 'rich', side: 'sell', qty: 500_000 }, 2);
       order(ex, { account: 'thin', side: 'sell', qty: 500_000 }, 2);
       order(ex, { account: 'lev', side: 'buy', type: 'market', price: undefined, qty: 1_000_000, tif: 'IOC' }, 3);
@@ -159,8 +161,7 @@ describe('exchange', () => {
     it('puts a unified account in reduce-only at uniMMR 1.2 and liquidates it at 1.05, not at 1', () => {
       const ex = new Exchange(8 * HOUR);
       open(ex);
-      ex.apply({ op: 'deposit', ts: 1, account: 'u', asset: 'USDT', amount: '3200' });
-      ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+      deposit(ex, { u: '3200', mm: '1000000' });
       order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
       order(ex, { account: 'u', side: 'buy', qty: 1_000_000 }, 3);
       // Equity 3170 at 60000; at 58510 it is 1680-ish against 1463-ish maintenance: uniMMR 1.15.
@@ -441,8 +442,7 @@ describe('margin and liquidation edge cases', () => {
 
   it('margins an isolated position built in small fills at its whole bracket, as one built at once', () => {
     const ex = fresh();
-    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '100000000' });
-    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '2000000' });
+    deposit(ex, { mm: '100000000', x: '2000000' });
     for (let i = 0; i < 22; i++) {
       order(ex, { account: 'mm', side: 'sell', qty: 4_000_000 }, 2);
       order(ex, { account: 'x', side: 'buy', qty: 4_000_000, marginMode: 'isolated' }, 3);
@@ -458,8 +458,7 @@ describe('margin and liquidation edge cases', () => {
 
   it('margins the existing cross position at the higher bracket an order pushes it into', () => {
     const ex = fresh();
-    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '100000000' });
-    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '16000' });
+    deposit(ex, { mm: '100000000', x: '16000' });
     order(ex, { account: 'mm', side: 'sell', qty: 5_000_000 }, 2);
     // 4 BTC = 240k at 20x: 12000. Adding 0.5 BTC crosses 250k into the 10x bracket: 27000 for the whole.
     expect(order(ex, { account: 'x', side: 'buy', qty: 4_000_000 }, 3).result).toMatchObject({ status: 'filled' });
@@ -469,8 +468,7 @@ describe('margin and liquidation edge cases', () => {
 
   it("an isolated liquidation never has the fund pay the account's other debts", () => {
     const ex = fresh();
-    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '100000000' });
-    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '10000' });
+    deposit(ex, { mm: '100000000', x: '10000' });
     order(ex, { account: 'mm', symbol: 'ETHUSDT', side: 'sell', price: 300_000, qty: 10_000_000 }, 2);
     order(ex, { account: 'x', symbol: 'ETHUSDT', price: 300_000, qty: 10_000_000 }, 3);
     ex.apply({ op: 'marks', ts: 1000, step: 1, prices: { ETHUSDT: 360_000 } });
@@ -490,8 +488,7 @@ describe('margin and liquidation edge cases', () => {
 
   it("funds an isolated position's funding from its own margin, not the unified balance", () => {
     const ex = fresh();
-    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
-    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '4000' });
+    deposit(ex, { mm: '1000000', x: '4000' });
     order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
     expect(
       order(ex, { account: 'x', side: 'buy', type: 'market', price: undefined, qty: 1_000_000, tif: 'IOC', marginMode: 'isolated' }, 3).result,
@@ -506,8 +503,7 @@ describe('margin and liquidation edge cases', () => {
 
   it('while halted, a liquidation does not trade against the frozen book: the fund or ADL take it', () => {
     const ex = fresh();
-    ex.apply({ op: 'deposit', ts: 1, account: 'lev', asset: 'USDT', amount: '3200' });
-    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '1000000' });
+    deposit(ex, { lev: '3200', mm: '1000000' });
     order(ex, { account: 'mm', side: 'sell', qty: 1_000_000 }, 2);
     order(ex, { account: 'lev', side: 'buy', qty: 1_000_000 }, 3);
     order(ex, { account: 'mm', side: 'buy', price: 5_790_000, qty: 1_000_000 }, 4);
@@ -520,8 +516,7 @@ describe('margin and liquidation edge cases', () => {
 
   it('closes a short at the mark when the account owes more than the short is worth (no bankruptcy price below zero)', () => {
     const ex = fresh();
-    ex.apply({ op: 'deposit', ts: 1, account: 'x', asset: 'USDT', amount: '5000' });
-    ex.apply({ op: 'deposit', ts: 1, account: 'mm', asset: 'USDT', amount: '10000000' });
+    deposit(ex, { x: '5000', mm: '10000000' });
     order(ex, { account: 'mm', side: 'buy', qty: 10_000 }, 2);
     order(ex, { account: 'x', side: 'sell', qty: 10_000 }, 3);
     const p = { qty: -10_000, cost: -60_000_000_000n, mode: 'cross' as const, isolatedMargin: 0n };
