@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { ExitCode, InputError, Interrupted, PlaybookError, PreflightFailed, RecoverctlError, RollbackFailed, StepFailed, UsageError } from '../errors.js';
@@ -34,6 +34,10 @@ export interface RehearsalRow {
   run: string | null;
   /** The exit code this row alone would give. */
   exitCode: number;
+  /** The recovery path (in-place, blue-green), the RTO from detection and the time trading was closed; null when no run. */
+  path?: string | null;
+  rtoSeconds?: number | null;
+  closedSeconds?: number | null;
 }
 
 /** Verdict of a rehearsal: its outcome against `rehearsal.expectOutcome`, and the outcome checks. */
@@ -105,6 +109,17 @@ export interface Rehearsal {
   recorder: RunRecorder;
   verdict: RehearsalVerdict;
   runId: string;
+  /** What the incident report says of the run: its path, RTO and time with trading closed. */
+  recovery: { path: 'in-place' | 'blue-green'; rtoMs: number; closedMs: number | null; objective: string | null; line: string };
+}
+
+/** The run's path, RTO and time with trading closed, as its incident report computes them. */
+async function recoveryOf(runDir: string): Promise<Rehearsal['recovery']> {
+  const { JOURNAL_FILE, readJournal } = await import('../runner/journal.js');
+  const { buildIncident, detectionOf, pathLine } = await import('../report/incident.js');
+  const { events } = readJournal(join(runDir, JOURNAL_FILE));
+  const r = buildIncident(events, detectionOf(events, { at: null, reason: null }), new Date());
+  return { path: r.path.kind, rtoMs: r.rto.actualMs, closedMs: r.path.tradingClosedMs, objective: r.rto.objective, line: pathLine(r.path) };
 }
 
 /** `recoverctl rehearse <playbook>`: exit 0 when it ends as `rehearsal.expectOutcome` says. */
@@ -163,6 +178,9 @@ function rowOf(file: string, pb: LoadedPlaybook, r: Rehearsal, seconds: number):
     seconds: Math.round(seconds * 10) / 10,
     run: r.runId,
     exitCode: verdictExitCode(r.verdict),
+    path: r.recovery.path,
+    rtoSeconds: Math.round(r.recovery.rtoMs / 100) / 10,
+    closedSeconds: r.recovery.closedMs === null ? null : Math.round(r.recovery.closedMs / 100) / 10,
   };
 }
 
@@ -274,13 +292,16 @@ async function outcomeChecks(
   pb: LoadedPlaybook,
   runResult: RunResult,
   dir: string,
-  client: Client,
-  url: string,
-  dataDir: string,
+  scratch: string,
   snap: Snapshot,
 ): Promise<{ checks: StepCheck[]; incidentHtml: string | undefined }> {
   const checks: StepCheck[] = [];
   let incidentHtml: string | undefined;
+  const { primary: found, check } = await primaryIn(scratch);
+  if (check) checks.push(check);
+  if (!found) return { checks, incidentHtml };
+  const { client, dataDir } = found;
+  const url = client.url;
   const h = await client.health();
   const { JOURNAL_FILE, readJournal } = await import('../runner/journal.js');
   const events = readJournal(join(dir, JOURNAL_FILE)).events;
@@ -318,6 +339,37 @@ async function outcomeChecks(
     if (typeof r.html === 'string') incidentHtml = r.html;
   }
   return { checks, incidentHtml };
+}
+
+/** The data dirs in the scratch folder that have (or had) an engine: the scratch engine, a standby. */
+function engineDirsIn(scratch: string): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(scratch);
+  } catch {
+    return [];
+  }
+  return names.map((n) => join(scratch, n)).filter((d) => existsSync(dataDirLayout(d).token));
+}
+
+/**
+ * The engine that takes writes at the end: exactly one of the scratch folder's running engines may be
+ * an unfenced primary (with a standby, a check says so); none is a finding of its own.
+ */
+async function primaryIn(scratch: string): Promise<{ primary: { client: Client; dataDir: string } | undefined; check: StepCheck | undefined }> {
+  const { connect } = await import('../engine-client/supervisor.js');
+  const primaries: { client: Client; dataDir: string }[] = [];
+  const seen: string[] = [];
+  for (const dataDir of engineDirsIn(scratch)) {
+    const client = await connect({ dataDir }).catch(() => undefined);
+    const h = client ? await client.health().catch(() => undefined) : undefined;
+    if (!client || !h) continue;
+    seen.push(`${basename(dataDir)}: ${h.role ?? 'primary'}${h.fenced ? ' (fenced)' : ''}`);
+    if (h.role !== 'follower' && !h.fenced) primaries.push({ client, dataDir });
+  }
+  const several = seen.length > 1 || primaries.length !== 1;
+  const check = several ? { name: 'exactly one engine takes writes', ok: primaries.length === 1, message: seen.join(', ') || 'no engine running' } : undefined;
+  return { primary: primaries.length === 1 ? primaries[0] : undefined, check };
 }
 
 /** Annotations follow the verdict: an expected failure is a notice, a wrong outcome an error on the expectOutcome line. */
@@ -360,6 +412,7 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   const { EngineUnreachable, EngineHttpError } = await import('../engine-client/client.js');
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-rehearsal-'));
   const dataDir = join(scratch, 'engine');
+  process.env.RECOVERCTL_ENGINES_EXIT_WITH = String(process.pid);
   // Whatever ends this process (a second Ctrl-C, a closed pipe), the scratch engine must not outlive it.
   const scratchEngine = terminateOnExit();
   const onPipeError = (e: NodeJS.ErrnoException): void => {
@@ -396,7 +449,8 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
   } finally {
     setup.done();
     await infra?.stop();
-    await stopEngine(dataDir).catch(() => undefined);
+    // The scratch engine, and every engine a step started beside it (a standby).
+    for (const dir of engineDirsIn(scratch)) await stopEngine(dir).catch(() => undefined);
     scratchEngine.release();
     process.stderr.off('error', onPipeError);
     if (flags.keep) process.stderr.write(`scratch kept: ${scratch}\n`);
@@ -468,7 +522,7 @@ async function runAndJudge(
     deferAnnotations: true,
     ...(s.autoApprove ? { approver: rehearsalApprover } : {}),
     afterRun: async (runResult, rec, dir) => {
-      const found = await outcomeChecks(pb, runResult, dir, s.client, s.url, s.dataDir, s.snap);
+      const found = await outcomeChecks(pb, runResult, dir, s.scratch, s.snap);
       const { checks } = found;
       incidentHtml = found.incidentHtml;
       const failedChecks = checks
@@ -496,7 +550,10 @@ async function runAndJudge(
   await annotateVerdict(pb, v, annotations);
   const report = incidentHtml ?? join(runDir, 'incident.html');
   if (existsSync(report)) process.stderr.write(`incident report: ${report}\n`);
-  return { result, recorder, verdict: v, runId };
+  const recovery = await recoveryOf(runDir);
+  const { formatDuration } = await import('../util/duration.js');
+  process.stderr.write(`RTO ${formatDuration(recovery.rtoMs)}${recovery.objective ? ` (objective ${recovery.objective})` : ''}, path ${recovery.line}\n`);
+  return { result, recorder, verdict: v, runId, recovery };
 }
 
 /**
@@ -588,10 +645,13 @@ async function rehearseRow(file: string, pb: LoadedPlaybook, flags: RehearseFlag
 
 function rehearsalTable(rows: readonly RehearsalRow[]): string {
   const w = Math.max(8, ...rows.map((r) => r.file.length));
-  const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED         OUTCOME              TIME  RESULT`];
+  const lines = [`${'PLAYBOOK'.padEnd(w)}  EXPECTED         OUTCOME              TIME  PATH           RTO  CLOSED  RESULT`];
+  const secs = (v: number | null | undefined): string => (v == null ? '-' : `${v.toFixed(1)}s`);
   for (const r of rows) {
     const result = r.ok ? 'ok' : `FAILED: ${r.reason ?? ''}`;
-    lines.push(`${r.file.padEnd(w)}  ${(r.expected ?? '-').padEnd(15)}  ${r.outcome.padEnd(19)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${result}`);
+    lines.push(
+      `${r.file.padEnd(w)}  ${(r.expected ?? '-').padEnd(15)}  ${r.outcome.padEnd(19)}  ${`${r.seconds.toFixed(1)}s`.padStart(6)}  ${(r.path ?? '-').padEnd(10)}  ${secs(r.rtoSeconds).padStart(6)}  ${secs(r.closedSeconds).padStart(6)}  ${result}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

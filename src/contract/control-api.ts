@@ -37,6 +37,8 @@ export interface EngineHealth {
   /** `primary` takes writes unless `fenced`; a `follower` applies its primary's WAL stream (issue 14). */
   role?: 'primary' | 'follower';
   epoch?: number;
+  /** The seq of the record that began this epoch (0 for the first). */
+  epochSince?: number;
   fenced?: boolean;
   following?: { primary: string; lagRecords: number; lagMs: number; connected: boolean } | null;
   recovery: { snapshotSeq: number | null; replayed: number; walDamage: { file: string; line: number; reason: string } | null };

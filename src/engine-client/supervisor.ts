@@ -94,7 +94,9 @@ export function engineArgs(dir: string, o: StartOptions): string[] {
   if (o.manualClock) args.push('--manual-clock');
   if (o.clockStart) args.push('--clock-start', o.clockStart);
   if (o.follow) args.push('--follow', o.follow.url, '--token-file', o.follow.tokenFile);
-  if (o.exitWithMe) args.push('--exit-with', String(process.pid));
+  // A rehearsal's engines (the standby a step starts too) end with the rehearsal, however it ends.
+  const owner = o.exitWithMe ? String(process.pid) : process.env.RECOVERCTL_ENGINES_EXIT_WITH;
+  if (owner) args.push('--exit-with', owner);
   return args;
 }
 

@@ -94,6 +94,10 @@ export class Exchange {
   /** The primary's epoch (a promotion starts the next), and whether this engine was fenced: it then takes no writes. */
   epoch = 0;
   fenced = false;
+  /** The seq of the record that began this epoch (0 for the first): a follower past it on an older epoch has diverged. */
+  epochSince = 0;
+  /** Fenced by a newer primary's epoch (not by a handover of its own): such an engine can never take writes again. */
+  fencedByNewer = false;
   readonly accounts = new Map<string, Account>();
   readonly orders = new Map<string, Order>();
   readonly books = new Map<Symbol, OrderBook>();
@@ -446,12 +450,15 @@ export class Exchange {
         return undefined;
       case 'fence':
         // Fenced by a newer primary's epoch, this engine learns it: it is that epoch's old primary.
+        this.fencedByNewer = this.fencedByNewer || c.epoch > this.epoch;
         this.fenced = true;
         this.epoch = Math.max(this.epoch, c.epoch);
         return undefined;
       case 'epoch':
         this.epoch = c.epoch;
         this.fenced = false;
+        this.fencedByNewer = false;
+        this.epochSince = seq;
         return undefined;
       case 'config':
         this.intervals = { ...this.intervals, ...c.fundingIntervals };

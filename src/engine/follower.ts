@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { join } from 'node:path';
 import type { EngineRuntime } from './runtime.js';
 import type { Command } from './types.js';
-import { decodeRecord } from './wal.js';
+import { decodeRecord, segmentName } from './wal.js';
 import { dataDirLayout } from '../util/data-dir.js';
 
 /**
@@ -65,6 +65,19 @@ export async function bootstrapFollower(dataDir: string, url: string, token: str
   const file = join(layout.snapshots, `${header.seq}.ndjson`);
   writeFileSync(`${file}.tmp`, r.body, { mode: 0o644 });
   renameSync(`${file}.tmp`, file);
+  // Then the history before that state, as a WAL segment of its own (the state first: a crash in
+  // between leaves a data dir that starts from it, without the history): the follower's WAL then explains
+  // what happened since a pre-outage snapshot, as its primary's does (integrity checks after a promotion).
+  const history = await call(`${url}/wal/stream?from=1&to=${header.seq}`, token);
+  if (history.status === 200 && history.body !== '') {
+    const first = decodeRecord<Command>(history.body.slice(0, history.body.indexOf('\n')));
+    if (!('error' in first)) {
+      mkdirSync(layout.wal, { recursive: true });
+      const segment = join(layout.wal, segmentName(first.seq));
+      writeFileSync(`${segment}.tmp`, history.body, { mode: 0o644 });
+      renameSync(`${segment}.tmp`, segment);
+    }
+  }
   return { seq: header.seq };
 }
 
@@ -78,6 +91,31 @@ export async function primaryFence(url: string, tokenFile: string): Promise<{ fe
   } catch {
     return null;
   }
+}
+
+/**
+ * Why a data dir that already has state cannot follow this primary, or null when it can: its records
+ * must be a prefix of the primary's. A primary's epoch began at `epochSince`; a follower that is past
+ * that seq without having applied that epoch's record holds records the primary never wrote (it was a
+ * primary that took writes after a forced promotion), and one ahead of the primary has them too.
+ */
+export function divergence(
+  own: { seq: number; epoch: number; epochSince: number },
+  primary: { seq: number; epoch: number; epochSince: number },
+): string | null {
+  if (own.epochSince !== primary.epochSince && own.seq >= primary.epochSince && primary.epochSince > own.epochSince)
+    return `this data dir has records up to seq ${own.seq} from epoch ${own.epoch}, but the primary's epoch ${primary.epoch} began at seq ${primary.epochSince}: records ${primary.epochSince}..${own.seq} here were never the primary's (writes after a forced promotion); follow from a fresh data dir and keep this one for the investigation`;
+  if (own.seq > primary.seq)
+    return `this data dir is at seq ${own.seq}, past the primary's ${primary.seq}: it holds records the primary does not have; follow from a fresh data dir`;
+  return null;
+}
+
+/** The primary's seq and epoch, as `GET /health` gives them (throws with the reason when it cannot be asked). */
+export async function primaryEpoch(url: string, tokenFile: string): Promise<{ seq: number; epoch: number; epochSince: number }> {
+  const r = await call(`${url}/health`, readToken(tokenFile));
+  if (r.status !== 200) throw new Error(`GET ${url}/health answered ${r.status}`);
+  const h = JSON.parse(r.body) as { seq: number; epoch?: number; epochSince?: number };
+  return { seq: h.seq, epoch: h.epoch ?? 0, epochSince: h.epochSince ?? 0 };
 }
 
 /**

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isPidAlive } from '../util/pid.js';
 import { EngineRuntime } from './runtime.js';
-import { bootstrapFollower, followPrimary } from './follower.js';
+import { bootstrapFollower, divergence, followPrimary, primaryEpoch } from './follower.js';
 import { isSymbol, SYMBOLS, type Symbol } from './instruments.js';
 import type { HaltedPremiumPolicy } from './market.js';
 import { createControlServer } from './server.js';
@@ -244,6 +244,12 @@ async function run(argv: string[]): Promise<void> {
   const address = server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
   if (follow) {
+    // A data dir that had state must hold a prefix of the primary's records, or following it would diverge.
+    const diverged = divergence(
+      { seq: runtime.seq, epoch: runtime.ex.epoch, epochSince: runtime.ex.epochSince },
+      await primaryEpoch(follow.url, follow.tokenFile).catch((e: Error) => die(`--follow ${follow.url}: ${e.message}`)),
+    );
+    if (diverged) die(`cannot follow ${follow.url}: ${diverged}`, 75);
     runtime.stopFollowing = followPrimary(runtime, follow.url, follow.tokenFile, (e) => die(`follower stopped: ${e.message}`, 75));
   } else {
     runtime.start();

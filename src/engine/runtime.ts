@@ -549,7 +549,9 @@ export class EngineRuntime {
     this.swap(this.instantiate(module), this.margin);
     this.active = { ...this.active, margin: { active: version, previous: current } };
     writeActive(this.dataDir, this.active);
-    await this.commit({ op: 'module', ts: this.now(), component, version, action: 'activate' }).durable;
+    // A standby gets its hotfix before it is promoted: its WAL is its primary's, so the module is
+    // journaled when it becomes the primary (promote), not now.
+    if (this.role === 'primary') await this.commit({ op: 'module', ts: this.now(), component, version, action: 'activate' }).durable;
     return { changed: true, active: version, previous: current };
   }
 
@@ -562,7 +564,7 @@ export class EngineRuntime {
     this.swap(this.instantiate(previous.module), this.margin);
     this.active = { ...this.active, margin: { active: prevVersion, previous: current } };
     writeActive(this.dataDir, this.active);
-    await this.commit({ op: 'module', ts: this.now(), component, version: prevVersion, action: 'rollback' }).durable;
+    if (this.role === 'primary') await this.commit({ op: 'module', ts: this.now(), component, version: prevVersion, action: 'rollback' }).durable;
     return { active: prevVersion, previous: current };
   }
 
@@ -813,11 +815,38 @@ export class EngineRuntime {
     this.role = 'primary';
     const forced = o.primarySeq === null;
     await this.commit({ op: 'epoch', ts: this.now(), epoch: this.ex.epoch + 1, forced }).durable;
+    const epochSeq = this.seq;
+    // A hotfix it got while following is its own from here on: journaled, so the WAL explains the module.
+    const followedMargin = (this.followedExtra?.modules as Record<string, string> | undefined)?.margin;
+    const ownMargin = this.margin.module.version;
+    if (followedMargin !== undefined && followedMargin !== ownMargin)
+      await this.commit({ op: 'module', ts: this.now(), component: 'margin', version: ownMargin, action: 'activate' }).durable;
     this.followedExtra = undefined;
+    // What its primary left unchecked while halted is rechecked under this engine's module before trading opens.
+    if (this.ex.phase === 'halted') this.deferAllWithPositions();
     this.following = null;
     this.opts.log({ level: 'warn', msg: 'promoted to primary', epoch: this.ex.epoch, seq: this.seq, forced });
     this.start();
-    return { role: 'primary', epoch: this.ex.epoch, seq: this.seq, forced };
+    return { role: 'primary', epoch: this.ex.epoch, seq: epochSeq, forced };
+  }
+
+  /**
+   * `POST /promote {"reclaim": true}` on a primary that fenced itself for a handover that did not happen
+   * (the standby was dropped before its promotion): a new epoch lifts the fence. Refused when a newer
+   * primary fenced it: that one may have taken writes, and this engine can only follow it now.
+   */
+  async reclaim(): Promise<{ role: 'primary'; epoch: number; seq: number; forced: false; reclaimed: true }> {
+    if (this.role !== 'primary') throw new EngineRefusal(409, 'this engine is a follower: promote it (without reclaim)');
+    if (this.ex.fencedByNewer)
+      throw new EngineRefusal(
+        409,
+        `this engine was fenced by the primary of epoch ${this.ex.epoch}: it can only follow that primary now (engine.demote), then be promoted from there`,
+      );
+    if (this.ex.fenced) {
+      await this.commit({ op: 'epoch', ts: this.now(), epoch: this.ex.epoch + 1, forced: false }).durable;
+      this.opts.log({ level: 'warn', msg: 'fence lifted: this primary takes writes again', epoch: this.ex.epoch, seq: this.seq });
+    }
+    return { role: 'primary', epoch: this.ex.epoch, seq: this.seq, forced: false, reclaimed: true };
   }
 
   /** Set by the follow stream: stops it (on promotion). */
@@ -862,6 +891,7 @@ export class EngineRuntime {
       testnet: this.opts.testnet,
       role: this.role,
       epoch: this.ex.epoch,
+      epochSince: this.ex.epochSince,
       fenced: this.ex.fenced,
       following: this.following,
       pid: process.pid,

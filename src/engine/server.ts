@@ -322,8 +322,10 @@ function instrumentsAnswer(rt: EngineRuntime): InstrumentsAnswer {
  * what the WAL still holds (start from `GET /state` instead).
  */
 async function streamWal({ req, res, rt }: RouteCall): Promise<void> {
-  const from = Number(new URL(req.url ?? '/', 'http://127.0.0.1').searchParams.get('from') ?? '1');
+  const params = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams;
+  const from = Number(params.get('from') ?? '1');
   if (!Number.isInteger(from) || from < 1) throw new BadRequest('from must be a positive integer seq');
+  if (params.has('to')) return walHistory(res, rt, from, Number(params.get('to')));
   let next = from;
   let live = false;
   const early: [number, string][] = [];
@@ -352,6 +354,24 @@ async function streamWal({ req, res, rt }: RouteCall): Promise<void> {
   unsubscribe();
 }
 
+/**
+ * `GET /wal/stream?from=A&to=B`: the records the WAL still holds in [A, B] (B already durable), then the
+ * response ends. A new follower copies the history before the state it started from with it, so its WAL
+ * explains what happened since a pre-outage snapshot as its primary's does.
+ */
+async function walHistory(res: ServerResponse, rt: EngineRuntime, from: number, to: number): Promise<void> {
+  if (!Number.isInteger(to) || to < from - 1) throw new BadRequest('to must be an integer seq, not before from');
+  if (to > rt.durableSeq) throw new BadRequest(`to ${to} is past the last durable seq ${rt.durableSeq}`);
+  const { scanWal, encodeRecord } = await import('./wal.js');
+  const scan = scanWal<Command>(dataDirLayout(rt.dataDir).wal, from - 1, false);
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  for (const r of scan.records) {
+    if (r.seq > to) break;
+    if (r.seq >= from && !res.write(encodeRecord(r.seq, r.body))) await new Promise((d) => res.once('drain', d));
+  }
+  res.end();
+}
+
 /** `POST /fence {"epoch"?: N}`: this primary takes no more writes, durably. */
 async function fence({ req, res, rt }: RouteCall): Promise<void> {
   const body = await readBody(req);
@@ -363,11 +383,13 @@ async function fence({ req, res, rt }: RouteCall): Promise<void> {
 /**
  * `POST /promote {"force"?: true}`: this follower becomes the primary once its primary is fenced and
  * every record up to the fence is applied. Forced (the primary unreachable or not fenced), it is
- * journaled as forced and keeps trying to fence the old primary with its new epoch.
+ * journaled as forced and keeps trying to fence the old primary with its new epoch. `{"reclaim": true}`
+ * on a primary that fenced itself for a handover lifts its fence with a new epoch (see EngineRuntime.reclaim).
  */
 async function promote({ req, res, rt }: RouteCall): Promise<void> {
   const body = await readBody(req);
   const force = body.force === true;
+  if (body.reclaim === true) return send(res, 200, await rt.reclaim());
   const follow = rt.opts.follow;
   if (rt.role !== 'follower' || !follow) throw new EngineRefusal(409, 'this engine is already a primary');
   const primary = await primaryFence(follow.url, follow.tokenFile);

@@ -60,6 +60,8 @@ export function snapshotHeader(ex: Exchange, seq: number, extra: Record<string, 
     haltedPremium: ex.haltedPremium,
     epoch: ex.epoch,
     fenced: ex.fenced,
+    epochSince: ex.epochSince,
+    fencedByNewer: ex.fencedByNewer,
     // What explains the insurance fund's balance, and how often covering left it below zero.
     insurance: {
       fees: fmtMoney(ex.insuranceFlows.fees),
@@ -183,6 +185,8 @@ export class SnapshotLoader {
     for (const s of SYMBOLS) loadMarket(ex, s, market[s] ?? {});
     ex.epoch = typeof header.epoch === 'number' ? header.epoch : 0;
     ex.fenced = header.fenced === true;
+    ex.epochSince = typeof header.epochSince === 'number' ? header.epochSince : 0;
+    ex.fencedByNewer = header.fencedByNewer === true;
     const ins = header.insurance as { fees?: string; realized?: string; funding?: string; covered?: string; deficits?: number } | undefined;
     if (ins) {
       for (const k of ['fees', 'realized', 'funding', 'covered'] as const) ex.insuranceFlows[k] = parseFixed(ins[k] ?? '0', MONEY_DECIMALS);

@@ -40,6 +40,19 @@ export interface IncidentReport {
   funding: FundingSettlement[];
   /** What `risk.preview` steps saw: who would be liquidated or restricted if trading opened then. */
   riskPreviews: RiskPreviewSeen[];
+  /** Which recovery path the run took, and what it cost in time with trading closed (issue 14). */
+  path: RecoveryPath;
+}
+
+/** In place (the halted engine fixed and resumed) or blue-green (a standby promoted), and its costs. */
+export interface RecoveryPath {
+  kind: 'in-place' | 'blue-green';
+  /** From detection until trading was open again; null when it never reopened. */
+  tradingClosedMs: number | null;
+  /** The promotion of a blue-green run: its step, the new epoch, when (from detection). */
+  promotion: { step: string; epoch: number | null; forced: boolean | null; at: string; sinceDetectionMs: number | null } | null;
+  /** The rollback switched back to the old primary (engine.failback). */
+  switchedBack: boolean;
 }
 
 export interface FundingSettlement {
@@ -317,6 +330,7 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     // A report written by a step before the run ends closes it at the report's own time.
     comms: commsOf(events, notifications, startedAt, endedAt),
     milestones: milestonesOf(events, detection.at, notifications, endedAt),
+    path: pathOf(events, detection.at),
   };
 }
 
@@ -356,6 +370,41 @@ function milestonesOf(events: RunEvent[], detectedAt: string | null, notificatio
   ];
 }
 
+/** The recovery path: blue-green once a standby was promoted; the time with trading closed either way. */
+export function pathOf(events: RunEvent[], detectedAt: string | null): RecoveryPath {
+  const promoted = events.find((e) => e.event === 'ok' && e.uses === 'engine.promote');
+  const opened = events.find(
+    (e) => (e.event === 'progress' && e.data?.phase === 'open') || (e.event === 'ok' && e.uses === 'engine.resume' && e.outputs.phase === 'open'),
+  );
+  const since = (at: string | null): number | null => (at && detectedAt ? Date.parse(at) - Date.parse(detectedAt) : null);
+  const outputs = promoted?.event === 'ok' ? promoted.outputs : undefined;
+  return {
+    kind: promoted ? 'blue-green' : 'in-place',
+    tradingClosedMs: since(opened?.ts ?? null),
+    promotion:
+      promoted && outputs
+        ? {
+            step: promoted.step ?? 'promote',
+            epoch: typeof outputs.epoch === 'number' ? outputs.epoch : null,
+            forced: typeof outputs.forced === 'boolean' ? outputs.forced : null,
+            at: promoted.ts,
+            sinceDetectionMs: since(promoted.ts),
+          }
+        : null,
+    switchedBack: events.some((e) => e.event === 'ok' && e.uses === 'engine.failback' && e.outputs.action === 'switched-back'),
+  };
+}
+
+/** One line on the path, for Markdown and HTML alike. */
+export function pathLine(p: RecoveryPath): string {
+  const how =
+    p.kind === 'blue-green'
+      ? `blue-green: a standby promoted${p.promotion?.epoch != null ? ` (epoch ${p.promotion.epoch}${p.promotion.forced ? ', forced' : ''})` : ''}${p.promotion?.sinceDetectionMs != null ? ` ${formatDuration(p.promotion.sinceDetectionMs)} after detection` : ''}${p.switchedBack ? ', then switched back by the rollback' : ''}`
+      : 'in place: the halted engine fixed and resumed';
+  const closed = p.tradingClosedMs === null ? 'trading not reopened' : `trading closed for ${formatDuration(p.tradingClosedMs)} (detection to open)`;
+  return `${how}; ${closed}`;
+}
+
 /** A Markdown table cell: no pipe ends it early, no newline breaks the row. */
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 
@@ -380,6 +429,7 @@ export function renderMarkdown(r: IncidentReport): string {
     `- Playbook: \`${r.playbook}\`, run \`${r.run}\`, outcome **${r.outcome}**`,
     `- Detected: ${r.detection.at ?? 'unknown'}${r.detection.reason ? ` — ${r.detection.reason}` : ''}`,
     `- Recovery ran ${r.startedAt} → ${r.endedAt}`,
+    `- Path: ${pathLine(r.path)}`,
     `- RTO: ${formatDuration(r.rto.actualMs)} from detection${r.rto.objective ? ` against an objective of ${r.rto.objective}: ${r.rto.breached ? (r.outcome === 'success' ? '**BREACHED**' : '**BREACHED** (not recovered)') : 'met'}` : ''}`,
     '',
     '## Steps',
@@ -605,6 +655,7 @@ export function renderHtml(r: IncidentReport): string {
 <h1>Incident report: ${esc(r.incident ?? r.playbook)}</h1>
 <p>Playbook <code>${esc(r.playbook)}</code>, run <code>${esc(r.run)}</code>, outcome <strong id="outcome">${esc(r.outcome)}</strong>.</p>
 <p>Detected ${esc(r.detection.at ?? 'unknown')}${r.detection.reason ? `: ${esc(r.detection.reason)}` : ''}.</p>
+<p id="path">Path: ${esc(pathLine(r.path))}</p>
 <p id="rto">RTO ${esc(formatDuration(r.rto.actualMs))}${r.rto.objective ? ` against ${esc(r.rto.objective)}: <span class="${r.rto.breached ? 'breached' : 'met'}">${r.rto.breached ? 'breached' : 'met'}</span>` : ''}</p>
 <h2>Timeline</h2>
 <svg class="chart" id="timeline" viewBox="0 0 ${W} ${50 + r.steps.length * 22}" width="${W}" height="${50 + r.steps.length * 22}" role="img" aria-label="steps and trading phases over time">${phaseMarks}${rows}</svg>

@@ -75,6 +75,8 @@ export function backoffDelay(baseMs: number, retryNumber: number, random: () => 
 /** Runs a playbook's steps in order, then its rollback when a step fails. */
 export class Runner {
   private readonly steps = new Map<string, StepState>();
+  /** Rollback steps' states, apart from the main steps' (references name main steps only). */
+  private readonly rollbackStates = new Map<string, StepState>();
   /** Steps that were running when the run last stopped, so their kind can check what is already done. */
   private readonly rechecked = new Set<string>();
   /** The step running now (main or rollback), for status updates. */
@@ -364,6 +366,24 @@ export class Runner {
 
   private record(step: RuntimeStep, phase: Phase, state: StepState): void {
     if (phase === 'main') this.steps.set(step.id, state);
+    else this.rollbackStates.set(step.id, state);
+  }
+
+  /**
+   * The engine the steps act on now: the playbook's, moved by every finished step whose kind moves the
+   * primary (a promotion, a switch back), in run order, this attempt's or an earlier one's.
+   */
+  private engineNow(): EngineTarget | undefined {
+    let engine = this.o.engine;
+    const resume = this.o.resume;
+    const move = (step: RuntimeStep, state: StepState | undefined): void => {
+      if (state?.outcome !== 'success') return;
+      const moved = this.o.registry.get(step.uses)?.primaryAfter?.(state.outputs);
+      if (moved) engine = moved;
+    };
+    for (const s of this.o.playbook.steps) move(s, this.steps.get(s.id) ?? resume?.finished.get(s.id));
+    for (const s of this.o.playbook.rollback) move(s, this.rollbackStates.get(s.id) ?? resume?.rollbackFinished.get(s.id));
+    return engine;
   }
 
   /** Whether the step runs, by its `if:` and the run's state; a condition that cannot be evaluated fails it. */
@@ -396,7 +416,9 @@ export class Runner {
         const at = pb.locate([...step.yamlPath, 'with', ...(issue?.path.filter((p) => typeof p !== 'symbol') ?? [])]);
         throw new UnresolvedReference(`with${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'} (after interpolation)`, at);
       }
-      const description = this.o.redactor.text(kind.describe(parsed.data, { playbookDir: pb.dir, timeScale: this.o.timeScale, engine: this.o.engine }));
+      const description = this.o.redactor.text(
+        kind.describe(parsed.data, { playbookDir: pb.dir, timeScale: this.o.timeScale, engine: this.engineNow(), playbookEngine: this.o.engine }),
+      );
       return { kind, withValue: parsed.data, description };
     } catch (e) {
       if (!(e instanceof UnresolvedReference)) throw e;
@@ -530,7 +552,8 @@ export class Runner {
       scratchDir: this.o.scratchDir,
       approver: this.o.approver,
       ...this.o.effects,
-      engine: this.o.engine,
+      engine: this.engineNow(),
+      playbookEngine: this.o.engine,
       resumed: this.rechecked.has(step.id),
       measure: (m) => this.emit({ event: 'measurement', step: step.id, phase, ...m }),
       progress: (message, data) => this.emit({ event: 'progress', step: step.id, phase, message, ...(data ? { data } : {}) }),

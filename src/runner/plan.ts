@@ -68,7 +68,7 @@ export function describeStep(step: RuntimeStep, opts: PlanOptions, playbookDir: 
     filled = step.with;
   }
   const parsed = kind.with.safeParse(filled);
-  const ctx = { playbookDir, timeScale: opts.timeScale, engine: opts.engine };
+  const ctx = { playbookDir, timeScale: opts.timeScale, engine: opts.engine, playbookEngine: opts.engine };
   return opts.redactor.text(kind.describe(parsed.success ? parsed.data : step.with, ctx));
 }
 

@@ -11,6 +11,11 @@ export const hotfixDeployWith = z.strictObject({
   artifact: z.string().min(1).describe('the module file, relative to the playbook; named <component>-<version>.mjs'),
   sha256: sha256.describe('expected digest of the artifact; a mismatch is refused before anything is installed'),
   version: version.optional().describe('defaults to the version in the artifact name'),
+  dataDir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("install into the engine on this data dir instead of the run's engine, e.g. a standby: ${{ steps.standby.outputs.dataDir }}"),
 });
 
 export const hotfixRollbackWith = z.strictObject({
@@ -49,9 +54,9 @@ export const hotfixDeployStep = defineStep({
     { need: 'engine', local: true },
   ],
   describe: (w, ctx) =>
-    `verify ${w.artifact} (sha256 ${w.sha256.slice(0, 12)}…), install it as ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} on ${engineLabel(ctx.engine)} and activate it`,
+    `verify ${w.artifact} (sha256 ${w.sha256.slice(0, 12)}…), install it as ${w.component} ${w.version ?? versionFromName(w.component, w.artifact) ?? '?'} on ${w.dataDir === undefined ? engineLabel(ctx.engine) : resolvePath(ctx.playbookDir, w.dataDir)} and activate it`,
   async run(w, ctx): Promise<StepResult> {
-    const target = ctx.engine;
+    const target = w.dataDir === undefined ? ctx.engine : { dataDir: resolvePath(ctx.playbookDir, w.dataDir) };
     if (!target) return noEngine('hotfix.deploy');
     if (!('dataDir' in target)) return { ok: false, error: 'hotfix.deploy installs into the engine data dir: it needs engine.dataDir' };
     const ver = w.version ?? versionFromName(w.component, w.artifact);

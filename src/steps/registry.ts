@@ -8,10 +8,10 @@ import { integrityCheckStep } from './integrity-check.js';
 import { reportIncidentStep, reportUsersStep } from './reports.js';
 import { riskPreviewStep } from './risk-preview.js';
 import { smokeTestnetStep } from './smoke-testnet.js';
-import { enginePromoteStep, engineStandbyStep } from './standby.js';
+import { engineDemoteStep, engineFailbackStep, enginePromoteStep, engineStandbyStep } from './standby.js';
 import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
-import type { DescribeContext, StepContext, StepNeed, StepResult, StepTemplates } from './types.js';
+import type { DescribeContext, EngineTarget, StepContext, StepNeed, StepOutputs, StepResult, StepTemplates } from './types.js';
 import { waitStep } from './wait.js';
 
 /**
@@ -30,6 +30,8 @@ export const STEPS = [
   engineStopStep,
   engineStandbyStep,
   enginePromoteStep,
+  engineDemoteStep,
+  engineFailbackStep,
   snapshotTakeStep,
   snapshotVerifyStep,
   integrityCheckStep,
@@ -56,6 +58,7 @@ export interface ErasedStepKind {
   needs?(w: unknown, ctx: DescribeContext): StepNeed[];
   readonly templates?: StepTemplates;
   run(w: unknown, ctx: StepContext): Promise<StepResult>;
+  primaryAfter?(outputs: StepOutputs): EngineTarget | undefined;
 }
 
 /** The step kinds a runner executes, by `uses`: injected, so a test can put a fake in place of a kind. */

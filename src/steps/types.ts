@@ -62,8 +62,13 @@ export interface StepContext {
   socket: SocketCommand;
   engines: EngineSupervisor;
   reports: ReportWriter;
-  /** The playbook's engine, resolved against its folder; undefined when it has none. */
+  /**
+   * The engine the steps act on now: the playbook's, or the standby a finished `engine.promote` made
+   * the primary (and the playbook's again after a switch back). Undefined when the playbook has none.
+   */
   engine: EngineTarget | undefined;
+  /** The playbook's own engine (`engine:`, or the rehearsal's scratch engine), whichever is primary now. */
+  playbookEngine: EngineTarget | undefined;
   /** True when this step was running when the run last stopped (a crash, Ctrl-C) and now runs again. */
   resumed: boolean;
   /** A traffic-shift sample with every gate judged, for the journal, the live view, JUnit and the report. */
@@ -80,6 +85,7 @@ export interface DescribeContext {
   playbookDir: string;
   timeScale: number;
   engine?: EngineTarget | undefined;
+  playbookEngine?: EngineTarget | undefined;
 }
 
 export function engineLabel(target: EngineTarget | undefined): string {
@@ -129,6 +135,11 @@ export interface StepKind<W extends z.ZodType, U extends string = string> {
   readonly templates?: StepTemplates;
   /** Do the work; safe to call again after an interruption (checks before it acts). */
   run(w: z.output<W>, ctx: StepContext): Promise<StepResult>;
+  /**
+   * The engine that is the primary once this step finished with these outputs (a promotion, a switch
+   * back): the steps after it act on that one. Undefined when the step does not move the primary.
+   */
+  primaryAfter?(outputs: StepOutputs): EngineTarget | undefined;
 }
 
 /** A step kind, its `uses` kept as a literal type (the playbook schema's union is derived from it). */

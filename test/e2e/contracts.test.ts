@@ -75,7 +75,7 @@ describe('rehearse --all: invalid playbooks, mismatches, and one verdict for exi
     ]);
     // The table (stderr under --json) has all four; the JUnit file fails the same three.
     for (const f of ['a-invalid', 'b-wrong-expectation', 'c-invalid', 'd-fine']) expect(r.stderr).toContain(`pbs/${f}.yaml`);
-    expect(r.stderr).toMatch(/pbs\/b-wrong-expectation\.yaml\s+failed\s+success\s+[\d.]+s\s+FAILED: expected failed, got success/);
+    expect(r.stderr).toMatch(/pbs\/b-wrong-expectation\.yaml\s+failed\s+success\s+[\d.]+s\s+in-place\s+\S+\s+\S+\s+FAILED: expected failed, got success/);
     const xml = readFileSync(join(dir, 'out.xml'), 'utf8');
     expect(xml).toMatch(/<testsuites name="recoverctl" tests="\d+" failures="3"/);
     expect(xml).toMatch(/<testsuite name="pbs\/a-invalid\.yaml" tests="1" failures="1"/);
@@ -103,7 +103,7 @@ describe('rehearse --all: invalid playbooks, mismatches, and one verdict for exi
       env: { GITHUB_ACTIONS: 'true' },
     });
     expect(r.exitCode, r.stderr.slice(-2000)).toBe(1);
-    expect(r.stdout).toMatch(/pbs\/b-wrong-expectation\.yaml\s+failed\s+success\s+[\d.]+s\s+FAILED: expected failed, got success/);
+    expect(r.stdout).toMatch(/pbs\/b-wrong-expectation\.yaml\s+failed\s+success\s+[\d.]+s\s+in-place\s+\S+\s+\S+\s+FAILED: expected failed, got success/);
     expect(readFileSync(join(dir, 'out.xml'), 'utf8')).toMatch(/<testsuites name="recoverctl" tests="\d+" failures="1"/);
     expect(r.stderr.match(/^::error /gm)).toHaveLength(1);
   });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src/engine-client/client.js';
 import { stopEngine } from '../../src/engine-client/supervisor.js';
 import { dataDirLayout } from '../../src/util/data-dir.js';
-import { startTestEngine } from '../support/engine.js';
+import { installModule, startTestEngine } from '../support/engine.js';
 import { tempDir, waitFor } from '../support/cli.js';
 
 const btc = { symbol: 'BTCUSDT' } as const;
@@ -125,5 +125,59 @@ describe('hot standby', () => {
     const back = await startTestEngine({ dataDir: primaryDir, port, testnet: true, feedInterval: '20ms', fundingInterval: '1s' });
     await waitFor(async () => (await back.client.health()).fenced === true, 10_000, 'the old primary fenced by the new epoch');
     expect((await back.client.health()).epoch).toBe(1);
+  });
+
+  it("an old primary that took writes after a forced promotion refuses to follow the new one, naming the records that were never the primary's", async () => {
+    const { primary, follower, primaryDir, followerDir } = await primaryWithFollower();
+    const followerToken = dataDirLayout(followerDir).token;
+    for (const a of ['a', 'b']) await primary.deposit(a, 'USDT', '1000000');
+    await primary.setPhase('open');
+    await trade(primary, 10);
+    await stopEngine(primaryDir, 5_000);
+    const promoted = await follower.request<{ seq: number }>('POST', '/promote', { force: true });
+    // Back on another port the new primary cannot fence it: it takes writes of its own (the known hazard of forcing).
+    const back = await startTestEngine({ dataDir: primaryDir, testnet: true });
+    await trade(back.client, 5);
+    await stopEngine(primaryDir, 5_000);
+    const err = await startTestEngine({ dataDir: primaryDir, testnet: true, follow: { url: follower.url, tokenFile: followerToken } }).then(
+      () => null,
+      (e: Error) => e.message,
+    );
+    expect(err).toContain(`epoch 1 began at seq ${promoted.seq}`);
+    expect(err).toContain('writes after a forced promotion');
+  });
+
+  it('a primary fenced for a handover that did not happen takes writes again by reclaiming; one fenced by a newer epoch cannot', async () => {
+    const { primary, follower } = await primaryWithFollower();
+    await primary.request('POST', '/fence', {});
+    expect((await primary.raw('POST', '/accounts/a/deposit', { asset: 'USDT', amount: '1' })).status).toBe(409);
+    expect((await follower.raw('POST', '/promote', { reclaim: true })).status).toBe(409);
+    const r = await primary.request<{ epoch: number; reclaimed: boolean }>('POST', '/promote', { reclaim: true });
+    expect(r).toMatchObject({ epoch: 1, reclaimed: true });
+    await primary.deposit('a', 'USDT', '1');
+    // The follower learns the new epoch from the stream; a later handover fences at that epoch.
+    await waitFor(async () => (await follower.health()).epoch === 1, 10_000, 'the follower at epoch 1');
+    await primary.request('POST', '/fence', { epoch: 2 });
+    const refused = await primary.raw('POST', '/promote', { reclaim: true });
+    expect(refused.status).toBe(409);
+    expect(await refused.text()).toContain('fenced by the primary of epoch 2');
+  });
+
+  it('a hotfix activated on a follower changes nothing it replicates; the promotion journals it and the new primary runs it', async () => {
+    const { primary, follower, followerDir } = await primaryWithFollower();
+    for (const a of ['a', 'b']) await primary.deposit(a, 'USDT', '1000000');
+    await primary.setPhase('open');
+    await trade(primary, 20);
+    installModule(followerDir, '1.4.3');
+    expect(await follower.activate('margin', '1.4.3')).toMatchObject({ changed: true, active: '1.4.3' });
+    await sameState(primary, follower);
+    expect((await primary.health()).modules.margin?.active).toBe('1.4.2');
+    const fenced = await primary.request<{ seq: number }>('POST', '/fence', {});
+    const p = await follower.request<{ seq: number }>('POST', '/promote', {});
+    expect(p.seq).toBe(fenced.seq + 1);
+    const h = await follower.health();
+    expect(h.modules.margin?.active).toBe('1.4.3');
+    // The epoch record, then the module record: the WAL explains which module the new primary runs.
+    expect(h.seq).toBe(fenced.seq + 2);
   });
 });

@@ -33,7 +33,7 @@ describe('hotfix artifacts', () => {
     expect(readFileSync(join(ROOT, 'playbooks/hotfixes', file), 'utf8')).toBe(compiled);
   });
 
-  it.each(['um-excess-queue-depth.yaml', 'bad-hotfix-drill.yaml'])('%s carries the digest of the artifact it deploys', (name) => {
+  it.each(['um-excess-queue-depth.yaml', 'um-blue-green.yaml', 'bad-hotfix-drill.yaml'])('%s carries the digest of the artifact it deploys', (name) => {
     const spec = parse(readFileSync(join(ROOT, 'playbooks', name), 'utf8')) as { vars: { hotfix: string; hotfixSha256: string } };
     const file = spec.vars.hotfix.split('/').pop() as string;
     expect(sums.find(([, f]) => f === file)?.[0]).toBe(spec.vars.hotfixSha256);

@@ -6,11 +6,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nodeExec, nodeSocket } from '../../src/cli/effects.js';
-import { parseServersState } from '../../src/steps/providers/haproxy.js';
-import { ProviderError, providerFor, trafficProvider, type ProviderDeps, type TrafficProvider } from '../../src/steps/providers/index.js';
+import { HaproxyProvider, parseServersState } from '../../src/steps/providers/haproxy.js';
+import {
+  ProviderError,
+  providerFor,
+  trafficProvider,
+  type HaproxyProviderConfig,
+  type ProviderDeps,
+  type TrafficProvider,
+} from '../../src/steps/providers/index.js';
 import { renderUpstream } from '../../src/steps/providers/nginx.js';
 import { waitFor } from '../support/cli.js';
-import { onPath, startEngineAndSorry, startHaproxy, type HaproxyOptions } from '../support/haproxy.js';
+import { onPath, startEngineAndSorry, startHaproxy, startOrigin, type HaproxyOptions } from '../support/haproxy.js';
 import { startNginx } from '../support/nginx.js';
 
 const haveHaproxy = onPath('haproxy');
@@ -69,6 +76,25 @@ describe.skipIf(!haveHaproxy)(`haproxy provider against a real HAProxy${haveHapr
     expect(await p.abort()).toEqual({ weight: 0, remainderWeight: 100 });
     expect(await state()).toEqual([0, 100]);
     expect(await through(hx.frontendUrl)).toEqual({ bodies: new Set(['sorry']), statuses: new Set([503]), retryAfter: new Set(['5']) });
+  });
+
+  it('retarget points the canary server at another origin (a promoted standby): read back, and every request reaches it', async () => {
+    const { hx, engine } = await gateway();
+    const standby = await startOrigin({ status: 200, body: 'standby' });
+    const hp = new HaproxyProvider(
+      trafficProvider.parse({ type: 'haproxy', socket: hx.socket, backend: 'be_orders', canary: 'engine', remainder: 'sorry' }) as HaproxyProviderConfig,
+      deps(),
+    );
+    await hp.set(100, 1);
+    const [host, port] = standby.address.split(':') as [string, string];
+    expect(await hp.retarget(host, Number(port))).toEqual({ from: engine.address, to: standby.address });
+    expect(await through(hx.frontendUrl)).toEqual({ bodies: new Set(['standby']), statuses: new Set([200]), retryAfter: new Set([null]) });
+    // Again: nothing to change, still verified.
+    expect((await hp.retarget(host, Number(port))).to).toBe(standby.address);
+    const e = await failure(
+      new HaproxyProvider({ ...(hp as unknown as { config: HaproxyProviderConfig }).config, canary: 'nope' }, deps()).retarget(host, Number(port)),
+    );
+    expect(e.message).toBe(`haproxy be_orders/nope: no such server nope in backend be_orders (${hx.socket})`);
   });
 
   it('current() of a fresh provider (as after a crash) reads the weights in place, over the TCP socket too', async () => {

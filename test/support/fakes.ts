@@ -264,6 +264,7 @@ export function stepContext(
     scratchDir: '/tmp',
     approver: approveAll,
     engine: { dataDir: '/engine' },
+    playbookEngine: { dataDir: '/engine' },
     ...effects,
     resumed: false,
     measure: (m) => measurements.push(m),

@@ -151,8 +151,8 @@ timeout: 20s
 describe('haproxy provider (a scripted runtime API)', () => {
   it('parses a real `show servers state` dump by column name', () => {
     expect(parseServersState(CAPTURED_STATE)).toEqual([
-      { backend: 'be_orders', server: 'engine', address: '127.0.0.1', opState: 2, adminState: 0, weight: 50, initialWeight: 100 },
-      { backend: 'be_orders', server: 'sorry', address: '127.0.0.1', opState: 2, adminState: 0, weight: 100, initialWeight: 100 },
+      { backend: 'be_orders', server: 'engine', address: '127.0.0.1', opState: 2, adminState: 0, weight: 50, initialWeight: 100, port: 17070 },
+      { backend: 'be_orders', server: 'sorry', address: '127.0.0.1', opState: 2, adminState: 0, weight: 100, initialWeight: 100, port: 17071 },
     ]);
     expect(() => parseServersState("Can't find backend.\n\n")).toThrow('not a server state dump');
     expect(() => parseServersState('1\n# be_id be_name srv_name\n3 be_orders engine\n')).toThrow('without the columns srv_addr, srv_op_state');

@@ -20,6 +20,8 @@ export interface ServerState {
   weight: number;
   /** srv_iweight: the weight in the configuration. */
   initialWeight: number;
+  /** srv_port (HAProxy 1.8 and later); null when the dump has no such column. */
+  port: number | null;
 }
 
 const COLUMNS = {
@@ -43,6 +45,7 @@ export function parseServersState(text: string): ServerState[] {
   if (!/^\d+$/.test(lines[0] ?? '') || header === undefined) throw new Error(`not a server state dump: ${JSON.stringify(oneLine(text, 120))}`);
   const names = header.replace(/^#\s*/, '').split(/\s+/);
   const at = Object.fromEntries(Object.keys(COLUMNS).map((c) => [c, names.indexOf(c)])) as Record<keyof typeof COLUMNS, number>;
+  const portAt = names.indexOf('srv_port');
   const missing = Object.entries(at).filter(([, i]) => i < 0);
   if (missing.length) throw new Error(`server state dump without the column${missing.length > 1 ? 's' : ''} ${missing.map(([c]) => c).join(', ')}`);
   return lines
@@ -59,6 +62,7 @@ export function parseServersState(text: string): ServerState[] {
         adminState: num('srv_admin_state'),
         weight: num('srv_uweight'),
         initialWeight: num('srv_iweight'),
+        port: portAt < 0 || !/^\d+$/.test(f[portAt] ?? '') ? null : Number(f[portAt]),
       };
       if (![row.opState, row.adminState, row.weight, row.initialWeight].every(Number.isInteger))
         throw new Error(`not a server state row: ${JSON.stringify(l)}`);
@@ -140,6 +144,28 @@ export class HaproxyProvider implements TrafficProvider {
 
   abort(): Promise<TrafficWeights> {
     return this.set(0);
+  }
+
+  /**
+   * Point the canary server at another engine (a promoted standby): `set server B/S addr IP port P`,
+   * then read back from `show servers state`. Its weight stays as it was.
+   */
+  async retarget(host: string, port: number): Promise<{ from: string; to: string }> {
+    const { backend, canary, socket } = this.config;
+    const before = this.row(await this.state(), canary);
+    const answer = await this.ask(`set server ${backend}/${canary} addr ${host} port ${port}`, canary);
+    // Success is a sentence ("IP changed from ...", "no need to change the addr, port changed ..."); the read-back decides.
+    const meaning = haproxyAnswer(answer, { socket, backend, server: canary, weight: 0 });
+    if (meaning && meaning.failure !== 'failed') throw new ProviderError('haproxy', `${backend}/${canary}`, meaning.failure, meaning.detail);
+    const after = this.row(await this.state(), canary);
+    if (after.address !== host || after.port !== port)
+      throw new ProviderError(
+        'haproxy',
+        `${backend}/${canary}`,
+        'mismatch',
+        `address set to ${host}:${port}, \`show servers state\` reads ${after.address}:${after.port ?? '?'} (${oneLine(answer, 160)})`,
+      );
+    return { from: `${before.address}:${before.port ?? '?'}`, to: `${host}:${port}` };
   }
 
   private async setWeight(server: string, weight: number): Promise<void> {
