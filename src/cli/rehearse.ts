@@ -323,6 +323,14 @@ async function outcomeChecks(
   if (runResult.outcome === 'success') {
     if (has('engine.resume'))
       checks.push({ name: 'engine open after the recovery', ok: h.phase === 'open', message: `${h.phase}${h.reason ? `: ${h.reason}` : ''}` });
+    // A recovery that reopened but takes no orders (admission left at 0 behind a gateway) is not one.
+    const shifted = okOutputs('traffic.shift').at(-1);
+    if (shifted && typeof shifted.sent === 'number' && shifted.sent > 0)
+      checks.push({
+        name: 'the recovered engine accepted orders under the traffic shift',
+        ok: typeof shifted.accepted === 'number' && shifted.accepted > 0,
+        message: `${String(shifted.accepted)} of ${shifted.sent} accepted, ${String(shifted.retryLater)} retry later`,
+      });
     const deployed = okOutputs('hotfix.deploy').at(-1);
     if (deployed)
       checks.push({

@@ -765,6 +765,8 @@ export class EngineRuntime {
     if (seq !== this.seq + 1) throw new Error(`the primary's stream skipped from seq ${this.seq} to ${seq}`);
     this.seq = seq;
     this.ex.apply(body, seq);
+    // The halt code follows the phase the stream sets, as a restart derives it from a halted state.
+    if (body.op === 'phase') this.haltCode = restoredHaltCode(this.ex.phase, this.ex.reason);
     if (body.op === 'module' && this.followedExtra) {
       this.followedExtra = { ...this.followedExtra, modules: { ...(this.followedExtra.modules as object), [body.component]: body.version } };
     }
