@@ -11,6 +11,8 @@ import { overload } from './drills/load.mjs';
 import { apiFuzz, playbookFuzz, snapshotFuzz } from './drills/fuzz.mjs';
 // @ts-expect-error plain JavaScript drills
 import { journalPowerLoss, walPowerLoss } from './drills/powerloss.mjs';
+// @ts-expect-error plain JavaScript drills
+import { switchover } from './drills/switchover.mjs';
 
 interface Drill {
   name: string;
@@ -18,7 +20,7 @@ interface Drill {
   run(trials: number, seed: number): Promise<{ trials: number; passed: number; lost: number; detail: string; failures: string[] }>;
 }
 
-const drills = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume, engineKill, overload] as Drill[];
+const drills = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume, engineKill, switchover, overload] as Drill[];
 
 describe('drills (the CI-sized set of `npm run drills`)', () => {
   it.each(drills.map((d) => [d.name, d] as const))(

@@ -16,7 +16,9 @@ export async function withTempDir(fn) {
   try {
     return await fn(dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    // DRILL_KEEP=1 keeps each trial's folder (journal, engine logs) to look at a failure.
+    if (process.env.DRILL_KEEP) process.stderr.write(`kept ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 

@@ -2,11 +2,25 @@
 import { badHotfix } from './hotfix.mjs';
 import { crashResume } from './crash.mjs';
 import { engineKill } from './engine-kill.mjs';
+import { followerUnderLoad } from './follower.mjs';
 import { overload } from './load.mjs';
 import { apiFuzz, playbookFuzz, snapshotFuzz } from './fuzz.mjs';
 import { journalPowerLoss, walPowerLoss } from './powerloss.mjs';
+import { switchover } from './switchover.mjs';
 
-export const DRILLS = [playbookFuzz, snapshotFuzz, apiFuzz, walPowerLoss, journalPowerLoss, badHotfix, crashResume, engineKill, overload];
+export const DRILLS = [
+  playbookFuzz,
+  snapshotFuzz,
+  apiFuzz,
+  walPowerLoss,
+  journalPowerLoss,
+  badHotfix,
+  crashResume,
+  engineKill,
+  switchover,
+  overload,
+  followerUnderLoad,
+];
 
 const long = process.argv.includes('--long');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
