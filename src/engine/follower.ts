@@ -119,6 +119,26 @@ export async function primaryEpoch(url: string, tokenFile: string): Promise<{ se
 }
 
 /**
+ * How old a record was when it was applied: its commit time on the primary to now (one host's clock, or
+ * synchronised ones). A testnet's manual clock makes this meaningless: it reads 0 then.
+ */
+function ageMs(ts: number): number {
+  const age = Date.now() - ts;
+  return age >= 0 && age < 3_600_000 ? age : 0;
+}
+
+/**
+ * A heartbeat comes behind every durable record it counts, so its durable seq is always applied here by
+ * now: the lag is what the primary has made since (not yet on its disk, or not yet sent), and how long
+ * the heartbeat took to get here.
+ */
+function heartbeat(status: NonNullable<EngineRuntime['following']>, seq: number, line: string): void {
+  const hb = JSON.parse(line) as { seq: number; applied?: number; ts: number };
+  status.lagRecords = Math.max(0, (hb.applied ?? hb.seq) - seq);
+  status.lagMs = ageMs(hb.ts);
+}
+
+/**
  * Follow the primary's `GET /wal/stream` from the runtime's next seq, applying each record; reconnect
  * (resuming from the next seq) when the connection drops. A record whose CRC fails, or one that does not
  * follow on, stops the follower through `fail`: it never applies a stream it cannot trust.
@@ -167,13 +187,10 @@ export function followPrimary(rt: EngineRuntime, url: string, tokenFile: string,
     current = undefined;
     if (!stopped && timer === undefined) timer = setTimeout(() => ((timer = undefined), connect()), RECONNECT_MS);
   };
-  let lastRecordTs = 0;
   const handle = (line: string): boolean => {
     if (stopped) return false;
     if (line.startsWith('{"type":"heartbeat"')) {
-      const hb = JSON.parse(line) as { seq: number; ts: number };
-      status.lagRecords = Math.max(0, hb.seq - rt.seq);
-      status.lagMs = status.lagRecords === 0 ? 0 : Math.max(0, hb.ts - lastRecordTs);
+      heartbeat(status, rt.seq, line);
       return true;
     }
     const rec = decodeRecord<Command>(line);
@@ -185,7 +202,7 @@ export function followPrimary(rt: EngineRuntime, url: string, tokenFile: string,
     if (rec.seq <= rt.seq) return true;
     try {
       void rt.applyFollowed(rec.seq, rec.body);
-      lastRecordTs = rec.body.ts;
+      status.lagMs = ageMs(rec.body.ts);
     } catch (e) {
       stop();
       fail(e as Error);

@@ -318,7 +318,7 @@ function instrumentsAnswer(rt: EngineRuntime): InstrumentsAnswer {
 /**
  * `GET /wal/stream?from=SEQ`: the WAL from SEQ as NDJSON, each record exactly as it is on disk (with its
  * CRC), then every record as it becomes durable, for as long as the client stays; a heartbeat line
- * `{"type":"heartbeat","seq","ts"}` every 250 ms carries the last durable seq. 410 when SEQ is older than
+ * `{"type":"heartbeat","seq","applied","ts"}` every 250 ms carries the last durable and applied seqs. 410 when SEQ is older than
  * what the WAL still holds (start from `GET /state` instead).
  */
 async function streamWal({ req, res, rt }: RouteCall): Promise<void> {
@@ -347,8 +347,10 @@ async function streamWal({ req, res, rt }: RouteCall): Promise<void> {
   for (const r of scan.records) write(r.seq, encodeRecord(r.seq, r.body));
   live = true;
   for (const [seq, line] of early) write(seq, line);
-  const heartbeat = setInterval(() => res.write(`${JSON.stringify({ type: 'heartbeat', seq: rt.durableSeq, ts: Date.now() })}\n`), 250);
-  res.write(`${JSON.stringify({ type: 'heartbeat', seq: rt.durableSeq, ts: Date.now() })}\n`);
+  // In band, behind the records it counts: `applied` (made, maybe not yet on disk) is what shows a lag.
+  const beat = (): string => `${JSON.stringify({ type: 'heartbeat', seq: rt.durableSeq, applied: rt.seq, ts: Date.now() })}\n`;
+  const heartbeat = setInterval(() => res.write(beat()), 250);
+  res.write(beat());
   await new Promise<void>((resolve) => res.once('close', resolve));
   clearInterval(heartbeat);
   unsubscribe();

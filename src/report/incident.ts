@@ -49,7 +49,7 @@ export interface RecoveryPath {
   kind: 'in-place' | 'blue-green';
   /** From detection until trading was open again; null when it never reopened. */
   tradingClosedMs: number | null;
-  /** The promotion of a blue-green run: its step, the new epoch, when (from detection). */
+  /** The promotion of a blue-green run (null before it, or when it never happened): its step, the new epoch, when (from detection). */
   promotion: { step: string; epoch: number | null; forced: boolean | null; at: string; sinceDetectionMs: number | null } | null;
   /** The rollback switched back to the old primary (engine.failback). */
   switchedBack: boolean;
@@ -370,7 +370,7 @@ function milestonesOf(events: RunEvent[], detectedAt: string | null, notificatio
   ];
 }
 
-/** The recovery path: blue-green once a standby was promoted; the time with trading closed either way. */
+/** The recovery path: blue-green once a standby was started; the time with trading closed either way. */
 export function pathOf(events: RunEvent[], detectedAt: string | null): RecoveryPath {
   const promoted = events.find((e) => e.event === 'ok' && e.uses === 'engine.promote');
   const opened = events.find(
@@ -378,8 +378,9 @@ export function pathOf(events: RunEvent[], detectedAt: string | null): RecoveryP
   );
   const since = (at: string | null): number | null => (at && detectedAt ? Date.parse(at) - Date.parse(detectedAt) : null);
   const outputs = promoted?.event === 'ok' ? promoted.outputs : undefined;
+  const standby = events.some((e) => e.event === 'ok' && e.uses === 'engine.standby');
   return {
-    kind: promoted ? 'blue-green' : 'in-place',
+    kind: promoted || standby ? 'blue-green' : 'in-place',
     tradingClosedMs: since(opened?.ts ?? null),
     promotion:
       promoted && outputs
@@ -398,9 +399,11 @@ export function pathOf(events: RunEvent[], detectedAt: string | null): RecoveryP
 /** One line on the path, for Markdown and HTML alike. */
 export function pathLine(p: RecoveryPath): string {
   const how =
-    p.kind === 'blue-green'
-      ? `blue-green: a standby promoted${p.promotion?.epoch != null ? ` (epoch ${p.promotion.epoch}${p.promotion.forced ? ', forced' : ''})` : ''}${p.promotion?.sinceDetectionMs != null ? ` ${formatDuration(p.promotion.sinceDetectionMs)} after detection` : ''}${p.switchedBack ? ', then switched back by the rollback' : ''}`
-      : 'in place: the halted engine fixed and resumed';
+    p.kind === 'blue-green' && !p.promotion
+      ? 'blue-green: the standby was never promoted'
+      : p.kind === 'blue-green'
+        ? `blue-green: a standby promoted${p.promotion?.epoch != null ? ` (epoch ${p.promotion.epoch}${p.promotion.forced ? ', forced' : ''})` : ''}${p.promotion?.sinceDetectionMs != null ? ` ${formatDuration(p.promotion.sinceDetectionMs)} after detection` : ''}${p.switchedBack ? ', then switched back by the rollback' : ''}`
+        : 'in place: the halted engine fixed and resumed';
   const closed = p.tradingClosedMs === null ? 'trading not reopened' : `trading closed for ${formatDuration(p.tradingClosedMs)} (detection to open)`;
   return `${how}; ${closed}`;
 }

@@ -1,7 +1,7 @@
 // Crash drills: SIGKILL `recoverctl run` of the bundled playbook at seeded moments, then --resume-last.
 // Every trial must end with the engine open on the hotfix, integrity clean, no finished step run again,
 // and a journal that tells what happened.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, dist, ROOT, rng, withTempDir } from './lib.mjs';
@@ -122,7 +122,17 @@ async function trial(seed, step, delayMs) {
       })();
       // Killed before its journal existed: nothing to resume, the operator starts it again.
       const again = killedDuring === '(before the run started)' ? args : ['run', pb, '--resume-last', '--yes', '--time-scale', TIME_SCALE];
-      const resumed = spawnSync(process.execPath, [BIN, ...again], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
+      // Not spawnSync: it would block this process, and the trial running beside this one would strike late.
+      const resumed = await new Promise((resolve) => {
+        const c = spawn(process.execPath, [BIN, ...again], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        c.stderr.on('data', (d) => (stderr += d));
+        const timer = setTimeout(() => c.kill('SIGKILL'), 120_000);
+        c.on('close', (status) => {
+          clearTimeout(timer);
+          resolve({ status, stderr });
+        });
+      });
       const failures = [];
       const finishedBefore = killedDuring === '(finished)';
       if (!finishedBefore && resumed.status !== 0) failures.push(`resume exited ${resumed.status}: ${resumed.stderr.split('\n').slice(-3).join(' | ')}`);
@@ -148,7 +158,8 @@ async function trial(seed, step, delayMs) {
 
 export const crashResume = {
   name: 'crash: SIGKILL run, then --resume-last',
-  trials: (long) => (long ? 60 : 30),
+  // In npm test, one kill per step of the playbook (each at a seeded delay); --long 60.
+  trials: (long) => (long ? 60 : STEPS.length),
   async run(trials, seed, parallel = 2) {
     const r = rng(seed);
     // Kill points cover every step of the playbook: just after each one starts, at a seeded delay.

@@ -71,7 +71,11 @@ describe('hot standby', () => {
     expect(refused.status).toBe(409);
     expect(((await refused.json()) as { error: string }).error).toMatch(/follower of/);
     await sameState(primary, follower);
-    expect((await follower.health()).following).toMatchObject({ lagRecords: 0, connected: true });
+    // The feed still ticks while halted: at most the tick in the primary's group commit is not here yet.
+    const following = (await follower.health()).following;
+    expect(following).toMatchObject({ connected: true });
+    expect(following?.lagRecords).toBeLessThanOrEqual(2);
+    expect(following?.lagMs).toBeGreaterThanOrEqual(0);
   });
 
   it('a follower killed and restarted resumes the stream after its own last seq, without a gap', async () => {
