@@ -233,6 +233,11 @@ function parseFactor(value: string): number {
 
 /** The single top-level handler: typed errors become one line each and their exit code. */
 export async function main(argv: string[]): Promise<void> {
+  // A reader that stops early (`recoverctl --help | head`) closes stdout: what it did not read is not
+  // wanted, and no crash either. A run goes on to its end regardless (its journal is the record).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SnapshotError } from '../snapshot/format.js';
 import { readSnapshot } from '../snapshot/reader.js';
@@ -195,6 +195,7 @@ export class EngineRuntime {
     rt.durableSeq = rt.seq;
     // A follower's configuration is its primary's, from the stream; only a primary journals its own.
     if (!opts.follow) rt.journalConfig();
+    if (!opts.follow) rt.fenceFromMarker();
     rt.active = ensureBaseline(opts.dataDir);
     const version = rt.active.margin?.active ?? '1.4.2';
     rt.margin = rt.instantiate(await loadMarginModule(opts.dataDir, version));
@@ -240,6 +241,23 @@ export class EngineRuntime {
     if (same) return;
     this.commit({ op: 'config', ts: this.now(), fundingIntervals, haltedPremium });
     o.log({ level: 'info', msg: 'funding configuration changed from here on', fundingIntervals, haltedPremium });
+  }
+
+  /**
+   * A forced promotion left a marker in this data dir: a newer primary exists, so this one is fenced
+   * (journaled) before it serves anything, rather than when the new primary next reaches it.
+   */
+  private fenceFromMarker(): void {
+    let marker: { epoch?: unknown; by?: unknown };
+    try {
+      marker = JSON.parse(readFileSync(dataDirLayout(this.opts.dataDir).fenceMarker, 'utf8')) as typeof marker;
+    } catch {
+      return;
+    }
+    const epoch = marker.epoch;
+    if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch <= this.ex.epoch || this.ex.fenced) return;
+    this.commit({ op: 'fence', ts: this.now(), epoch });
+    this.opts.log({ level: 'warn', msg: 'fenced at start: a standby was promoted in its place', epoch, by: marker.by });
   }
 
   onFatal(handler: (e: Error) => void): void {

@@ -146,7 +146,20 @@ async function promote(ctx: StepContext, standby: Running, force: boolean): Prom
     ctx.progress(`primary fenced at seq ${f.seq} (epoch ${f.epoch})`);
   }
   const p = await standby.client.request<{ epoch: number; seq: number; forced: boolean }>('POST', '/promote', { force });
+  if (p.forced && ctx.engine && 'dataDir' in ctx.engine) await leaveFenceMarker(ctx.engine.dataDir, p.epoch, standby.info.url);
   return { ...p, fencedSeq };
+}
+
+/**
+ * After a forced promotion the old primary is down or unreachable: a marker in its data dir makes it
+ * journal a fence at the new epoch when it starts, before it takes a write (the new primary also keeps
+ * trying to fence it over HTTP). docs/engine.md "Hot standby".
+ */
+async function leaveFenceMarker(dataDir: string, epoch: number, by: string): Promise<void> {
+  const { rename, writeFile } = await import('node:fs/promises');
+  const file = dataDirLayout(dataDir).fenceMarker;
+  await writeFile(`${file}.tmp`, `${JSON.stringify({ epoch, by, at: new Date().toISOString() })}\n`, { mode: 0o644 });
+  await rename(`${file}.tmp`, file);
 }
 
 export const enginePromoteStep = defineStep({

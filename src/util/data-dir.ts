@@ -20,5 +20,10 @@ export function dataDirLayout(dir: string) {
     modules: join(dir, 'modules'),
     /** Which module version is active for each component. */
     activeModules: join(dir, 'active.json'),
+    /**
+     * Left by a forced promotion of this engine's standby (`{"epoch": N, "by": URL}`): a primary that
+     * starts on this data dir journals a fence at that epoch before it takes any write.
+     */
+    fenceMarker: join(dir, 'fenced-by.json'),
   };
 }

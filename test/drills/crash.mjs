@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, dist, ROOT, rng, withTempDir } from './lib.mjs';
+import { BIN, dist, ROOT, rng, runCli, withTempDir } from './lib.mjs';
 
 const TIME_SCALE = '0.005';
 
@@ -122,17 +122,7 @@ async function trial(seed, step, delayMs) {
       })();
       // Killed before its journal existed: nothing to resume, the operator starts it again.
       const again = killedDuring === '(before the run started)' ? args : ['run', pb, '--resume-last', '--yes', '--time-scale', TIME_SCALE];
-      // Not spawnSync: it would block this process, and the trial running beside this one would strike late.
-      const resumed = await new Promise((resolve) => {
-        const c = spawn(process.execPath, [BIN, ...again], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        c.stderr.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => c.kill('SIGKILL'), 120_000);
-        c.on('close', (status) => {
-          clearTimeout(timer);
-          resolve({ status, stderr });
-        });
-      });
+      const resumed = await runCli(again, dir, env);
       const failures = [];
       const finishedBefore = killedDuring === '(finished)';
       if (!finishedBefore && resumed.status !== 0) failures.push(`resume exited ${resumed.status}: ${resumed.stderr.split('\n').slice(-3).join(' | ')}`);

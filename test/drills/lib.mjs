@@ -1,4 +1,5 @@
 // Shared helpers for the drills: seeded randomness, temp dirs, the built CLI and engine.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,3 +25,20 @@ export async function withTempDir(fn) {
 
 /** A stack trace line, as a user must never see one. */
 export const STACK = /^\s+at .+(:\d+:\d+\)?|native)$/m;
+
+/**
+ * `recoverctl ARGS` to its end without blocking this process (not spawnSync): a trial running beside this
+ * one must be able to strike on time. Its exit status and stderr; SIGKILLed after two minutes.
+ */
+export function runCli(args, cwd, env) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr });
+    });
+  });
+}

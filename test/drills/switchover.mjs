@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { incident, journal } from './crash.mjs';
-import { BIN, dist, ROOT, rng, withTempDir } from './lib.mjs';
+import { BIN, dist, ROOT, rng, runCli, withTempDir } from './lib.mjs';
 
 const TIME_SCALE = '0.005';
 const RUNNER_STEPS = ['standby', 'deploy', 'approve', 'promote', 'resume', 'shift', 'demote', 'integrity-after'];
@@ -24,23 +24,6 @@ function playbookFor(dir, dataDir) {
   const file = join(dir, 'blue-green.yaml');
   writeFileSync(file, text);
   return file;
-}
-
-/**
- * The CLI to its end, without blocking this process: the other trial running beside this one must be
- * able to strike on time (a spawnSync here would delay its kill until this run is over).
- */
-function runCli(args, cwd, env) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stderr });
-    });
-  });
 }
 
 /** Wait until the run journals the start of `step` (or ends); false when it ended first. */

@@ -11,10 +11,12 @@ import { dataDirLayout } from '../../src/util/data-dir.js';
 import { onlyJournal, runCli, tempDir } from '../support/cli.js';
 import { trackEngineDir } from '../support/engine.js';
 
-const PLAYBOOK = `apiVersion: recoverctl/v1
+/** A playbook that starts its engine open, then a standby (`standbyWith`: the step's with, if any). */
+function withStandby(name: string, standbyWith = ''): string {
+  return `apiVersion: recoverctl/v1
 kind: Playbook
 metadata:
-  name: standby-switchover
+  name: ${name}
 engine:
   dataDir: ./primary
 steps:
@@ -23,11 +25,39 @@ steps:
     with: { phase: open, feedInterval: 50ms }
   - id: standby
     uses: engine.standby
-    with: { dataDir: ./standby }
-  - id: promote
+${standbyWith}`;
+}
+
+const PLAYBOOK = `${withStandby('standby-switchover', '    with: { dataDir: ./standby }\n')}  - id: promote
     uses: engine.promote
     with: { standby: ./standby }
 `;
+
+/** A client of the engine on `dir/d`, found the way the supervisor finds it. */
+function clientOf(dir: string, d: string): EngineClient {
+  const info = readEngineInfo(join(dir, d));
+  return new EngineClient(info?.url as string, readFileSync(dataDirLayout(join(dir, d)).token, 'utf8').trim());
+}
+
+/** A playbook that starts its engine and a standby, runs `middle`, then fails; its rollback is engine.failback. */
+function failingAfter(name: string, middle: string): string {
+  return `${withStandby(name)}${middle}  - id: breaks
+    uses: exec
+    with: { command: [sh, -c, "exit 4"] }
+rollback:
+  - id: failback
+    uses: engine.failback
+`;
+}
+
+/** `recoverctl run pb.yaml --yes` in a fresh folder whose engines are stopped after the test. */
+async function runIn(text: string): Promise<{ dir: string; r: Awaited<ReturnType<typeof runCli>> }> {
+  const dir = tempDir();
+  trackEngineDir(join(dir, 'primary'));
+  trackEngineDir(join(dir, 'primary-standby'));
+  writeFileSync(join(dir, 'pb.yaml'), text);
+  return { dir, r: await runCli(['run', 'pb.yaml', '--yes'], { cwd: dir, timeoutMs: 90_000 }) };
+}
 
 describe('engine.standby and engine.promote', () => {
   it('start a follower of the playbook engine, fence the primary, promote the follower: exit 0, one primary', async () => {
@@ -43,84 +73,42 @@ describe('engine.standby and engine.promote', () => {
     expect(standby?.outputs?.lagRecords).toBeLessThanOrEqual(2);
     const promoted = events.find((e) => e.event === 'ok' && e.step === 'promote');
     expect(promoted?.outputs).toMatchObject({ epoch: 1, forced: false });
-    const client = (d: string): EngineClient => {
-      const info = readEngineInfo(join(dir, d));
-      return new EngineClient(info?.url as string, readFileSync(dataDirLayout(join(dir, d)).token, 'utf8').trim());
-    };
-    expect(await client('primary').health()).toMatchObject({ role: 'primary', fenced: true });
-    const h = await client('standby').health();
+    expect(await clientOf(dir, 'primary').health()).toMatchObject({ role: 'primary', fenced: true });
+    const h = await clientOf(dir, 'standby').health();
     expect(h).toMatchObject({ role: 'primary', fenced: false, epoch: 1 });
     expect(h.seq).toBe(promoted?.outputs?.seq);
   }, 90_000);
 
   it('after a promotion and a demotion, a failing step switches back: the old primary takes writes again, the standby is fenced', async () => {
-    const dir = tempDir();
-    trackEngineDir(join(dir, 'primary'));
-    trackEngineDir(join(dir, 'primary-standby'));
-    writeFileSync(
-      join(dir, 'pb.yaml'),
-      `apiVersion: recoverctl/v1
-kind: Playbook
-metadata:
-  name: switch-back
-engine:
-  dataDir: ./primary
-steps:
-  - id: start
-    uses: engine.start
-    with: { phase: open, feedInterval: 50ms }
-  - id: standby
-    uses: engine.standby
-  - id: promote
+    const { dir, r } = await runIn(
+      failingAfter(
+        'switch-back',
+        `  - id: promote
     uses: engine.promote
   - id: on-new
     uses: engine.halt
     with: { reason: written by the new primary }
   - id: demote
     uses: engine.demote
-  - id: breaks
-    uses: exec
-    with: { command: [sh, -c, "exit 4"] }
-rollback:
-  - id: failback
-    uses: engine.failback
 `,
+      ),
     );
-    const r = await runCli(['run', 'pb.yaml', '--yes'], { cwd: dir, timeoutMs: 90_000 });
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toContain('switched back');
     const { events } = onlyJournal<{ event: string; step: string; outputs?: Record<string, unknown> }>(dir);
     expect(events.find((e) => e.event === 'ok' && e.step === 'demote')?.outputs?.lagRecords).toBeLessThanOrEqual(2);
     expect(events.find((e) => e.event === 'ok' && e.step === 'failback')?.outputs).toMatchObject({ action: 'switched-back', alreadyDone: false });
-    const client = (d: string): EngineClient => {
-      const info = readEngineInfo(join(dir, d));
-      return new EngineClient(info?.url as string, readFileSync(dataDirLayout(join(dir, d)).token, 'utf8').trim());
-    };
-    const old = await client('primary').health();
+    const old = await clientOf(dir, 'primary').health();
     // The halt the new primary wrote came back with the switch: nothing it acknowledged is lost.
     expect(old).toMatchObject({ role: 'primary', fenced: false, epoch: 2, phase: 'halted', reason: 'written by the new primary' });
-    expect(await client('primary-standby').health()).toMatchObject({ role: 'primary', fenced: true });
+    expect(await clientOf(dir, 'primary-standby').health()).toMatchObject({ role: 'primary', fenced: true });
   }, 120_000);
 
   it('before a promotion, the rollback drops the standby and lifts the fence a failed promotion left', async () => {
-    const dir = tempDir();
-    trackEngineDir(join(dir, 'primary'));
-    trackEngineDir(join(dir, 'primary-standby'));
-    writeFileSync(
-      join(dir, 'pb.yaml'),
-      `apiVersion: recoverctl/v1
-kind: Playbook
-metadata:
-  name: drop-standby
-engine:
-  dataDir: ./primary
-steps:
-  - id: start
-    uses: engine.start
-    with: { phase: open, feedInterval: 50ms }
-  - id: standby
-    uses: engine.standby
-  - id: fence
+    const { dir, r } = await runIn(
+      failingAfter(
+        'drop-standby',
+        `  - id: fence
     name: A promotion that stopped after fencing the primary
     uses: exec
     with:
@@ -129,21 +117,33 @@ steps:
         - -e
         - "fetch(process.argv[1] + '/fence', { method: 'POST', headers: { authorization: 'Bearer ' + require('fs').readFileSync('primary/control.token', 'utf8').trim() }, body: '{}' }).then((r) => process.exit(r.ok ? 0 : 1))"
         - "\${{ steps.start.outputs.url }}"
-  - id: breaks
-    uses: exec
-    with: { command: [sh, -c, "exit 4"] }
-rollback:
-  - id: failback
-    uses: engine.failback
 `,
+      ),
     );
-    const r = await runCli(['run', 'pb.yaml', '--yes'], { cwd: dir, timeoutMs: 90_000 });
     expect(r.exitCode, r.stderr).toBe(1);
     const { events } = onlyJournal<{ event: string; step: string; outputs?: Record<string, unknown> }>(dir);
     expect(events.find((e) => e.event === 'ok' && e.step === 'failback')?.outputs).toMatchObject({ action: 'dropped', reclaimed: true });
     expect(readEngineInfo(join(dir, 'primary-standby'))).toBeUndefined();
-    const info = readEngineInfo(join(dir, 'primary'));
-    const h = await new EngineClient(info?.url as string, readFileSync(dataDirLayout(join(dir, 'primary')).token, 'utf8').trim()).health();
+    const h = await clientOf(dir, 'primary').health();
     expect(h).toMatchObject({ role: 'primary', fenced: false, epoch: 1 });
+  }, 120_000);
+
+  it('a forced promotion over a stopped primary leaves a fence marker: the old primary starts fenced, whatever port it comes back on', async () => {
+    const { dir, r } = await runIn(
+      `${withStandby('forced')}  - id: primary-down
+    uses: engine.stop
+  - id: promote
+    uses: engine.promote
+    with: { force: true }
+`,
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const { events } = onlyJournal<{ event: string; step: string; outputs?: Record<string, unknown> }>(dir);
+    expect(events.find((e) => e.event === 'ok' && e.step === 'promote')?.outputs).toMatchObject({ forced: true, epoch: 1 });
+    expect(JSON.parse(readFileSync(dataDirLayout(join(dir, 'primary')).fenceMarker, 'utf8'))).toMatchObject({ epoch: 1 });
+    const back = await runCli(['engine', 'start', '--data-dir', 'primary', '--json'], { cwd: dir, timeoutMs: 30_000 });
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(await clientOf(dir, 'primary').health()).toMatchObject({ role: 'primary', fenced: true, epoch: 1 });
+    expect(await clientOf(dir, 'primary-standby').health()).toMatchObject({ role: 'primary', fenced: false, epoch: 1 });
   }, 120_000);
 });

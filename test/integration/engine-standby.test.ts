@@ -2,6 +2,7 @@
  * A hot standby (issue 14), on real engine processes: a follower that applies its primary's WAL stream
  * has the same state at the same seq, resumes after a restart, and is promoted only over a fenced primary.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src/engine-client/client.js';
@@ -183,5 +184,23 @@ describe('hot standby', () => {
     expect(h.modules.margin?.active).toBe('1.4.3');
     // The epoch record, then the module record: the WAL explains which module the new primary runs.
     expect(h.seq).toBe(fenced.seq + 2);
+  });
+
+  it('a data dir marked by a forced promotion starts fenced at that epoch, before any write; an older marker is ignored', async () => {
+    const { primary, primaryDir } = await primaryWithFollower();
+    await primary.deposit('a', 'USDT', '1000');
+    await stopEngine(primaryDir, 5_000);
+    writeFileSync(dataDirLayout(primaryDir).fenceMarker, JSON.stringify({ epoch: 1, by: 'http://127.0.0.1:1' }));
+    const back = await startTestEngine({ dataDir: primaryDir, testnet: true });
+    expect(await back.client.health()).toMatchObject({ fenced: true, epoch: 1 });
+    expect((await back.client.raw('POST', '/accounts/a/deposit', { asset: 'USDT', amount: '1' })).status).toBe(409);
+    expect((await back.client.raw('POST', '/promote', { reclaim: true })).status).toBe(409);
+    await stopEngine(primaryDir, 5_000);
+    // A marker at or below the engine's own epoch (it was promoted again since) changes nothing.
+    const other = await startTestEngine({ testnet: true });
+    writeFileSync(dataDirLayout(other.dir).fenceMarker, JSON.stringify({ epoch: 0, by: 'http://127.0.0.1:1' }));
+    await stopEngine(other.dir, 5_000);
+    const again = await startTestEngine({ dataDir: other.dir, testnet: true });
+    expect(await again.client.health()).toMatchObject({ fenced: false, epoch: 0 });
   });
 });
