@@ -246,8 +246,8 @@ console.log('without a follower (a second primary, the same flow, each level run
 for (const [i, r] of alone.entries()) {
   console.log(`${row(throughput(r))}   orders/s with / without follower ${(followed[i].ordersPerS / r.ordersPerS).toFixed(2)}x`);
 }
-console.log('lagRecords: primary durable seq (250 ms heartbeat, sent behind the records it counts) - follower seq;');
-console.log('lagMs: age of the last applied record when applied, 0 once caught up; WAL rec/s include the feed (10/s) and funding;');
+console.log("lagRecords: at the follower's last 250 ms heartbeat, the primary's applied seq (its group commit included) - the follower's seq;");
+console.log('lagMs: how old the last record or heartbeat was when the follower got to it; WAL rec/s include the feed (10/s) and funding;');
 console.log("seq-diff: primary's applied seq (group commit in flight included) - follower's seq, read just after it;");
 console.log(`machine: ${cpus().length} cores, node ${process.version}, load average ${load} at start; engines, follower and this client share the cores;`);
 console.log('wall-clock figures, noisy with other load (a CI run) on the machine');

@@ -6,7 +6,7 @@ import { InputError, Interrupted, LockHeldError, PreflightFailed, RollbackFailed
 import { formatDuration } from '../util/duration.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import type { EventSink } from '../runner/events.js';
-import { RunInterrupted, Runner, type RunResult } from '../runner/execute.js';
+import { engineAfter, RunInterrupted, Runner, type RunResult } from '../runner/execute.js';
 import { ensureStateDir, isResumable, isRunId, JOURNAL_FILE, JournalWriter, listRuns, loadRun, runDir, type RunState } from '../runner/journal.js';
 import { RunLock } from '../runner/lock.js';
 import { buildPlan, type Plan } from '../runner/plan.js';
@@ -286,6 +286,21 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
   return { result, runId, runDir: dir, recorder, annotations };
 }
 
+/**
+ * A resumed run keeps the --var values it last ran with, unless given again now; secret ones were
+ * never journaled and must be given again.
+ */
+function resumedVars(pb: LoadedPlaybook, resume: RunState | undefined, overrides: Record<string, string>): Record<string, string> {
+  const journaled = resume?.lastStart.varOverrides ?? {};
+  for (const [key, value] of Object.entries(journaled)) {
+    const decl = pb.spec.vars?.[key];
+    if (value === REDACTED && typeof decl === 'object' && decl.secret && overrides[key] === undefined) {
+      throw new UsageError(`--var ${key} is secret and was not journaled: give it again with --var ${key}=... to resume`);
+    }
+  }
+  return { ...journaled, ...overrides };
+}
+
 export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const pb = await loadPlaybook(file);
   const stateDir = resolve(flags.stateDir);
@@ -295,33 +310,35 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
     throw new UsageError(`--from-step ${flags.fromStep}: no such step in ${pb.file}${didYouMean(flags.fromStep, ids)} (steps: ${ids.join(', ')})`);
   }
   const resume = findResume(pb, flags, stateDir);
-  // A resumed run keeps the --var values it last ran with, unless given again now; secret ones were
-  // never journaled and must be given again.
-  const journaled = resume?.lastStart.varOverrides ?? {};
-  for (const [key, value] of Object.entries(journaled)) {
-    const decl = pb.spec.vars?.[key];
-    if (value === REDACTED && typeof decl === 'object' && decl.secret && overrides[key] === undefined) {
-      throw new UsageError(`--var ${key} is secret and was not journaled: give it again with --var ${key}=... to resume`);
-    }
-  }
-  const varOverrides = { ...journaled, ...overrides };
+  const varOverrides = resumedVars(pb, resume, overrides);
   // Missing values are not refused here: preflight lists every problem at once.
   const vars = resolveVars(pb, varOverrides, process.env, { allowMissing: true });
   const redactor = buildRedactor(pb, vars);
   const timeScale = flags.timeScale ?? 1;
   const engine = engineTargetOf(pb);
   const skipSteps = new Set<string>(resume ? [...resume.finished.keys()] : []);
-  if (flags.fromStep !== undefined)
-    for (const s of pb.steps.slice(
-      0,
-      pb.steps.findIndex((x) => x.id === flags.fromStep),
-    ))
-      skipSteps.add(s.id);
+  const fromIndex = flags.fromStep === undefined ? 0 : pb.steps.findIndex((x) => x.id === flags.fromStep);
+  for (const s of pb.steps.slice(0, fromIndex)) skipSteps.add(s.id);
   const approval: ApprovalMode = flags.yes ? 'yes' : process.stdin.isTTY ? 'tty' : 'none';
-  const checks = await preflight({ pb, vars, env: process.env, engine, approval, skipSteps, lockPath: lockPathFor(pb, stateDir, engine), stateDir, redactor });
+  // A resumed run checks the engine its next steps act on: after a promotion, the standby (the old
+  // primary may be down, half-way through becoming its follower). The run's lock stays where it was.
+  const current = resume
+    ? engineAfter(pb, REGISTRY, engine, { main: (id) => resume.finished.get(id), rollback: (id) => resume.rollbackFinished.get(id) })
+    : engine;
+  const checks = await preflight({
+    pb,
+    vars,
+    env: process.env,
+    engine: current,
+    approval,
+    skipSteps,
+    lockPath: lockPathFor(pb, stateDir, engine),
+    stateDir,
+    redactor,
+  });
 
   if (flags.dryRun) {
-    printPlan(buildPlan(pb, { engine, vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), checks, flags.json ?? false);
+    printPlan(buildPlan(pb, { engine: current, vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), checks, flags.json ?? false);
     return;
   }
   const problems = checks.filter((k) => !k.ok);
@@ -352,6 +369,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   });
   const out = flags.json ? process.stderr : process.stdout;
   out.write(await trailerText({ facts, result, runId, runDir: dir, pb, engine, stateDir: flags.stateDir, c: chalkFor(out) }));
+  throwForOutcome(result, runId, pb);
+}
+
+/** The run's outcome as the one error the CLI handler turns into its exit code; nothing for a success. */
+function throwForOutcome(result: RunResult, runId: string, pb: LoadedPlaybook): void {
   switch (result.outcome) {
     case 'success':
       return;

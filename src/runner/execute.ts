@@ -72,6 +72,27 @@ export function backoffDelay(baseMs: number, retryNumber: number, random: () => 
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/**
+ * The engine the steps act on after these finished steps: the playbook's, moved by every step whose kind
+ * moves the primary (a promotion, a switch back), in run order. A resume's preflight asks it too.
+ */
+export function engineAfter(
+  pb: LoadedPlaybook,
+  registry: StepRegistry,
+  engine: EngineTarget | undefined,
+  states: { main(id: string): StepState | undefined; rollback(id: string): StepState | undefined },
+): EngineTarget | undefined {
+  let now = engine;
+  const move = (step: RuntimeStep, state: StepState | undefined): void => {
+    if (state?.outcome !== 'success') return;
+    const moved = registry.get(step.uses)?.primaryAfter?.(state.outputs);
+    if (moved) now = moved;
+  };
+  for (const s of pb.steps) move(s, states.main(s.id));
+  for (const s of pb.rollback) move(s, states.rollback(s.id));
+  return now;
+}
+
 /** Runs a playbook's steps in order, then its rollback when a step fails. */
 export class Runner {
   private readonly steps = new Map<string, StepState>();
@@ -374,16 +395,11 @@ export class Runner {
    * primary (a promotion, a switch back), in run order, this attempt's or an earlier one's.
    */
   private engineNow(): EngineTarget | undefined {
-    let engine = this.o.engine;
     const resume = this.o.resume;
-    const move = (step: RuntimeStep, state: StepState | undefined): void => {
-      if (state?.outcome !== 'success') return;
-      const moved = this.o.registry.get(step.uses)?.primaryAfter?.(state.outputs);
-      if (moved) engine = moved;
-    };
-    for (const s of this.o.playbook.steps) move(s, this.steps.get(s.id) ?? resume?.finished.get(s.id));
-    for (const s of this.o.playbook.rollback) move(s, this.rollbackStates.get(s.id) ?? resume?.rollbackFinished.get(s.id));
-    return engine;
+    return engineAfter(this.o.playbook, this.o.registry, this.o.engine, {
+      main: (id) => this.steps.get(id) ?? resume?.finished.get(id),
+      rollback: (id) => this.rollbackStates.get(id) ?? resume?.rollbackFinished.get(id),
+    });
   }
 
   /** Whether the step runs, by its `if:` and the run's state; a condition that cannot be evaluated fails it. */

@@ -6,9 +6,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EngineClient } from '../../src/engine-client/client.js';
-import { readEngineInfo } from '../../src/engine-client/supervisor.js';
+import { readEngineInfo, stopEngine } from '../../src/engine-client/supervisor.js';
 import { dataDirLayout } from '../../src/util/data-dir.js';
-import { onlyJournal, runCli, tempDir } from '../support/cli.js';
+import { onlyJournal, runCli, spawnCli, tempDir, waitFor } from '../support/cli.js';
 import { trackEngineDir } from '../support/engine.js';
 
 /** A playbook that starts its engine open, then a standby (`standbyWith`: the step's with, if any). */
@@ -145,5 +145,40 @@ describe('engine.standby and engine.promote', () => {
     expect(back.exitCode, back.stderr).toBe(0);
     expect(await clientOf(dir, 'primary').health()).toMatchObject({ role: 'primary', fenced: true, epoch: 1 });
     expect(await clientOf(dir, 'primary-standby').health()).toMatchObject({ role: 'primary', fenced: false, epoch: 1 });
+  }, 120_000);
+
+  it('a run killed after the promotion resumes on the new primary, though the old one is down: demote starts it as a follower', async () => {
+    const dir = tempDir();
+    trackEngineDir(join(dir, 'primary'));
+    trackEngineDir(join(dir, 'primary-standby'));
+    writeFileSync(
+      join(dir, 'pb.yaml'),
+      `${withStandby('killed-after-promotion')}  - id: promote
+    uses: engine.promote
+  - id: hold
+    uses: exec
+    with: { command: [sh, -c, "test -f go || sleep 60"] }
+  - id: demote
+    uses: engine.demote
+`,
+    );
+    const first = spawnCli(['run', 'pb.yaml', '--yes'], { cwd: dir });
+    const holding = (): boolean => {
+      try {
+        return onlyJournal<{ event: string; step: string }>(dir).events.some((e) => e.event === 'start' && e.step === 'hold');
+      } catch {
+        return false; // no journal yet
+      }
+    };
+    await waitFor(async () => holding(), 60_000, 'the hold step');
+    first.kill('SIGKILL');
+    await first;
+    // The old primary goes down too (the laptop and the old engine's host died together).
+    await stopEngine(join(dir, 'primary'), 5_000);
+    writeFileSync(join(dir, 'go'), '');
+    const r = await runCli(['run', 'pb.yaml', '--resume-last', '--yes'], { cwd: dir, timeoutMs: 60_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await clientOf(dir, 'primary').health()).toMatchObject({ role: 'follower' });
+    expect(await clientOf(dir, 'primary-standby').health()).toMatchObject({ role: 'primary', fenced: false });
   }, 120_000);
 });
