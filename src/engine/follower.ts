@@ -1,5 +1,5 @@
 import { request, type IncomingMessage } from 'node:http';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineRuntime } from './runtime.js';
 import type { Command } from './types.js';
@@ -68,17 +68,48 @@ export async function bootstrapFollower(dataDir: string, url: string, token: str
   // Then the history before that state, as a WAL segment of its own (the state first: a crash in
   // between leaves a data dir that starts from it, without the history): the follower's WAL then explains
   // what happened since a pre-outage snapshot, as its primary's does (integrity checks after a promotion).
-  const history = await call(`${url}/wal/stream?from=1&to=${header.seq}`, token);
-  if (history.status === 200 && history.body !== '') {
-    const first = decodeRecord<Command>(history.body.slice(0, history.body.indexOf('\n')));
-    if (!('error' in first)) {
-      mkdirSync(layout.wal, { recursive: true });
-      const segment = join(layout.wal, segmentName(first.seq));
-      writeFileSync(`${segment}.tmp`, history.body, { mode: 0o644 });
-      renameSync(`${segment}.tmp`, segment);
-    }
-  }
+  await copyHistory(`${url}/wal/stream?from=1&to=${header.seq}`, token, layout.wal);
   return { seq: header.seq };
+}
+
+/** The start of a file (its first record is all that is read of it). */
+function firstBytes(file: string, n: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    return buf.toString('utf8', 0, readSync(fd, buf, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The primary's WAL records up to the state a new follower starts from, streamed to disk (not held in
+ * memory: a WAL can be large) and then named as the segment of its first record. Nothing is kept when
+ * the primary cannot give them: the follower still starts, from its state, without the history.
+ */
+async function copyHistory(url: string, token: string, walDir: string): Promise<void> {
+  mkdirSync(walDir, { recursive: true });
+  const tmp = join(walDir, 'history.tmp');
+  const ok = await new Promise<boolean>((resolve, reject) => {
+    const req = request(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return resolve(false);
+      }
+      const out = createWriteStream(tmp, { mode: 0o644 });
+      res.pipe(out);
+      out.on('finish', () => resolve(true));
+      out.on('error', reject);
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const head = ok ? firstBytes(tmp, 65_536) : '';
+  const first = head.includes('\n') ? decodeRecord<Command>(head.slice(0, head.indexOf('\n'))) : { error: 'empty' };
+  if ('error' in first) return rmSync(tmp, { force: true });
+  renameSync(tmp, join(walDir, segmentName(first.seq)));
 }
 
 /** Ask the primary whether it is fenced, and at which seq (null when it cannot be reached). */

@@ -2,7 +2,7 @@
  * A hot standby (issue 14), on real engine processes: a follower that applies its primary's WAL stream
  * has the same state at the same seq, resumes after a restart, and is promoted only over a fenced primary.
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src/engine-client/client.js';
@@ -202,5 +202,28 @@ describe('hot standby', () => {
     await stopEngine(other.dir, 5_000);
     const again = await startTestEngine({ dataDir: other.dir, testnet: true });
     expect(await again.client.health()).toMatchObject({ fenced: false, epoch: 0 });
+  });
+
+  it('a new follower copies the WAL history before the state it starts from, so its WAL explains everything since seq 1', async () => {
+    const p = await startTestEngine({ testnet: true });
+    for (const a of ['a', 'b']) await p.client.deposit(a, 'USDT', '1000000');
+    await p.client.setPhase('open');
+    await trade(p.client, 20);
+    const followerDir = join(tempDir('recoverctl-standby-'), 'data');
+    const f = await startTestEngine({ dataDir: followerDir, testnet: true, follow: { url: p.client.url, tokenFile: dataDirLayout(p.dir).token } });
+    const startedAt = (await f.client.health()).seq;
+    expect(startedAt).toBeGreaterThan(20);
+    const wal = dataDirLayout(followerDir).wal;
+    const segments = readdirSync(wal)
+      .filter((n) => n.endsWith('.log'))
+      .sort();
+    expect(segments[0]).toBe('00000000000000000001.log');
+    const lines = (dir: string, file: string) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean);
+    const theirs = readdirSync(dataDirLayout(p.dir).wal)
+      .filter((n) => n.endsWith('.log'))
+      .sort()
+      .flatMap((n) => lines(dataDirLayout(p.dir).wal, n));
+    expect(lines(wal, segments[0] as string)).toEqual(theirs.slice(0, lines(wal, segments[0] as string).length));
+    expect(lines(wal, segments[0] as string).length).toBeGreaterThanOrEqual(20);
   });
 });
