@@ -394,7 +394,11 @@ async function promote({ req, res, rt }: RouteCall): Promise<void> {
   if (body.reclaim === true) return send(res, 200, await rt.reclaim());
   const follow = rt.opts.follow;
   if (rt.role !== 'follower' || !follow) throw new EngineRefusal(409, 'this engine is already a primary');
-  const primary = await primaryFence(follow.url, follow.tokenFile);
+  let primary = await primaryFence(follow.url, follow.tokenFile);
+  // Forced over a primary that still answers: fence it first, with the next epoch, so that it is never a
+  // second writer (the promotion then waits for its last seq, as an unforced one does).
+  if (force && primary && !primary.fenced && (await fencePrimary(follow.url, follow.tokenFile, rt.ex.epoch + 1)))
+    primary = await primaryFence(follow.url, follow.tokenFile);
   if (!force && primary === null)
     throw new EngineRefusal(409, `the primary ${follow.url} cannot be reached to check it is fenced: fence it, or promote with force`);
   if (!force && !primary?.fenced) throw new EngineRefusal(409, `the primary ${follow.url} is not fenced: POST /fence on it first, or promote with force`);

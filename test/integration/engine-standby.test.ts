@@ -226,4 +226,14 @@ describe('hot standby', () => {
     expect(lines(wal, segments[0] as string)).toEqual(theirs.slice(0, lines(wal, segments[0] as string).length));
     expect(lines(wal, segments[0] as string).length).toBeGreaterThanOrEqual(20);
   });
+
+  it('a forced promotion over a primary that still answers fences it first: never two writers', async () => {
+    const { primary, follower } = await primaryWithFollower();
+    await primary.deposit('a', 'USDT', '1000');
+    const p = await follower.request<{ epoch: number; forced: boolean }>('POST', '/promote', { force: true });
+    expect(p).toMatchObject({ forced: false });
+    expect(await primary.health()).toMatchObject({ fenced: true });
+    expect((await primary.raw('POST', '/accounts/a/deposit', { asset: 'USDT', amount: '1' })).status).toBe(409);
+    expect((await primary.raw('POST', '/promote', { reclaim: true })).status).toBe(409);
+  });
 });
