@@ -87,8 +87,10 @@ export const nodeEngines: EngineSupervisor = {
     const { terminateOnExit } = await import('../util/pid.js');
     // If this process is ended abruptly, the scratch engine must not outlive it.
     const guard = terminateOnExit();
+    // The chaos fault `smoke-failure` (docs/chaos.md): the testnet engine's port is already taken, so it cannot start.
+    const taken = options.testnet && chaosFaults().has('smoke-failure') ? await holdPort() : undefined;
     try {
-      const { client, info } = await startEngine(dataDir, { ...options, exitWithMe: true });
+      const { client, info } = await startEngine(dataDir, { ...options, ...(taken ? { port: taken.port } : {}), exitWithMe: true });
       guard.watch(info.pid);
       return {
         client,
@@ -102,6 +104,8 @@ export const nodeEngines: EngineSupervisor = {
       await stopEngine(dataDir).catch(() => undefined);
       guard.release();
       throw e;
+    } finally {
+      taken?.server.close();
     }
   },
   async load(target: EngineTarget, options) {
@@ -146,3 +150,18 @@ export const nodeEffects: Effects = {
   engines: nodeEngines,
   reports: nodeReports,
 };
+
+/** Faults `rehearse --chaos` asks this process to inject in itself (`RECOVERCTL_CHAOS`, comma-separated). */
+function chaosFaults(): Set<string> {
+  return new Set((process.env.RECOVERCTL_CHAOS ?? '').split(',').filter(Boolean));
+}
+
+/** A loopback port held open by this process, so that an engine told to bind it fails as a taken port does. */
+async function holdPort(): Promise<{ port: number; server: import('node:net').Server }> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port from listen(0)');
+  return { port: address.port, server };
+}

@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ExitCode, PlaybookError, PreflightFailed, RecoverctlError } from '../errors.js';
+import { ExitCode, PlaybookError, PreflightFailed, RecoverctlError, UsageError } from '../errors.js';
 import { VERSION } from '../util/version.js';
 import { addEngineCommands } from './engine-program.js';
 
@@ -73,6 +73,7 @@ Examples:
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
     .option('--json', 'print one JSON event per line on stdout')
     .option('--junit <file>', 'write a JUnit XML report (one test case per step)')
+    .option('--engine-data-dir <dir>', "act on the engine of this data dir instead of the playbook's engine.dataDir")
     .addOption(new Option('--time-scale <factor>', 'multiply waits and bakes (rehearsals)').argParser(parseFactor).hideHelp())
     .addHelpText(
       'after',
@@ -96,11 +97,21 @@ Examples:
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
     .option('--json', 'print one JSON event per line on stdout')
     .option('--junit <file>', 'write a JUnit XML report')
+    .option('--chaos <n>', 'n rehearsals, each with one seeded fault struck at a seeded step; safety properties checked on each (docs/chaos.md)')
+    .option('--chaos-trial <seed:fault:step>', 'replay one chaos trial exactly (the reproducer --chaos prints)')
+    .option('--faults <list>', 'with --chaos: the faults to use, comma-separated (default: every fault in docs/chaos.md)')
+    .option('--parallel <n>', 'with --chaos: trials at a time', '2')
+    .option('--no-shrink', 'with --chaos: print the reproducer of a broken property without shrinking it')
     .addHelpText(
       'after',
       '\nExit: 0 when every rehearsal ends as its rehearsal.expectOutcome says (default success), 1 when one\ndoes not, 2 for an invalid playbook or bad input, 3 for an unexpected failed rollback.\n\nExamples:\n  recoverctl rehearse playbooks/um-excess-queue-depth.yaml --junit rehearsal.xml\n  recoverctl rehearse --all playbooks/ --json --junit rehearsals.xml > rehearsals.ndjson',
     )
-    .action(async (file: string, opts: { stateDir: string; all?: boolean }) => {
+    .action(async (file: string, opts: { stateDir: string; all?: boolean; chaos?: string; chaosTrial?: string }) => {
+      if (opts.chaos !== undefined || opts.chaosTrial !== undefined) {
+        if (opts.all) throw new UsageError('--chaos and --all: rehearse one playbook under chaos at a time');
+        const { chaosCommand } = await import('./chaos.js');
+        return chaosCommand(file, opts);
+      }
       const { rehearseAll, rehearseCommand } = await import('./rehearse.js');
       if (opts.all) await rehearseAll(file, opts);
       else await rehearseCommand(file, opts);
@@ -223,6 +234,7 @@ export interface RunFlags {
   json?: boolean;
   junit?: string;
   timeScale?: number;
+  engineDataDir?: string;
 }
 
 function parseFactor(value: string): number {

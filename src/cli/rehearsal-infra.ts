@@ -16,6 +16,10 @@ import { nodeSocket } from './effects.js';
 export interface RehearsalInfra {
   vars: Record<string, string>;
   stop(): Promise<void>;
+  /** Where the configs, logs and HAProxy's admin socket (`admin.sock`) are. */
+  dir: string;
+  /** Stop one service before the rest (the chaos fault `metrics-down`); nothing when it was not started. */
+  stopService(name: 'haproxy' | 'prometheus'): Promise<void>;
 }
 
 const children = new Set<ChildProcess>();
@@ -219,6 +223,7 @@ export async function startRehearsalInfra(o: {
   mkdirSync(dir, { recursive: true });
   const enginePort = Number(new URL(o.engineUrl).port);
   const started: ChildProcess[] = [];
+  const byName = new Map<'haproxy' | 'prometheus', ChildProcess>();
   let sorry: Server | undefined;
   const vars: Record<string, string> = {};
   const stop = async (): Promise<void> => {
@@ -231,16 +236,22 @@ export async function startRehearsalInfra(o: {
       sorry = s.server;
       const h = await startHaproxy(dir, enginePort, s.port);
       started.push(h.child);
+      byName.set('haproxy', h.child);
       Object.assign(vars, h.vars);
     }
     if (o.prometheus) {
       const p = await startPrometheus(dir, enginePort, o.tokenFile);
       started.push(p.child);
+      byName.set('prometheus', p.child);
       Object.assign(vars, p.vars);
     }
   } catch (e) {
     await stop();
     throw e;
   }
-  return { vars, stop };
+  const stopService = async (name: 'haproxy' | 'prometheus'): Promise<void> => {
+    const child = byName.get(name);
+    if (child) await stopChild(child);
+  };
+  return { vars, stop, dir, stopService };
 }

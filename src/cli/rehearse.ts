@@ -110,16 +110,43 @@ export interface Rehearsal {
   verdict: RehearsalVerdict;
   runId: string;
   /** What the incident report says of the run: its path, RTO and time with trading closed. */
-  recovery: { path: 'in-place' | 'blue-green'; rtoMs: number; closedMs: number | null; objective: string | null; line: string };
+  recovery: {
+    path: 'in-place' | 'blue-green';
+    rtoMs: number;
+    closedMs: number | null;
+    objective: string | null;
+    line: string;
+    prediction: import('../runner/predict.js').RtoPrediction | null;
+  };
 }
 
 /** The run's path, RTO and time with trading closed, as its incident report computes them. */
-async function recoveryOf(runDir: string): Promise<Rehearsal['recovery']> {
+export async function recoveryOf(runDir: string): Promise<Rehearsal['recovery']> {
   const { JOURNAL_FILE, readJournal } = await import('../runner/journal.js');
   const { buildIncident, detectionOf, pathLine } = await import('../report/incident.js');
   const { events } = readJournal(join(runDir, JOURNAL_FILE));
   const r = buildIncident(events, detectionOf(events, { at: null, reason: null }), new Date());
-  return { path: r.path.kind, rtoMs: r.rto.actualMs, closedMs: r.path.tradingClosedMs, objective: r.rto.objective, line: pathLine(r.path) };
+  return {
+    path: r.path.kind,
+    rtoMs: r.rto.actualMs,
+    closedMs: r.path.tradingClosedMs,
+    objective: r.rto.objective,
+    line: pathLine(r.path),
+    prediction: r.rto.prediction,
+  };
+}
+
+/** The prediction the run started with against what it measured: `RTO predicted p50 …, p90 … for this rehearsal; actual …`. */
+export async function predictedVsActual(recovery: Rehearsal['recovery']): Promise<string> {
+  const { formatDuration: d } = await import('../util/duration.js');
+  const { predictionLines, asRunText } = await import('../runner/predict.js');
+  const p = recovery.prediction;
+  if (!p) return `RTO prediction: none made; actual ${d(recovery.rtoMs)}`;
+  if (p.status === 'none') return `${predictionLines(p)[0] ?? 'RTO prediction: none'}; actual ${d(recovery.rtoMs)}`;
+  const at = p.asRun ?? { timeScale: 1, autoApproved: false, p50Ms: p.p50Ms, p90Ms: p.p90Ms, p99Ms: p.p99Ms };
+  const where = at.p90Ms >= recovery.rtoMs ? (at.p50Ms >= recovery.rtoMs ? 'within p50' : 'within p90') : 'beyond p90';
+  const settings = asRunText(at);
+  return `RTO predicted p50 ${d(at.p50Ms)}, p90 ${d(at.p90Ms)}${settings ? ` (${settings})` : ''} from ${p.runs} earlier run${p.runs === 1 ? '' : 's'}${p.fewSamples ? ', few samples' : ''}; actual ${d(recovery.rtoMs)}, ${where}`;
 }
 
 /** `recoverctl rehearse <playbook>`: exit 0 when it ends as `rehearsal.expectOutcome` says. */
@@ -188,7 +215,7 @@ type Client = import('../engine-client/client.js').EngineClient;
 type Snapshot = Awaited<ReturnType<Client['snapshot']>>;
 
 /** Seed, accounts and time scale of a rehearsal, checked. */
-function rehearsalSettings(pb: LoadedPlaybook, flags: RehearseFlags): { seed: number; accounts: number; timeScale: number } {
+export function rehearsalSettings(pb: LoadedPlaybook, flags: RehearseFlags): { seed: number; accounts: number; timeScale: number } {
   const seed = flags.seed === undefined ? 2026 : Number(flags.seed);
   const accounts = flags.accounts === undefined ? 40 : Number(flags.accounts);
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a whole number, got '${flags.seed ?? ''}'`);
@@ -203,7 +230,7 @@ function rehearsalSettings(pb: LoadedPlaybook, flags: RehearseFlags): { seed: nu
 }
 
 /** Before the scratch engine: what the playbook needs and the rehearsal does not provide. */
-async function rehearsalPreflight(pb: LoadedPlaybook, flags: RehearseFlags, autoApprove: boolean, known: Record<string, string> = {}): Promise<void> {
+export async function rehearsalPreflight(pb: LoadedPlaybook, flags: RehearseFlags, autoApprove: boolean, known: Record<string, string> = {}): Promise<void> {
   const declared = pb.spec.vars ?? {};
   const vars = resolveVars(pb, known, process.env, { allowMissing: true });
   const checks = await preflight({
@@ -222,7 +249,7 @@ async function rehearsalPreflight(pb: LoadedPlaybook, flags: RehearseFlags, auto
 }
 
 /** Funded traders with positions (neighbours trade with each other) and resting orders on both sides. */
-async function seedTraders(client: Client, accounts: number): Promise<string[]> {
+export async function seedTraders(client: Client, accounts: number): Promise<string[]> {
   const { traderAccounts } = await import('../engine-client/load.js');
   const traders = traderAccounts(accounts);
   for (const [i, a] of traders.entries()) {
@@ -249,19 +276,19 @@ async function seedTraders(client: Client, accounts: number): Promise<string[]> 
  * The incident: a pre-outage snapshot, trading after it (the WAL must explain it), then the margin burst
  * until the engine halts itself with EXCESS_QUEUE_DEPTH, then the time it takes to page someone.
  */
-async function reproduceIncident(
+export async function reproduceIncident(
   client: Client,
   url: string,
   dataDir: string,
   traders: string[],
   seed: number,
-  json: boolean,
+  say: (text: string) => void,
   checkSetup: () => void,
 ): Promise<Snapshot> {
   const { LoadGenerator } = await import('../engine-client/load.js');
   const { readFileSync } = await import('node:fs');
   const snap = await client.snapshot();
-  log(json, `pre-outage snapshot ${snap.path} (seq ${snap.seq}, ${snap.records} records)`);
+  say(`pre-outage snapshot ${snap.path} (seq ${snap.seq}, ${snap.records} records)`);
   const token = readFileSync(dataDirLayout(dataDir).token, 'utf8').trim();
   const gen = new LoadGenerator({ url, token, rate: 200, accounts: traders, seed, instruments: await client.instruments() });
   gen.start();
@@ -277,7 +304,7 @@ async function reproduceIncident(
   if (halted.haltCode !== 'EXCESS_QUEUE_DEPTH') {
     throw new InputError(`the injected margin burst did not halt the scratch engine (phase ${halted.phase}, reason ${halted.reason ?? 'none'})`);
   }
-  log(json, `incident reproduced: ${halted.reason}`);
+  say(`incident reproduced: ${halted.reason}`);
   // Paging someone takes time: funding intervals end while trading is halted, for the playbook to settle.
   await new Promise((r) => setTimeout(r, 2_500));
   checkSetup();
@@ -350,7 +377,7 @@ async function outcomeChecks(
 }
 
 /** The data dirs in the scratch folder that have (or had) an engine: the scratch engine, a standby. */
-function engineDirsIn(scratch: string): string[] {
+export function engineDirsIn(scratch: string): string[] {
   let names: string[] = [];
   try {
     names = readdirSync(scratch);
@@ -364,7 +391,7 @@ function engineDirsIn(scratch: string): string[] {
  * The engine that takes writes at the end: exactly one of the scratch folder's running engines may be
  * an unfenced primary (with a standby, a check says so); none is a finding of its own.
  */
-async function primaryIn(scratch: string): Promise<{ primary: { client: Client; dataDir: string } | undefined; check: StepCheck | undefined }> {
+export async function primaryIn(scratch: string): Promise<{ primary: { client: Client; dataDir: string } | undefined; check: StepCheck | undefined }> {
   const { connect } = await import('../engine-client/supervisor.js');
   const primaries: { client: Client; dataDir: string }[] = [];
   const seen: string[] = [];
@@ -436,8 +463,8 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
     setup.check();
     const traders = await seedTraders(client, accounts);
     setup.check();
-    const snap = await reproduceIncident(client, info.url, dataDir, traders, seed, flags.json ?? false, setup.check);
-    infra = await infraFor(pb, scratch, info.url, dataDir, flags.json ?? false);
+    const snap = await reproduceIncident(client, info.url, dataDir, traders, seed, (text) => log(flags.json ?? false, text), setup.check);
+    infra = await infraFor(pb, scratch, info.url, dataDir, (text) => log(flags.json ?? false, text));
     setup.check();
     // What only the started infrastructure can answer (a Prometheus query) is checked before any step runs.
     if (infra) await rehearsalPreflight(pb, flags, autoApprove, declaredOnly(pb, infra.vars));
@@ -467,13 +494,19 @@ export async function rehearsePlaybook(pb: LoadedPlaybook, flags: RehearseFlags)
 }
 
 /** The infrastructure's vars that the playbook declares. */
-function declaredOnly(pb: LoadedPlaybook, vars: Record<string, string>): Record<string, string> {
+export function declaredOnly(pb: LoadedPlaybook, vars: Record<string, string>): Record<string, string> {
   const declared = pb.spec.vars ?? {};
   return Object.fromEntries(Object.entries(vars).filter(([k]) => k in declared));
 }
 
 /** HAProxy and Prometheus when the playbook's `rehearsal:` asks for them, started beside the scratch engine. */
-async function infraFor(pb: LoadedPlaybook, scratch: string, url: string, dataDir: string, json: boolean): Promise<RehearsalInfra | undefined> {
+export async function infraFor(
+  pb: LoadedPlaybook,
+  scratch: string,
+  url: string,
+  dataDir: string,
+  say: (text: string) => void,
+): Promise<RehearsalInfra | undefined> {
   const wanted = pb.spec.rehearsal;
   if (!wanted?.gateway && !wanted?.prometheus) return undefined;
   const { startRehearsalInfra } = await import('./rehearsal-infra.js');
@@ -484,8 +517,7 @@ async function infraFor(pb: LoadedPlaybook, scratch: string, url: string, dataDi
     gateway: wanted.gateway,
     prometheus: wanted.prometheus,
   });
-  log(
-    json,
+  say(
     `rehearsal infrastructure: ${Object.entries(infra.vars)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
@@ -561,6 +593,7 @@ async function runAndJudge(
   const recovery = await recoveryOf(runDir);
   const { formatDuration } = await import('../util/duration.js');
   process.stderr.write(`RTO ${formatDuration(recovery.rtoMs)}${recovery.objective ? ` (objective ${recovery.objective})` : ''}, path ${recovery.line}\n`);
+  process.stderr.write(`${await predictedVsActual(recovery)}\n`);
   return { result, recorder, verdict: v, runId, recovery };
 }
 

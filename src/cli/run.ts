@@ -10,6 +10,7 @@ import { engineAfter, RunInterrupted, Runner, type RunResult } from '../runner/e
 import { ensureStateDir, isResumable, isRunId, JOURNAL_FILE, JournalWriter, listRuns, loadRun, runDir, type RunState } from '../runner/journal.js';
 import { RunLock } from '../runner/lock.js';
 import { buildPlan, type Plan } from '../runner/plan.js';
+import { predictionAtStart, predictionLines, type RtoPrediction } from '../runner/predict.js';
 import { preflight, type ApprovalMode, type PreflightCheck } from '../runner/preflight.js';
 import { buildRedactor, parseVarFlags, resolveVars, type ResolvedVars } from '../runner/scope.js';
 import { promptApprover } from '../ui/approver.js';
@@ -87,9 +88,10 @@ function findResume(pb: LoadedPlaybook, flags: RunFlags, stateDir: string): RunS
   return state;
 }
 
-function printPlan(plan: Plan, checks: PreflightCheck[], json: boolean): void {
+function printPlan(plan: Plan, checks: PreflightCheck[], prediction: RtoPrediction | undefined, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), run: null, step: null, event: 'plan', plan, preflight: checks })}\n`);
+    const rtoPrediction = prediction ?? null;
+    process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), run: null, step: null, event: 'plan', plan, preflight: checks, rtoPrediction })}\n`);
     return;
   }
   const c = chalkFor(process.stdout);
@@ -123,6 +125,7 @@ function printPlan(plan: Plan, checks: PreflightCheck[], json: boolean): void {
     const where = k.at ? c.dim(` (${k.at.file}:${k.at.line}:${k.at.col})`) : '';
     lines.push(`  ${k.ok ? c.green('✓') : c.red('✗')} ${k.check.padEnd(9)} ${k.message}${where}`);
   }
+  lines.push(...(prediction ? predictionLines(prediction) : ['RTO prediction: none (the history in the state dir could not be read)']));
   lines.push(c.dim('dry run: nothing was changed'));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -248,6 +251,10 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
   const { sink, ui, annotations } = await runSinks(o, journal, recorder);
   const interrupt = new AbortController();
   const offSignals = onSignals(interrupt, journal, lock);
+  // From the runs before this one; a resumed run keeps the prediction it started with.
+  const rtoPrediction = o.resume
+    ? o.resume.start.rtoPrediction
+    : predictionAtStart(o.stateDir, o.pb, runId, { timeScale: o.timeScale, autoApprove: o.yes || o.approver !== undefined });
   let result: RunResult;
   try {
     const runner = new Runner({
@@ -269,6 +276,7 @@ export async function executeRun(o: ExecuteOptions): Promise<ExecutedRun> {
       interrupt: interrupt.signal,
       resume: o.resume,
       fromStep: o.fromStep,
+      rtoPrediction,
     });
     result = await runner.run();
   } finally {
@@ -315,7 +323,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const vars = resolveVars(pb, varOverrides, process.env, { allowMissing: true });
   const redactor = buildRedactor(pb, vars);
   const timeScale = flags.timeScale ?? 1;
-  const engine = engineTargetOf(pb);
+  const engine = flags.engineDataDir === undefined ? engineTargetOf(pb) : { dataDir: resolve(flags.engineDataDir) };
   const skipSteps = new Set<string>(resume ? [...resume.finished.keys()] : []);
   const fromIndex = flags.fromStep === undefined ? 0 : pb.steps.findIndex((x) => x.id === flags.fromStep);
   for (const s of pb.steps.slice(0, fromIndex)) skipSteps.add(s.id);
@@ -338,7 +346,9 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   });
 
   if (flags.dryRun) {
-    printPlan(buildPlan(pb, { engine: current, vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume }), checks, flags.json ?? false);
+    const plan = buildPlan(pb, { engine: current, vars, env: process.env, redactor, timeScale, fromStep: flags.fromStep, resume });
+    const prediction = predictionAtStart(stateDir, pb, undefined, { timeScale, autoApprove: flags.yes ?? false });
+    printPlan(plan, checks, prediction, flags.json ?? false);
     return;
   }
   const problems = checks.filter((k) => !k.ok);

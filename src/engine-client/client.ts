@@ -102,6 +102,11 @@ export class EngineClient {
   fault(kind: 'margin-burst' | 'crash', events?: number): Promise<MarginBurstAnswer | { crashing: true }> {
     return this.request('POST', '/fault', events === undefined ? { kind } : { kind, events });
   }
+
+  /** Slow the engine down for a while: every control API answer (`control-latency`) or every WAL fsync (`wal-stall`) `ms` later, for `forMs`. */
+  slowDown(kind: 'control-latency' | 'wal-stall', ms: number, forMs: number): Promise<{ kind: string; ms: number; forMs: number }> {
+    return this.request('POST', '/fault', { kind, ms, forMs });
+  }
   recomputeFunding(from: string, to: string): Promise<FundingRecomputeAnswer> {
     return this.request('POST', '/funding/recompute', { from, to });
   }

@@ -608,6 +608,14 @@ export class EngineRuntime {
     return { events: sent, queueDepth: depth, phase: this.ex.phase, reason: this.ex.reason };
   }
 
+  /** The `wal-stall` fault: every WAL fsync takes `ms` longer for the next `forMs`. */
+  stallWal(ms: number, forMs: number): void {
+    this.wal.stallSyncs(ms, forMs);
+  }
+
+  /** The `control-latency` fault: until this time (epoch ms), every control API answer is held `ms` first. */
+  controlLatency = { ms: 0, until: 0 };
+
   /** Settle the funding intervals in [from, to) that were missed (while halted), from the recorded marks. */
   async recomputeFunding(
     from: number,

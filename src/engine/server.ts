@@ -307,7 +307,16 @@ async function injectFault({ req, res, rt, onCrash }: RouteCall): Promise<void> 
     setTimeout(onCrash, 20);
     return;
   }
-  throw new BadRequest('kind must be margin-burst or crash');
+  if (kind === 'control-latency' || kind === 'wal-stall') {
+    const ms = body.ms;
+    const forMs = body.forMs;
+    if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > 60_000) throw new BadRequest('ms must be an integer 0..60000');
+    if (typeof forMs !== 'number' || !Number.isInteger(forMs) || forMs < 0 || forMs > 600_000) throw new BadRequest('forMs must be an integer 0..600000');
+    if (kind === 'wal-stall') rt.stallWal(ms, forMs);
+    else rt.controlLatency = { ms, until: Date.now() + forMs };
+    return send(res, 200, { kind, ms, forMs });
+  }
+  throw new BadRequest('kind must be margin-burst, crash, control-latency or wal-stall');
 }
 
 /** The instruments, with this engine's funding intervals: the same table the exchange checks. */
@@ -512,6 +521,9 @@ export function createControlServer(o: ServerOptions): Server {
     if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) return send(res, 403, { error: 'loopback only' });
     if (!tokenMatches(req.headers.authorization, token)) return send(res, 401, { error: 'missing or wrong bearer token' });
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    // The control-latency fault holds every answer but the fault route's own (so it can be lifted).
+    const slow = rt.controlLatency;
+    if (Date.now() < slow.until && url.pathname !== '/fault') await new Promise((r) => setTimeout(r, slow.ms));
     return dispatch({ req, res, rt, onCrash: o.onCrash }, req.method ?? 'GET', url.pathname);
   }
   return server;

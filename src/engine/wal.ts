@@ -126,6 +126,8 @@ export class WalWriter {
   private writtenSeq = 0;
   appended = 0;
   syncs = 0;
+  /** The `wal-stall` fault: every sync waits this much longer until `stallUntil` (epoch ms). */
+  private stall = { ms: 0, until: 0 };
 
   private constructor(
     readonly dir: string,
@@ -179,6 +181,7 @@ export class WalWriter {
     this.flushing = (async () => {
       try {
         await fh.write(lines);
+        if (Date.now() < this.stall.until) await new Promise((r) => setTimeout(r, this.stall.ms));
         await fh.datasync();
         this.syncs++;
         for (const w of waiters) w();
@@ -190,6 +193,11 @@ export class WalWriter {
     await this.flushing;
     this.flushing = undefined;
     if (this.buffer.length > 0) this.schedule();
+  }
+
+  /** Make every fsync stall `ms` longer for the next `forMs` (the chaos fault `wal-stall`): appends are acknowledged that much later. */
+  stallSyncs(ms: number, forMs: number): void {
+    this.stall = { ms, until: Date.now() + forMs };
   }
 
   /** Is every record appended so far on disk (nothing buffered, no write or rotation in flight)? */

@@ -1,4 +1,5 @@
 import type { EventOf, RunEvent } from '../runner/events.js';
+import { asRunText, type RtoPrediction } from '../runner/predict.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { firstLine, stepLabel } from '../ui/lines.js';
 
@@ -31,7 +32,8 @@ export interface IncidentReport {
   milestones: Milestone[];
   approvals: { step: string; by: string; at: string }[];
   rollback: { reason: string; ok: boolean | null } | null;
-  rto: { objective: string | null; actualMs: number; breached: boolean | null };
+  /** `prediction`: what the run-start journaled from the earlier runs (docs/chaos.md); null when it has none. */
+  rto: { objective: string | null; actualMs: number; breached: boolean | null; prediction: RtoPrediction | null };
   phases: { at: string; phase: string }[];
   samples: { at: string; stage: number; weight: number; queueDepth: number; p99LatencyMs: number | null; errorRate: number }[];
   /** Each gate's judgements per traffic stage: the counts of each verdict and the stage's verdict for that gate. */
@@ -321,7 +323,12 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     approvals,
     rollback,
     // A recovery that failed has not recovered: its RTO is breached, however quickly it gave up.
-    rto: { objective, actualMs, breached: objectiveMs === undefined ? null : outcome !== 'success' || actualMs > objectiveMs },
+    rto: {
+      objective,
+      actualMs,
+      breached: objectiveMs === undefined ? null : outcome !== 'success' || actualMs > objectiveMs,
+      prediction: start?.event === 'run-start' ? (start.rtoPrediction ?? null) : null,
+    },
     phases,
     samples,
     analysis: [...analysis.values()],
@@ -418,6 +425,21 @@ function fenced(text: string): string {
   return `${fence}text\n${text}\n${fence}`;
 }
 
+/**
+ * The prediction the run started with, beside the measured RTO: ` (predicted p50 14m10s, p90 17m02s from 7
+ * earlier runs)`; for a rehearsal, first the prediction at its time scale, which its RTO compares with.
+ */
+export function predictedNote(p: RtoPrediction | null): string {
+  if (!p) return '';
+  if (p.status === 'none') return ` (no prediction: ${p.reason === 'no-history' ? 'no earlier runs' : 'the playbook changed since the earlier runs'})`;
+  const d = formatDuration;
+  const runs = `from ${p.runs} earlier run${p.runs === 1 ? '' : 's'}${p.fewSamples ? ', few samples' : ''}`;
+  const risk = p.atRisk ? ', at risk' : '';
+  if (!p.asRun) return ` (predicted p50 ${d(p.p50Ms)}, p90 ${d(p.p90Ms)} ${runs}${risk})`;
+  const asRun = `p50 ${d(p.asRun.p50Ms)}, p90 ${d(p.asRun.p90Ms)}`;
+  return ` (predicted for this run, ${asRunText(p.asRun)}: ${asRun}; for a real incident p50 ${d(p.p50Ms)}, p90 ${d(p.p90Ms)}${risk}; ${runs})`;
+}
+
 /** The lines of an error after its summary (a failed command's stderr), or '' when there are none. */
 function errorDetail(error: string | null): string {
   if (!error) return '';
@@ -433,7 +455,7 @@ export function renderMarkdown(r: IncidentReport): string {
     `- Detected: ${r.detection.at ?? 'unknown'}${r.detection.reason ? ` — ${r.detection.reason}` : ''}`,
     `- Recovery ran ${r.startedAt} → ${r.endedAt}`,
     `- Path: ${pathLine(r.path)}`,
-    `- RTO: ${formatDuration(r.rto.actualMs)} from detection${r.rto.objective ? ` against an objective of ${r.rto.objective}: ${r.rto.breached ? (r.outcome === 'success' ? '**BREACHED**' : '**BREACHED** (not recovered)') : 'met'}` : ''}`,
+    `- RTO: ${formatDuration(r.rto.actualMs)} from detection${r.rto.objective ? ` against an objective of ${r.rto.objective}: ${r.rto.breached ? (r.outcome === 'success' ? '**BREACHED**' : '**BREACHED** (not recovered)') : 'met'}` : ''}${predictedNote(r.rto.prediction)}`,
     '',
     '## Steps',
     '',
@@ -659,7 +681,7 @@ export function renderHtml(r: IncidentReport): string {
 <p>Playbook <code>${esc(r.playbook)}</code>, run <code>${esc(r.run)}</code>, outcome <strong id="outcome">${esc(r.outcome)}</strong>.</p>
 <p>Detected ${esc(r.detection.at ?? 'unknown')}${r.detection.reason ? `: ${esc(r.detection.reason)}` : ''}.</p>
 <p id="path">Path: ${esc(pathLine(r.path))}</p>
-<p id="rto">RTO ${esc(formatDuration(r.rto.actualMs))}${r.rto.objective ? ` against ${esc(r.rto.objective)}: <span class="${r.rto.breached ? 'breached' : 'met'}">${r.rto.breached ? 'breached' : 'met'}</span>` : ''}</p>
+<p id="rto">RTO ${esc(formatDuration(r.rto.actualMs))}${r.rto.objective ? ` against ${esc(r.rto.objective)}: <span class="${r.rto.breached ? 'breached' : 'met'}">${r.rto.breached ? 'breached' : 'met'}</span>` : ''}${esc(predictedNote(r.rto.prediction))}</p>
 <h2>Timeline</h2>
 <svg class="chart" id="timeline" viewBox="0 0 ${W} ${50 + r.steps.length * 22}" width="${W}" height="${50 + r.steps.length * 22}" role="img" aria-label="steps and trading phases over time">${phaseMarks}${rows}</svg>
 <h2>Queue depth and admission weight</h2>

@@ -1,6 +1,7 @@
 import { ExitCode } from '../errors.js';
 import type { OutputValue, StepCheck, StepOutputs } from '../steps/types.js';
 import type { Measurement } from '../steps/analysis.js';
+import type { RtoPrediction } from './predict.js';
 
 export type Phase = 'main' | 'rollback';
 export type StepOutcome = 'success' | 'failure' | 'skipped';
@@ -47,6 +48,8 @@ export type RunEvent =
       incident: string | null;
       /** The status-update cadence of `comms:` (as written, e.g. 30m); null without one. */
       comms?: string | null;
+      /** The RTO predicted from the state dir's earlier runs when the run started (a resumed run keeps its first). */
+      rtoPrediction?: RtoPrediction;
     })
   | (StepBase & { event: 'start'; uses: string; name: string | null; attempt: number; description: string })
   | (StepBase & { event: 'recheck'; note: string })

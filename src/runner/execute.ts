@@ -10,6 +10,7 @@ import type { Clock } from '../util/clock.js';
 import { firstLine } from '../util/text.js';
 import { EXIT_CODE_OF, type EventSink, type Phase, type RunEvent, type RunEventBody, type RunOutcome, type StepOutcome } from './events.js';
 import type { RunState } from './journal.js';
+import type { RtoPrediction } from './predict.js';
 import { addEnvSecrets, interpolateDeep, interpolateWith, References, UnresolvedReference, type ResolvedVars, type StepState } from './scope.js';
 import { REDACTED, type Redactor } from '../util/redact.js';
 import { dispositionOf, fromIndexOf } from './plan.js';
@@ -51,6 +52,8 @@ export interface RunOptions {
   resume?: RunState | undefined;
   fromStep?: string | undefined;
   random?: () => number;
+  /** Journaled in run-start, for the incident report to set beside the measured RTO. */
+  rtoPrediction?: RtoPrediction | undefined;
 }
 
 export interface RunResult {
@@ -145,6 +148,7 @@ export class Runner {
       rto: pb.spec.metadata.rto ?? null,
       incident: pb.spec.metadata.incident ?? null,
       comms: pb.spec.comms?.every ?? null,
+      ...(this.o.rtoPrediction ? { rtoPrediction: this.o.rtoPrediction } : {}),
     });
   }
 

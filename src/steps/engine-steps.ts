@@ -94,14 +94,21 @@ export const engineResumeWith = z
   })
   .prefault({});
 
+/** The time spent in each phase before the next, at this time scale. */
+function dwellMsOf(dwell: string, timeScale: number): number {
+  return Math.round((parseDuration(dwell) ?? 30_000) * timeScale);
+}
+
 export const engineResumeStep = defineStep({
   uses: 'engine.resume',
   with: engineResumeWith,
   needs: () => [{ need: 'engine' }],
   describe: (w, ctx) => `walk ${engineLabel(ctx.engine)} through ${w.phases.join(' → ')}, ${w.dwell} in each`,
+  // A dwell in every phase but the last.
+  timing: { waitMs: (w, timeScale) => (w.phases.length - 1) * dwellMsOf(w.dwell, timeScale) },
   run: (w, ctx) =>
     guarded('engine.resume', ctx, async (): Promise<StepResult> => {
-      const dwellMs = Math.round((parseDuration(w.dwell) ?? 30_000) * ctx.timeScale);
+      const dwellMs = dwellMsOf(w.dwell, ctx.timeScale);
       const c = await client(ctx);
       const health = await c.health();
       // Re-run after an interruption: continue from the phase the engine is already in.

@@ -11,7 +11,7 @@ import { smokeTestnetStep } from './smoke-testnet.js';
 import { engineDemoteStep, engineFailbackStep, enginePromoteStep, engineStandbyStep } from './standby.js';
 import { trafficShiftStep } from './traffic-shift.js';
 import { notifyStep } from './notify.js';
-import type { DescribeContext, EngineTarget, StepContext, StepNeed, StepOutputs, StepResult, StepTemplates } from './types.js';
+import type { DescribeContext, EngineTarget, StepContext, StepNeed, StepOutputs, StepResult, StepTemplates, StepTiming } from './types.js';
 import { waitStep } from './wait.js';
 
 /**
@@ -59,6 +59,7 @@ export interface ErasedStepKind {
   readonly templates?: StepTemplates;
   run(w: unknown, ctx: StepContext): Promise<StepResult>;
   primaryAfter?(outputs: StepOutputs): EngineTarget | undefined;
+  readonly timing?: StepTiming<unknown>;
 }
 
 /** The step kinds a runner executes, by `uses`: injected, so a test can put a fake in place of a kind. */

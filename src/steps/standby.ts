@@ -279,6 +279,12 @@ async function switchBack(ctx: StepContext, w: z.output<typeof engineFailbackWit
       gateway: await switchGateway(ctx, w.gateway, running.info.url),
     };
   }
+  // A rollback stops trading first: the old primary takes the halt from its WAL and comes back halted on
+  // its own module, never open on the one the incident halted (found by rehearse --chaos, gateway-refuses).
+  if (sh.phase !== 'halted') {
+    await standby.client.setPhase('halted', 'failback: switching back to the previous primary');
+    ctx.progress(`trading halted on ${standbyDir} before switching back`);
+  }
   await followerOf(ctx, home, { ...standby, dataDir: standbyDir }, w.catchUp);
   const fenced = await standby.client.request<{ seq: number }>('POST', '/fence', {});
   ctx.progress(`new primary ${standbyDir} fenced at seq ${fenced.seq}`);

@@ -129,6 +129,16 @@ function stagesOf(w: TrafficShiftWith): Stage[] {
   return w.stages ?? (w.stepWeights ?? []).map((weight) => ({ weight, bake: w.bake ?? '30s' }));
 }
 
+/** How often the gates are sampled, at this time scale. */
+function intervalMsOf(w: TrafficShiftWith, timeScale: number): number {
+  return Math.max(50, Math.round((parseDuration(w.interval) ?? 1000) * timeScale));
+}
+
+/** How long a stage bakes at this time scale: however short the scaled bake, long enough for MIN_SAMPLES samples. */
+function bakeMsOf(stage: Stage, intervalMs: number, timeScale: number): number {
+  return Math.max(Math.round((parseDuration(stage.bake) ?? 0) * timeScale), MIN_SAMPLES * intervalMs);
+}
+
 type Client = ControlClient;
 
 /** A shift under way: what it drives, and what it has seen so far across its stages. */
@@ -286,8 +296,7 @@ async function bakeStage(s: Shift, n: number): Promise<Stop | null> {
   const { ctx, w } = s;
   const stage = s.stages[n - 1] as Stage;
   s.weights = await s.provider.set(stage.weight, n);
-  // However short the scaled bake, every stage is judged on at least MIN_SAMPLES samples.
-  const bakeMs = Math.max(Math.round((parseDuration(stage.bake) ?? 0) * ctx.timeScale), MIN_SAMPLES * s.intervalMs);
+  const bakeMs = bakeMsOf(stage, s.intervalMs, ctx.timeScale);
   ctx.progress(`stage ${n}/${s.stages.length}: weight ${stage.weight}%, bake ${formatDuration(bakeMs)}`, {
     stage: n,
     stages: s.stages.length,
@@ -440,6 +449,8 @@ export const trafficShiftStep = defineStep({
       query: g.query,
     })),
   ],
+  // Every stage's bake (a shift that stops early bakes fewer).
+  timing: { waitMs: (w, timeScale) => stagesOf(w).reduce((sum, stage) => sum + bakeMsOf(stage, intervalMsOf(w, timeScale), timeScale), 0) },
   describe: (w, ctx) => {
     const stages = stagesOf(w)
       .map((s) => `${s.weight}%/${s.bake}`)
@@ -477,7 +488,7 @@ export const trafficShiftStep = defineStep({
     const takeBack = (): Promise<TrafficWeights> => providerFor(config, { ...deps, signal: AbortSignal.timeout(TAKE_BACK_MS) }).abort();
     const gen = await prepareLoad(w, ctx, ctx.engine, client);
     const stages = stagesOf(w);
-    const intervalMs = Math.max(50, Math.round((parseDuration(w.interval) ?? 1000) * ctx.timeScale));
+    const intervalMs = intervalMsOf(w, ctx.timeScale);
     const shift: Shift = {
       w,
       ctx,

@@ -123,6 +123,19 @@ export interface StepTemplates {
   names: readonly string[];
 }
 
+/**
+ * How the RTO prediction (src/runner/predict.ts) times a kind beyond what runs observed: the waits the
+ * runner scales with the time scale, and whether the step waits for a person's answer.
+ */
+export interface StepTiming<W> {
+  /** The configured waits of one run (bakes, dwells, pauses) at this time scale, as `run` scales them; pure. */
+  waitMs?(w: W, timeScale: number): number;
+  /** The step waits for a person: how long people usually take to answer (`expectedWait`), when configured. */
+  personWaitMs?(w: W): number | undefined;
+  /** Whether these outputs say a person answered (not `--yes`, not a rehearsal). */
+  answeredByPerson?(outputs: StepOutputs): boolean;
+}
+
 /** A step kind: its `with` schema, its dry-run description and its action. */
 export interface StepKind<W extends z.ZodType, U extends string = string> {
   readonly uses: U;
@@ -140,6 +153,8 @@ export interface StepKind<W extends z.ZodType, U extends string = string> {
    * back): the steps after it act on that one. Undefined when the step does not move the primary.
    */
   primaryAfter?(outputs: StepOutputs): EngineTarget | undefined;
+  /** For the RTO prediction: the kind's configured waits and person waits (none when absent). */
+  readonly timing?: StepTiming<z.output<W>>;
 }
 
 /** A step kind, its `uses` kept as a literal type (the playbook schema's union is derived from it). */

@@ -17,6 +17,7 @@ export const waitStep = defineStep({
     if (ms === undefined) return `pause for ${w.duration}`;
     return ctx.timeScale === 1 ? `pause for ${w.duration}` : `pause for ${w.duration} (${formatDuration(ms * ctx.timeScale)} at time scale ${ctx.timeScale})`;
   },
+  timing: { waitMs: (w, timeScale) => Math.round((parseDuration(w.duration) ?? 0) * timeScale) },
   async run(w, ctx): Promise<StepResult> {
     const ms = parseDuration(w.duration);
     if (ms === undefined) return { ok: false, error: `duration: '${w.duration}' is not a duration like 30s` };

@@ -1,6 +1,7 @@
 import type { RunRecorder, StepSummary } from './recorder.js';
 
-function esc(s: string): string {
+/** Text for XML 1.0: markup escaped, the control characters it forbids dropped. */
+export function esc(s: string): string {
   return (
     s
       .replace(/&/g, '&amp;')

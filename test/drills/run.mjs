@@ -1,5 +1,6 @@
 // `npm run drills [-- --long]`: every drill, then a table of drill, trials, passed, and what was lost.
 import { badHotfix } from './hotfix.mjs';
+import { chaosTrials } from './chaos.mjs';
 import { crashResume } from './crash.mjs';
 import { engineKill } from './engine-kill.mjs';
 import { followerUnderLoad } from './follower.mjs';
@@ -20,6 +21,7 @@ export const DRILLS = [
   switchover,
   overload,
   followerUnderLoad,
+  chaosTrials,
 ];
 
 const long = process.argv.includes('--long');

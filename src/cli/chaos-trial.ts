@@ -1,0 +1,418 @@
+/**
+ * One chaos trial (docs/chaos.md): a scratch engine halted by the incident, as `rehearse` makes it;
+ * then the playbook run for real by a `recoverctl run` child process, with one fault struck when the
+ * journal shows the chosen step starting; then the safety properties judged from the engine, its WAL,
+ * the journal and the notification files. Every process it starts is stopped, however it ends.
+ */
+import { spawn } from 'node:child_process';
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LoadedPlaybook } from '../playbook/load.js';
+import type { RunEvent } from '../runner/events.js';
+import type { RehearsalInfra } from './rehearsal-infra.js';
+import { dataDirLayout } from '../util/data-dir.js';
+import { parseDuration } from '../util/duration.js';
+import { faultParams, FAULTS, hotfixVars, type TrialSpec } from '../chaos/faults.js';
+import { finalNotifyKey, judge, type Observed, type PropertyVerdict, type TrialOutcome, type WalChange } from '../chaos/properties.js';
+
+const BIN = fileURLToPath(new URL('../../bin/recoverctl.js', import.meta.url));
+const BAD_HOTFIX = fileURLToPath(new URL('../../playbooks/hotfixes/margin-1.4.4.mjs', import.meta.url));
+
+export interface TrialResult {
+  spec: TrialSpec;
+  /** Where the fault struck (`during shift, +120 ms`), or null when the run ended before it got there. */
+  struck: string | null;
+  outcome: TrialOutcome | 'error';
+  exitCode: number | null;
+  rtoMs: number | null;
+  properties: PropertyVerdict[];
+  seconds: number;
+  runId: string | null;
+  /** The scratch folder, kept when a property broke (or with --keep). */
+  kept: string | null;
+  error: string | null;
+}
+
+export interface TrialContext {
+  pb: LoadedPlaybook;
+  timeScale: number;
+  accounts: number;
+  /** Where the trial's journal is copied when it ends, so `plan` counts it in the RTO prediction. */
+  stateDir: string;
+  keep: boolean;
+}
+
+type Client = import('../engine-client/client.js').EngineClient;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The journal of the trial's run, read leniently: a record still being written is not an event yet. */
+function journalOf(state: string): { runId: string | null; events: RunEvent[] } {
+  let runs: string[];
+  try {
+    runs = readdirSync(join(state, 'runs'));
+  } catch {
+    return { runId: null, events: [] };
+  }
+  const runId = runs[0] ?? null;
+  if (runId === null) return { runId, events: [] };
+  let text = '';
+  try {
+    text = readFileSync(join(state, 'runs', runId, 'journal.ndjson'), 'utf8');
+  } catch {
+    return { runId, events: [] };
+  }
+  const events = text.split('\n').flatMap((l) => {
+    try {
+      return l ? [JSON.parse(l) as RunEvent] : [];
+    } catch {
+      return [];
+    }
+  });
+  return { runId, events };
+}
+
+/** The engine a fault or the client load talks to now: the data dir's running engine (it may have restarted on another port). */
+async function engineNow(dataDir: string): Promise<{ client: Client; pid: number } | undefined> {
+  const { readEngineInfo } = await import('../engine-client/supervisor.js');
+  const { EngineClient } = await import('../engine-client/client.js');
+  const info = readEngineInfo(dataDir);
+  if (!info) return undefined;
+  return { client: EngineClient.fromTokenFile(info.url, dataDirLayout(dataDir).token), pid: info.pid };
+}
+
+/** Resting post-only orders at `rate`/s, away from the mark; the client order ids the engine acknowledged. */
+function clientLoad(dataDir: string, traders: readonly string[], t: TrialSpec, mark: number): { stop(): Promise<string[]> } {
+  const acked: string[] = [];
+  let stopped = false;
+  const loop = async (): Promise<void> => {
+    let n = 0;
+    while (!stopped && t.load > 0) {
+      await sleep(1000 / t.load);
+      n++;
+      const buy = n % 2 === 0;
+      const id = `chaos-${t.seed}-${n}`;
+      try {
+        const engine = await engineNow(dataDir);
+        if (!engine) continue;
+        const answer = await engine.client.placeOrder(
+          {
+            account: traders[n % traders.length] as string,
+            symbol: 'ETHUSDT',
+            side: buy ? 'buy' : 'sell',
+            type: 'limit',
+            price: (mark * (buy ? 0.97 : 1.03)).toFixed(2),
+            qty: '0.01',
+            postOnly: true,
+            clientOrderId: id,
+          },
+          AbortSignal.timeout(5_000),
+        );
+        if (answer.status !== 'rejected') acked.push(id);
+      } catch {
+        // Down, slow or refusing: no acknowledgement, so nothing is owed for this order.
+      }
+    }
+  };
+  const running = loop();
+  return {
+    stop: async () => {
+      stopped = true;
+      await running;
+      return acked;
+    },
+  };
+}
+
+/** `recoverctl run` of the playbook against the scratch engine, its output to a log file; resolves to its exit code. */
+function runChild(args: string[], log: string, env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; exited: Promise<number> } {
+  const out = createWriteStream(log, { flags: 'a' });
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
+  const exited = new Promise<number>((resolve) =>
+    child.on('close', (code, signal) => {
+      out.end();
+      resolve(code ?? (signal ? 128 + 9 : 1));
+    }),
+  );
+  return { child, exited };
+}
+
+/** Wait for the point's step to start (or the run to end first); true when it started. */
+async function reached(state: string, point: string, exited: Promise<number>): Promise<boolean> {
+  let done = false;
+  void exited.then(() => (done = true));
+  for (;;) {
+    if (journalOf(state).events.some((e) => e.event === 'start' && e.step === point)) return true;
+    if (done) return false;
+    await sleep(5);
+  }
+}
+
+/** Strike the fault now; a one-line note of what was done. */
+async function strike(t: TrialSpec, s: { dataDir: string; infra: RehearsalInfra | undefined; child: ReturnType<typeof spawn> }): Promise<string> {
+  const p = faultParams(t.seed);
+  const engine = await engineNow(s.dataDir);
+  switch (t.fault) {
+    case 'engine-crash':
+      if (engine) process.kill(engine.pid, 'SIGKILL');
+      return engine ? `engine pid ${engine.pid} killed` : 'no engine to kill';
+    case 'runner-crash':
+      s.child.kill('SIGKILL');
+      return `recoverctl pid ${s.child.pid ?? '?'} killed`;
+    case 'burst-after-resume':
+      await engine?.client.fault('margin-burst');
+      return 'margin burst';
+    case 'control-latency':
+      await engine?.client.slowDown('control-latency', p.slowMs, p.forMs);
+      return `control API +${p.slowMs} ms for ${p.forMs} ms`;
+    case 'wal-stall':
+      await engine?.client.slowDown('wal-stall', p.stallMs, p.forMs);
+      return `fsync +${p.stallMs} ms for ${p.forMs} ms`;
+    case 'metrics-down':
+      await s.infra?.stopService('prometheus');
+      return 'prometheus stopped';
+    case 'gateway-refuses': {
+      const socket = join(s.infra?.dir ?? '', 'admin.sock');
+      renameSync(socket, `${socket}.away`);
+      setTimeout(() => renameSync(`${socket}.away`, socket), p.forMs).unref();
+      return `admin socket gone for ${p.forMs} ms`;
+    }
+    case 'bad-hotfix':
+    case 'smoke-failure':
+      return FAULTS[t.fault].does;
+  }
+}
+
+/** The `--var`s of the trial's run: the rehearsal's own, and for bad-hotfix the artifact swapped with its digest. */
+function trialVars(pb: LoadedPlaybook, t: TrialSpec, scratch: string, snapshot: string, infraVars: Record<string, string>): string[] {
+  const declared = pb.spec.vars ?? {};
+  const vars: Record<string, string> = {};
+  for (const [k, v] of Object.entries(infraVars)) if (k in declared) vars[k] = v;
+  if ('preOutageSnapshot' in declared) vars.preOutageSnapshot = snapshot;
+  if ('outDir' in declared) vars.outDir = join(scratch, 'out');
+  const h = hotfixVars(pb);
+  if (t.fault === 'bad-hotfix' && h) {
+    const bytes = readFileSync(BAD_HOTFIX);
+    vars[h.artifact] = BAD_HOTFIX;
+    vars[h.sha256] = createHash('sha256').update(bytes).digest('hex');
+    const version = /export const version = '([^']+)'/.exec(bytes.toString('utf8'))?.[1];
+    if (h.version && version) vars[h.version] = version;
+  }
+  return Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`]);
+}
+
+/** The run, the fault struck at its point, and for runner-crash the resume an operator would type. */
+async function runWithFault(
+  t: TrialSpec,
+  c: TrialContext,
+  s: { scratch: string; dataDir: string; state: string; vars: string[]; infra: RehearsalInfra | undefined },
+): Promise<{ exitCode: number; struck: string | null; log: string }> {
+  const common = ['--yes', '--time-scale', String(c.timeScale), '--engine-data-dir', s.dataDir, '--state-dir', s.state];
+  const env = {
+    ...process.env,
+    CI: 'true',
+    NO_COLOR: '1',
+    RECOVERCTL_ENGINES_EXIT_WITH: String(process.pid),
+    ...(t.fault === 'smoke-failure' ? { RECOVERCTL_CHAOS: 'smoke-failure' } : {}),
+  };
+  const log = join(s.scratch, 'run.log');
+  const first = runChild(['run', c.pb.path, ...common, ...s.vars], log, env);
+  let struck: string | null = null;
+  if (await reached(s.state, t.point, first.exited)) {
+    await sleep(faultParams(t.seed).delayMs);
+    const note = await strike(t, { dataDir: s.dataDir, infra: s.infra, child: first.child }).catch((e: unknown) => `strike failed: ${String(e)}`);
+    struck = `${t.point}: ${note}`;
+  }
+  let exitCode = await first.exited;
+  if (t.fault === 'runner-crash' && struck !== null) {
+    const { events } = journalOf(s.state);
+    const end = events.find((e) => e.event === 'run-end');
+    if (end?.event === 'run-end') exitCode = end.exitCode;
+    else exitCode = await runChild(['run', c.pb.path, '--resume-last', ...common], log, env).exited;
+  }
+  return { exitCode, struck, log };
+}
+
+/** The last line the run printed on stderr (or stdout), for P3's "a message saying what a human must look at". */
+function lastLine(log: string): string {
+  const lines = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim());
+  return lines.at(-1) ?? '';
+}
+
+/** WAL changes after the snapshot, the client order ids it holds, in the data dir of the engine that takes writes. */
+async function walFacts(dataDir: string, afterSeq: number): Promise<{ changes: WalChange[]; ids: Set<string> }> {
+  const { scanWal } = await import('../engine/wal.js');
+  type Body = { op: string; ts: number; phase?: string; reason?: string | null; component?: string; version?: string; req?: { clientOrderId?: string | null } };
+  const { records } = scanWal<Body>(dataDirLayout(dataDir).wal, 0, false);
+  const changes: WalChange[] = [];
+  const ids = new Set<string>();
+  for (const { seq, body } of records) {
+    if (body.op === 'order' && body.req?.clientOrderId) ids.add(body.req.clientOrderId);
+    if (seq <= afterSeq) continue;
+    if (body.op === 'phase' && body.phase) changes.push({ ts: body.ts, phase: body.phase, reason: body.reason ?? null });
+    if (body.op === 'module' && body.component === 'margin' && body.version) changes.push({ ts: body.ts, margin: body.version });
+  }
+  return { changes, ids };
+}
+
+/** After the run: the engine that takes writes (started again from its data dir if the run left none). */
+async function finalEngine(scratch: string, dataDir: string): Promise<{ client: Client; dataDir: string; running: boolean }> {
+  const { primaryIn } = await import('./rehearse.js');
+  const { primary } = await primaryIn(scratch);
+  if (primary) return { ...primary, running: true };
+  const { startEngine } = await import('../engine-client/supervisor.js');
+  const { client } = await startEngine(dataDir, { exitWithMe: true });
+  return { client, dataDir, running: false };
+}
+
+/** Does the incident's margin burst halt the engine again? Asked only once everything else was looked at. */
+async function haltsUnderBurst(client: Client): Promise<boolean> {
+  await client.fault('margin-burst');
+  const deadline = Date.now() + 3_000;
+  while (Date.now() < deadline) {
+    if ((await client.health()).haltCode === 'EXCESS_QUEUE_DEPTH') return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+/** The notification keys in the file sinks the journal's notify steps wrote to, one per line. */
+function notificationKeys(events: readonly RunEvent[]): string[] {
+  const paths = new Set<string>();
+  for (const e of events) if (e.event === 'ok' && e.uses === 'notify' && typeof e.outputs.path === 'string') paths.add(e.outputs.path);
+  return [...paths].flatMap((p) =>
+    existsSync(p)
+      ? readFileSync(p, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split('\t')[1] ?? '')
+      : [],
+  );
+}
+
+/** What the trial left, gathered for judging (the burst probe last: it changes the engine). */
+async function observe(
+  c: TrialContext,
+  s: { scratch: string; dataDir: string; state: string; snapshot: { path: string; seq: number }; previousMargin: string; acked: string[] },
+  run: { exitCode: number; log: string },
+): Promise<Observed> {
+  const { runIntegrity } = await import('../integrity/run.js');
+  const { notificationKey } = await import('../steps/notify-send.js');
+  const final = await finalEngine(s.scratch, s.dataDir);
+  const h = await final.client.health();
+  const integrity = await runIntegrity({
+    snapshot: s.snapshot.path,
+    target: { engine: final.client.url, tokenFile: dataDirLayout(final.dataDir).token },
+    wal: dataDirLayout(final.dataDir).wal,
+  });
+  const wal = await walFacts(final.dataDir, s.snapshot.seq);
+  const { events } = journalOf(s.state);
+  const shift = c.pb.steps.find((st) => st.uses === 'traffic.shift');
+  const interval = parseDuration(String((shift?.with as { interval?: unknown } | undefined)?.interval ?? '5s'));
+  const lastNotify = (steps: LoadedPlaybook['steps']) => steps.filter((st) => st.uses === 'notify').at(-1)?.id;
+  const open = final.running && h.phase === 'open';
+  const summary = Object.entries(integrity.counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ');
+  return {
+    exitCode: run.exitCode,
+    lastLine: lastLine(run.log),
+    engine: { running: final.running, phase: h.phase, margin: h.modules.margin?.active ?? null },
+    previousMargin: s.previousMargin,
+    integrity: { clean: integrity.clean, missing: integrity.counts.missing, summary: summary || 'clean' },
+    acked: s.acked,
+    inWal: wal.ids,
+    wal: wal.changes,
+    gateIntervalMs: shift && interval !== undefined ? Math.round(interval * c.timeScale) : null,
+    endedAt: Date.now(),
+    journal: events,
+    notificationKeys: notificationKeys(events),
+    finalKey: finalNotifyKey(events, { main: lastNotify(c.pb.steps), rollback: lastNotify(c.pb.rollback) }, notificationKey),
+    haltsUnderLoad: open ? await haltsUnderBurst(final.client) : null,
+  };
+}
+
+/** The scratch engine halted by the incident, as a rehearsal makes it. */
+async function incidentIn(c: TrialContext, t: TrialSpec, dataDir: string) {
+  const { startEngine } = await import('../engine-client/supervisor.js');
+  const { seedTraders, reproduceIncident } = await import('./rehearse.js');
+  const { client, info } = await startEngine(dataDir, { seed: t.seed, feedInterval: '100ms', fundingInterval: '1s', exitWithMe: true });
+  const traders = await seedTraders(client, c.accounts);
+  const snapshot = await reproduceIncident(
+    client,
+    info.url,
+    dataDir,
+    traders,
+    t.seed,
+    () => undefined,
+    () => undefined,
+  );
+  const h = await client.health();
+  return { client, url: info.url, traders, snapshot, previousMargin: h.modules.margin?.active ?? '?', mark: Number(h.marks.ETHUSDT) };
+}
+
+/** One trial, from a fresh scratch engine to its judged properties. Never throws for what the trial found. */
+export async function runTrial(t: TrialSpec, c: TrialContext): Promise<TrialResult> {
+  const started = Date.now();
+  const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-chaos-'));
+  const dataDir = join(scratch, 'engine');
+  const state = join(scratch, 'state');
+  mkdirSync(state);
+  const result: TrialResult = {
+    spec: t,
+    struck: null,
+    outcome: 'error',
+    exitCode: null,
+    rtoMs: null,
+    properties: [],
+    seconds: 0,
+    runId: null,
+    kept: null,
+    error: null,
+  };
+  let infra: RehearsalInfra | undefined;
+  let load: { stop(): Promise<string[]> } | undefined;
+  try {
+    const inc = await incidentIn(c, t, dataDir);
+    const { infraFor } = await import('./rehearse.js');
+    infra = await infraFor(c.pb, scratch, inc.url, dataDir, () => undefined);
+    load = clientLoad(dataDir, inc.traders, t, inc.mark);
+    const vars = trialVars(c.pb, t, scratch, inc.snapshot.path, infra?.vars ?? {});
+    const run = await runWithFault(t, c, { scratch, dataDir, state, vars, infra });
+    const acked = await load.stop();
+    load = undefined;
+    result.struck = run.struck;
+    result.exitCode = run.exitCode;
+    const observed = await observe(c, { scratch, dataDir, state, snapshot: inc.snapshot, previousMargin: inc.previousMargin, acked }, run);
+    const judged = judge(observed);
+    result.outcome = judged.outcome;
+    result.properties = judged.properties;
+    result.runId = journalOf(state).runId;
+    if (result.runId) {
+      const { recoveryOf } = await import('./rehearse.js');
+      const runDir = join(state, 'runs', result.runId);
+      result.rtoMs = (await recoveryOf(runDir)).rtoMs;
+      cpSync(runDir, join(c.stateDir, 'runs', result.runId), { recursive: true });
+    }
+  } catch (e) {
+    result.error = (e as Error).message.split('\n')[0] ?? String(e);
+  } finally {
+    await load?.stop();
+    await infra?.stop();
+    const { stopEngine } = await import('../engine-client/supervisor.js');
+    const { engineDirsIn } = await import('./rehearse.js');
+    for (const dir of engineDirsIn(scratch)) await stopEngine(dir).catch(() => undefined);
+    const broken = result.error !== null || result.properties.some((p) => !p.ok);
+    if (c.keep || broken) result.kept = scratch;
+    else rmSync(scratch, { recursive: true, force: true });
+    result.seconds = Math.round((Date.now() - started) / 100) / 10;
+  }
+  return result;
+}
