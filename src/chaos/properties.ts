@@ -21,7 +21,7 @@ export interface Observed {
   /** The exit code of the last `recoverctl run` of the trial, and its last line on stderr. */
   exitCode: number;
   lastLine: string;
-  /** The engine at the end; `running: false` when it had to be started again to be inspected. */
+  /** The engine at the end; `running: false` when it had to be started again to be inspected (phase and margin are then the restarted engine's). */
   engine: { running: boolean; phase: string; margin: string | null };
   /** The margin module before the run (the one that halted in the incident). */
   previousMargin: string;
@@ -70,7 +70,8 @@ export function p1(o: Observed): PropertyVerdict {
       if (openSince === null) openSince = c.ts;
     } else close(c.ts);
   }
-  const endedOpen = o.engine.running && TRADING.has(o.engine.phase);
+  // An engine the run left down is judged as it comes back (its phase after a restart from its WAL).
+  const endedOpen = TRADING.has(o.engine.phase);
   const module = o.engine.margin ?? margin;
   if (endedOpen && (o.haltsUnderLoad === true || bad.has(module))) {
     return { id: 'P1', ok: false, message: `trading ended open on margin ${module}, which halts under the incident's load` };
@@ -91,7 +92,11 @@ export function p2(o: Observed): PropertyVerdict {
   }
   if (o.integrity.missing > 0)
     return { id: 'P2', ok: false, message: `${o.integrity.missing} records of the pre-outage snapshot missing (${o.integrity.summary})` };
-  return { id: 'P2', ok: true, message: `${o.acked.length} acknowledged orders all in the WAL; nothing missing` };
+  const acked =
+    o.acked.length > 0
+      ? `${o.acked.length} acknowledged orders all in the WAL`
+      : 'no order was acknowledged during the run (trading never took the client load)';
+  return { id: 'P2', ok: true, message: `${acked}; nothing of the pre-outage state missing` };
 }
 
 /** The outcome the engine shows, whatever the runner said. */
@@ -131,7 +136,12 @@ export function p4(o: Observed): PropertyVerdict {
     return { id: 'P4', ok: false, message: `the final status notification (${o.finalKey}) was sent ${lines.get(o.finalKey) ?? 0} times` };
   }
   const resumed = o.journal.filter((e) => e.event === 'run-start').length - 1;
-  return { id: 'P4', ok: true, message: `${finished.size} steps finished once${resumed > 0 ? ` across ${resumed} resume${resumed === 1 ? '' : 's'}` : ''}` };
+  const final = o.finalKey === null ? '; no final notification to a file on that path to count' : ended ? '; final status sent once' : '';
+  return {
+    id: 'P4',
+    ok: true,
+    message: `${finished.size} steps finished once${resumed > 0 ? ` across ${resumed} resume${resumed === 1 ? '' : 's'}` : ''}${final}`,
+  };
 }
 
 /** Every property, in order, and the outcome. */

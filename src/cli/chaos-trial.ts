@@ -4,8 +4,22 @@
  * journal shows the chosen step starting; then the safety properties judged from the engine, its WAL,
  * the journal and the notification files. Every process it starts is stopped, however it ends.
  */
-import { spawn } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  cpSync,
+  createWriteStream,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,45 +88,49 @@ function journalOf(state: string): { runId: string | null; events: RunEvent[] } 
   return { runId, events };
 }
 
-/** The engine a fault or the client load talks to now: the data dir's running engine (it may have restarted on another port). */
-async function engineNow(dataDir: string): Promise<{ client: Client; pid: number } | undefined> {
+/**
+ * The engine that takes writes now: the scratch folder's one unfenced primary (after a promotion, the
+ * standby), else the playbook's data dir; it may have restarted on another port.
+ */
+async function writerNow(scratch: string, dataDir: string): Promise<{ client: Client; pid: number; dataDir: string } | undefined> {
   const { readEngineInfo } = await import('../engine-client/supervisor.js');
   const { EngineClient } = await import('../engine-client/client.js');
-  const info = readEngineInfo(dataDir);
+  const { primaryIn } = await import('./rehearse.js');
+  const dir = (await primaryIn(scratch).catch(() => undefined))?.primary?.dataDir ?? dataDir;
+  const info = readEngineInfo(dir);
   if (!info) return undefined;
-  return { client: EngineClient.fromTokenFile(info.url, dataDirLayout(dataDir).token), pid: info.pid };
+  return { client: EngineClient.fromTokenFile(info.url, dataDirLayout(dir).token), pid: info.pid, dataDir: dir };
 }
 
-/** Resting post-only orders at `rate`/s, away from the mark; the client order ids the engine acknowledged. */
-function clientLoad(dataDir: string, traders: readonly string[], t: TrialSpec, mark: number): { stop(): Promise<string[]> } {
+/** Resting post-only orders at `rate`/s, away from the mark, to the engine that takes writes; the client order ids it acknowledged. */
+function clientLoad(scratch: string, dataDir: string, traders: readonly string[], t: TrialSpec, mark: number): { stop(): Promise<string[]> } {
   const acked: string[] = [];
   let stopped = false;
   const loop = async (): Promise<void> => {
     let n = 0;
+    let writer: Awaited<ReturnType<typeof writerNow>>;
+    let lookedAt = 0;
     while (!stopped && t.load > 0) {
       await sleep(1000 / t.load);
       n++;
       const buy = n % 2 === 0;
       const id = `chaos-${t.seed}-${n}`;
       try {
-        const engine = await engineNow(dataDir);
-        if (!engine) continue;
-        const answer = await engine.client.placeOrder(
-          {
-            account: traders[n % traders.length] as string,
-            symbol: 'ETHUSDT',
-            side: buy ? 'buy' : 'sell',
-            type: 'limit',
-            price: (mark * (buy ? 0.97 : 1.03)).toFixed(2),
-            qty: '0.01',
-            postOnly: true,
-            clientOrderId: id,
-          },
+        if (!writer || Date.now() - lookedAt > 1_000) {
+          writer = await writerNow(scratch, dataDir);
+          lookedAt = Date.now();
+        }
+        if (!writer) continue;
+        const order = { account: traders[n % traders.length] as string, symbol: 'ETHUSDT', side: buy ? ('buy' as const) : ('sell' as const) };
+        const price = (mark * (buy ? 0.97 : 1.03)).toFixed(2);
+        const answer = await writer.client.placeOrder(
+          { ...order, type: 'limit', price, qty: '0.01', postOnly: true, clientOrderId: id },
           AbortSignal.timeout(5_000),
         );
         if (answer.status !== 'rejected') acked.push(id);
       } catch {
         // Down, slow or refusing: no acknowledgement, so nothing is owed for this order.
+        writer = undefined;
       }
     }
   };
@@ -126,36 +144,112 @@ function clientLoad(dataDir: string, traders: readonly string[], t: TrialSpec, m
   };
 }
 
-/** `recoverctl run` of the playbook against the scratch engine, its output to a log file; resolves to its exit code. */
-function runChild(args: string[], log: string, env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; exited: Promise<number> } {
-  const out = createWriteStream(log, { flags: 'a' });
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(out, { end: false });
-  child.stderr.pipe(out, { end: false });
-  const exited = new Promise<number>((resolve) =>
-    child.on('close', (code, signal) => {
-      out.end();
-      resolve(code ?? (signal ? 128 + 9 : 1));
-    }),
-  );
-  return { child, exited };
-}
+/** The trial's journal, read as it grows (only the new bytes each time); a record still being written waits. */
+class JournalTail {
+  private offset = 0;
+  private partial = '';
+  private runId: string | null = null;
+  readonly events: RunEvent[] = [];
 
-/** Wait for the point's step to start (or the run to end first); true when it started. */
-async function reached(state: string, point: string, exited: Promise<number>): Promise<boolean> {
-  let done = false;
-  void exited.then(() => (done = true));
-  for (;;) {
-    if (journalOf(state).events.some((e) => e.event === 'start' && e.step === point)) return true;
-    if (done) return false;
-    await sleep(5);
+  constructor(private readonly state: string) {}
+
+  poll(): RunEvent[] {
+    if (this.runId === null) {
+      try {
+        this.runId = readdirSync(join(this.state, 'runs'))[0] ?? null;
+      } catch {
+        return this.events;
+      }
+      if (this.runId === null) return this.events;
+    }
+    let fd: number;
+    try {
+      fd = openSync(join(this.state, 'runs', this.runId, 'journal.ndjson'), 'r');
+    } catch {
+      return this.events;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= this.offset) return this.events;
+      const buf = Buffer.alloc(size - this.offset);
+      readSync(fd, buf, 0, buf.length, this.offset);
+      this.offset = size;
+      const lines = (this.partial + buf.toString('utf8')).split('\n');
+      this.partial = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          if (line) this.events.push(JSON.parse(line) as RunEvent);
+        } catch {
+          // a torn record (a killed run): not an event
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return this.events;
   }
 }
 
+/** The step running now (started, not yet finished), if any. */
+function runningStep(events: readonly RunEvent[]): string | undefined {
+  const open = new Set<string>();
+  for (const e of events) {
+    if (e.event === 'start') open.add(`${e.phase}/${e.step}`);
+    if (e.event === 'ok' || e.event === 'fail' || e.event === 'skip') open.delete(`${e.phase}/${e.step}`);
+  }
+  return [...open].at(-1)?.split('/')[1];
+}
+
+/** `recoverctl run` of the playbook against the scratch engine: stdout to `out`, stderr to `err`; resolves to its exit code. */
+function runChild(
+  args: string[],
+  out: string,
+  err: string,
+  env: NodeJS.ProcessEnv,
+  children: Set<ChildProcess>,
+): { child: ChildProcess; exited: Promise<number> } {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const o = createWriteStream(out, { flags: 'a' });
+  const e = createWriteStream(err, { flags: 'a' });
+  child.stdout?.pipe(o);
+  child.stderr?.pipe(e);
+  const exited = new Promise<number>((resolve) => {
+    child.once('error', () => resolve(127));
+    child.once('close', (code, signal) => {
+      children.delete(child);
+      resolve(code ?? (signal ? 137 : 1));
+    });
+  });
+  return { child, exited };
+}
+
+/**
+ * Wait for the point's step to start, then the seeded delay, and say which step is running then; null
+ * when the run ends first (a fault after the run is not part of it).
+ */
+async function dueStep(tail: JournalTail, t: TrialSpec, exited: Promise<number>): Promise<string | null> {
+  let done = false;
+  void exited.then(() => (done = true));
+  const ended = (): boolean => done || tail.poll().some((e) => e.event === 'run-end');
+  while (!tail.poll().some((e) => e.event === 'start' && e.step === t.point)) {
+    if (ended()) return null;
+    await sleep(5);
+  }
+  // The seeded delay into the step, cut short when the step ends first: it then strikes as the next begins.
+  const due = Date.now() + faultParams(t.seed).delayMs;
+  const over = (): boolean => tail.poll().some((e) => (e.event === 'ok' || e.event === 'fail' || e.event === 'skip') && e.step === t.point);
+  while (Date.now() < due && !over()) {
+    if (ended()) return null;
+    await sleep(5);
+  }
+  return ended() ? null : (runningStep(tail.poll()) ?? '(between steps)');
+}
+
 /** Strike the fault now; a one-line note of what was done. */
-async function strike(t: TrialSpec, s: { dataDir: string; infra: RehearsalInfra | undefined; child: ReturnType<typeof spawn> }): Promise<string> {
+async function strike(t: TrialSpec, s: { scratch: string; dataDir: string; infra: RehearsalInfra | undefined; child: ChildProcess }): Promise<string> {
   const p = faultParams(t.seed);
-  const engine = await engineNow(s.dataDir);
+  const engine = await writerNow(s.scratch, s.dataDir);
   switch (t.fault) {
     case 'engine-crash':
       if (engine) process.kill(engine.pid, 'SIGKILL');
@@ -178,7 +272,13 @@ async function strike(t: TrialSpec, s: { dataDir: string; infra: RehearsalInfra 
     case 'gateway-refuses': {
       const socket = join(s.infra?.dir ?? '', 'admin.sock');
       renameSync(socket, `${socket}.away`);
-      setTimeout(() => renameSync(`${socket}.away`, socket), p.forMs).unref();
+      setTimeout(() => {
+        try {
+          renameSync(`${socket}.away`, socket);
+        } catch {
+          // the trial ended and its folder is gone
+        }
+      }, p.forMs).unref();
       return `admin socket gone for ${p.forMs} ms`;
     }
     case 'bad-hotfix':
@@ -209,39 +309,51 @@ function trialVars(pb: LoadedPlaybook, t: TrialSpec, scratch: string, snapshot: 
 async function runWithFault(
   t: TrialSpec,
   c: TrialContext,
-  s: { scratch: string; dataDir: string; state: string; vars: string[]; infra: RehearsalInfra | undefined },
-): Promise<{ exitCode: number; struck: string | null; log: string }> {
+  s: { scratch: string; dataDir: string; state: string; vars: string[]; infra: RehearsalInfra | undefined; children: Set<ChildProcess> },
+): Promise<{ exitCode: number; struck: string | null; err: string; out: string }> {
   const common = ['--yes', '--time-scale', String(c.timeScale), '--engine-data-dir', s.dataDir, '--state-dir', s.state];
+  const tmp = join(s.scratch, 'tmp');
+  mkdirSync(tmp, { recursive: true });
   const env = {
     ...process.env,
     CI: 'true',
     NO_COLOR: '1',
+    // What the run makes in the temp dir (a testnet) lives in the scratch folder and goes with it.
+    TMPDIR: tmp,
     RECOVERCTL_ENGINES_EXIT_WITH: String(process.pid),
     ...(t.fault === 'smoke-failure' ? { RECOVERCTL_CHAOS: 'smoke-failure' } : {}),
   };
-  const log = join(s.scratch, 'run.log');
-  const first = runChild(['run', c.pb.path, ...common, ...s.vars], log, env);
+  const out = join(s.scratch, 'run.out');
+  let err = join(s.scratch, 'run.err');
+  const first = runChild(['run', c.pb.path, ...common, ...s.vars], out, err, env, s.children);
+  const tail = new JournalTail(s.state);
+  const during = await dueStep(tail, t, first.exited);
   let struck: string | null = null;
-  if (await reached(s.state, t.point, first.exited)) {
-    await sleep(faultParams(t.seed).delayMs);
-    const note = await strike(t, { dataDir: s.dataDir, infra: s.infra, child: first.child }).catch((e: unknown) => `strike failed: ${String(e)}`);
-    struck = `${t.point}: ${note}`;
+  if (during !== null) {
+    const at = Date.now();
+    const note = await strike(t, { scratch: s.scratch, dataDir: s.dataDir, infra: s.infra, child: first.child }).catch(
+      (e: unknown) => `strike failed: ${String(e)}`,
+    );
+    struck = `${during}: ${note}`;
+    // The run may have journaled its end in the moment between the last look and the strike: then it was not struck.
+    const end = tail.poll().find((e) => e.event === 'run-end');
+    if (end && Date.parse(end.ts) <= at) struck = null;
   }
   let exitCode = await first.exited;
   if (t.fault === 'runner-crash' && struck !== null) {
-    const { events } = journalOf(s.state);
-    const end = events.find((e) => e.event === 'run-end');
+    const end = journalOf(s.state).events.find((e) => e.event === 'run-end');
     if (end?.event === 'run-end') exitCode = end.exitCode;
-    else exitCode = await runChild(['run', c.pb.path, '--resume-last', ...common], log, env).exited;
+    else {
+      err = join(s.scratch, 'resume.err');
+      exitCode = await runChild(['run', c.pb.path, '--resume-last', ...common], out, err, env, s.children).exited;
+    }
   }
-  return { exitCode, struck, log };
+  return { exitCode, struck, err, out };
 }
 
-/** The last line the run printed on stderr (or stdout), for P3's "a message saying what a human must look at". */
-function lastLine(log: string): string {
-  const lines = readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim());
+/** The last line the run's last attempt printed on stderr: for exit 3, what a human must look at. */
+function lastLine(err: string): string {
+  const lines = (existsSync(err) ? readFileSync(err, 'utf8') : '').split('\n').filter((l) => l.trim());
   return lines.at(-1) ?? '';
 }
 
@@ -300,7 +412,7 @@ function notificationKeys(events: readonly RunEvent[]): string[] {
 async function observe(
   c: TrialContext,
   s: { scratch: string; dataDir: string; state: string; snapshot: { path: string; seq: number }; previousMargin: string; acked: string[] },
-  run: { exitCode: number; log: string },
+  run: { exitCode: number; err: string },
 ): Promise<Observed> {
   const { runIntegrity } = await import('../integrity/run.js');
   const { notificationKey } = await import('../steps/notify-send.js');
@@ -315,15 +427,20 @@ async function observe(
   const { events } = journalOf(s.state);
   const shift = c.pb.steps.find((st) => st.uses === 'traffic.shift');
   const interval = parseDuration(String((shift?.with as { interval?: unknown } | undefined)?.interval ?? '5s'));
-  const lastNotify = (steps: LoadedPlaybook['steps']) => steps.filter((st) => st.uses === 'notify').at(-1)?.id;
-  const open = final.running && h.phase === 'open';
+  // The final status is judged where it can be read back: a notify step to a file.
+  const lastNotify = (steps: LoadedPlaybook['steps']) => {
+    const last = steps.filter((st) => st.uses === 'notify').at(-1);
+    return last && (last.with as { channel?: unknown } | undefined)?.channel === 'file' ? last.id : undefined;
+  };
+  // An engine the run left down is judged as it comes back: trading open on a bad module after a restart counts too.
+  const open = h.phase === 'open';
   const summary = Object.entries(integrity.counts)
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${n} ${k}`)
     .join(', ');
   return {
     exitCode: run.exitCode,
-    lastLine: lastLine(run.log),
+    lastLine: lastLine(run.err),
     engine: { running: final.running, phase: h.phase, margin: h.modules.margin?.active ?? null },
     previousMargin: s.previousMargin,
     integrity: { clean: integrity.clean, missing: integrity.counts.missing, summary: summary || 'clean' },
@@ -358,6 +475,18 @@ async function incidentIn(c: TrialContext, t: TrialSpec, dataDir: string) {
   return { client, url: info.url, traders, snapshot, previousMargin: h.modules.margin?.active ?? '?', mark: Number(h.marks.ETHUSDT) };
 }
 
+/** A run whose end could not be looked at (the engine would not come back, integrity could not be read): P3 broken, the rest not judged. */
+function uninspectable(result: TrialResult, message: string): void {
+  result.outcome = 'unsafe';
+  const notJudged = (id: 'P1' | 'P2' | 'P4') => ({ id, ok: false, message: `not judged: ${message}` });
+  result.properties = [
+    notJudged('P1'),
+    notJudged('P2'),
+    { id: 'P3', ok: false, message: `the end of the run could not be looked at: ${message}` },
+    notJudged('P4'),
+  ];
+}
+
 /** One trial, from a fresh scratch engine to its judged properties. Never throws for what the trial found. */
 export async function runTrial(t: TrialSpec, c: TrialContext): Promise<TrialResult> {
   const started = Date.now();
@@ -379,22 +508,25 @@ export async function runTrial(t: TrialSpec, c: TrialContext): Promise<TrialResu
   };
   let infra: RehearsalInfra | undefined;
   let load: { stop(): Promise<string[]> } | undefined;
+  const children = new Set<ChildProcess>();
+  let ran = false;
   try {
     const inc = await incidentIn(c, t, dataDir);
     const { infraFor } = await import('./rehearse.js');
     infra = await infraFor(c.pb, scratch, inc.url, dataDir, () => undefined);
-    load = clientLoad(dataDir, inc.traders, t, inc.mark);
+    load = clientLoad(scratch, dataDir, inc.traders, t, inc.mark);
     const vars = trialVars(c.pb, t, scratch, inc.snapshot.path, infra?.vars ?? {});
-    const run = await runWithFault(t, c, { scratch, dataDir, state, vars, infra });
+    const run = await runWithFault(t, c, { scratch, dataDir, state, vars, infra, children });
+    ran = true;
     const acked = await load.stop();
     load = undefined;
     result.struck = run.struck;
     result.exitCode = run.exitCode;
+    result.runId = journalOf(state).runId;
     const observed = await observe(c, { scratch, dataDir, state, snapshot: inc.snapshot, previousMargin: inc.previousMargin, acked }, run);
     const judged = judge(observed);
     result.outcome = judged.outcome;
     result.properties = judged.properties;
-    result.runId = journalOf(state).runId;
     if (result.runId) {
       const { recoveryOf } = await import('./rehearse.js');
       const runDir = join(state, 'runs', result.runId);
@@ -402,8 +534,12 @@ export async function runTrial(t: TrialSpec, c: TrialContext): Promise<TrialResu
       cpSync(runDir, join(c.stateDir, 'runs', result.runId), { recursive: true });
     }
   } catch (e) {
-    result.error = (e as Error).message.split('\n')[0] ?? String(e);
+    const message = (e as Error).message.split('\n')[0] ?? String(e);
+    // After the run, what cannot be looked at is a finding about the run (P3), with its reproducer.
+    if (ran) uninspectable(result, message);
+    else result.error = message;
   } finally {
+    for (const child of children) child.kill('SIGKILL');
     await load?.stop();
     await infra?.stop();
     const { stopEngine } = await import('../engine-client/supervisor.js');
@@ -411,7 +547,7 @@ export async function runTrial(t: TrialSpec, c: TrialContext): Promise<TrialResu
     for (const dir of engineDirsIn(scratch)) await stopEngine(dir).catch(() => undefined);
     const broken = result.error !== null || result.properties.some((p) => !p.ok);
     if (c.keep || broken) result.kept = scratch;
-    else rmSync(scratch, { recursive: true, force: true });
+    else rmSync(scratch, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     result.seconds = Math.round((Date.now() - started) / 100) / 10;
   }
   return result;

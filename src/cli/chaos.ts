@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { StepFailed, UsageError, InputError } from '../errors.js';
 import { FAULTS, formatTrial, parseFaults, parseTrial, planTrials, strikePoints, type FaultKind, type TrialSpec } from '../chaos/faults.js';
 import type { PropertyId } from '../chaos/properties.js';
-import type { TrialResult } from './chaos-trial.js';
+import type { TrialContext, TrialResult } from './chaos-trial.js';
 import { loadPlaybook, type LoadedPlaybook } from '../playbook/load.js';
 import { formatDuration } from '../util/duration.js';
 import type { RehearseFlags } from './rehearse.js';
@@ -37,10 +37,10 @@ function broken(r: TrialResult): string[] {
 function tableRow(i: number, r: TrialResult): string {
   const props = r.error ? `ERROR: ${r.error}` : r.properties.map((p) => `${p.id}${p.ok ? '✓' : '✗'}`).join(' ');
   const rto = r.rtoMs === null ? '-' : formatDuration(r.rtoMs);
-  return `${String(i + 1).padStart(5)}  ${String(r.spec.seed).padEnd(7)}  ${r.spec.fault.padEnd(18)}  ${(r.struck === null ? `(not reached: ${r.spec.point})` : r.spec.point).padEnd(20)}  ${r.outcome.padEnd(12)}  ${rto.padStart(8)}  ${props}`;
+  return `${String(i + 1).padStart(5)}  ${String(r.spec.seed).padEnd(7)}  ${r.spec.fault.padEnd(18)}  ${(r.struck === null ? `(not reached: ${r.spec.point})` : (r.struck.split(':')[0] ?? r.spec.point)).padEnd(24)}  ${r.outcome.padEnd(12)}  ${rto.padStart(8)}  ${props}`;
 }
 
-const HEADER = `${'TRIAL'.padStart(5)}  ${'SEED'.padEnd(7)}  ${'FAULT'.padEnd(18)}  ${'WHERE'.padEnd(20)}  ${'OUTCOME'.padEnd(12)}  ${'RTO'.padStart(8)}  PROPERTIES`;
+const HEADER = `${'TRIAL'.padStart(5)}  ${'SEED'.padEnd(7)}  ${'FAULT'.padEnd(18)}  ${'WHERE'.padEnd(24)}  ${'OUTCOME'.padEnd(12)}  ${'RTO'.padStart(8)}  PROPERTIES`;
 
 function trialEvent(i: number, r: TrialResult, reproducer: string): string {
   return `${JSON.stringify({ ts: new Date().toISOString(), run: r.runId, step: null, event: 'chaos-trial', trial: i + 1, ...r, ok: broken(r).length === 0, reproducer })}\n`;
@@ -107,15 +107,10 @@ async function runAll(
 }
 
 /**
- * Shrink a broken trial: the earliest point at which the same property still breaks, then the smallest
- * client load (0, then halving). At most `budget` more trials.
+ * Shrink a broken trial: the earliest step among the fault's points at which the same property still
+ * breaks (a binary search, at most 5 trials), then the smallest client load (0, then a bisection, at most 4).
  */
-async function shrink(
-  first: TrialResult,
-  pb: LoadedPlaybook,
-  ctx: import('./chaos-trial.js').TrialContext,
-  budget = 4,
-): Promise<{ spec: TrialSpec; tries: number }> {
+async function shrink(first: TrialResult, pb: LoadedPlaybook, ctx: TrialContext): Promise<{ spec: TrialSpec; tries: number }> {
   const { runTrial } = await import('./chaos-trial.js');
   const property = broken(first)[0];
   let best = first.spec;
@@ -123,23 +118,29 @@ async function shrink(
   const stillBreaks = async (spec: TrialSpec): Promise<boolean> => {
     tries++;
     const r = await runTrial(spec, { ...ctx, keep: false });
-    say(`shrink: ${formatTrial(spec)} → ${broken(r).join(', ') || 'holds'}`);
+    say(`shrink: ${formatTrial(spec)} → ${broken(r).join(', ') || 'holds'}${r.kept ? ` (scratch kept: ${r.kept})` : ''}`);
     return property !== undefined && broken(r).includes(property);
   };
   const points = strikePoints(pb, best.fault);
-  for (const p of points.slice(0, points.indexOf(best.point))) {
-    if (tries >= budget) break;
-    if (await stillBreaks({ ...best, point: p })) {
-      best = { ...best, point: p };
-      break;
-    }
+  let lo = 0;
+  let hi = points.indexOf(best.point);
+  for (let budget = 5; lo < hi && budget > 0; budget--) {
+    const mid = Math.floor((lo + hi) / 2);
+    const spec = { ...best, point: points[mid] as string };
+    if (await stillBreaks(spec)) {
+      best = spec;
+      hi = mid;
+    } else lo = mid + 1;
   }
-  for (let load = 0; tries < budget && load < best.load; load = load === 0 ? Math.floor(best.load / 2) : Math.floor(load * 2)) {
-    if (await stillBreaks({ ...best, load })) {
-      best = { ...best, load };
-      break;
+  if (best.load > 0 && (await stillBreaks({ ...best, load: 0 }))) best = { ...best, load: 0 };
+  else {
+    // It holds with no load: bisect between that and the smallest load known to break it.
+    let holds = 0;
+    for (let budget = 3; best.load - holds > 1 && budget > 0; budget--) {
+      const mid = Math.floor((holds + best.load) / 2);
+      if (await stillBreaks({ ...best, load: mid })) best = { ...best, load: mid };
+      else holds = mid;
     }
-    if (load === 0 && Math.floor(best.load / 2) === 0) break;
   }
   return { spec: best, tries };
 }
@@ -172,6 +173,7 @@ export async function chaosCommand(file: string, flags: ChaosFlags): Promise<voi
   const { accounts, timeScale } = rehearsalSettings(pb, { ...flags, seed: undefined });
   const parallel = flags.parallel === undefined ? 2 : Number(flags.parallel);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 8) throw new UsageError(`--parallel: expected 1..8, got '${flags.parallel ?? ''}'`);
+  if (flags.noAutoApprove || flags.autoApprove === false) throw new UsageError('--no-auto-approve: chaos trials answer approval gates themselves (run --yes)');
   const trials = trialsOf(pb, flags);
   await rehearsalPreflight(pb, flags, true);
   const ctx = { pb, timeScale, accounts, stateDir: resolve(flags.stateDir), keep: flags.keep ?? false };
@@ -202,8 +204,11 @@ export async function chaosCommand(file: string, flags: ChaosFlags): Promise<voi
   }
   if (bad.length === 0) return;
   const errors = bad.filter((r) => r.error);
-  if (errors.length === bad.length) throw new InputError(`chaos: ${errors.length} trial(s) could not be made: ${errors[0]?.error ?? ''}`);
-  const first = bad.find((r) => !r.error) as TrialResult;
+  // Trials that could not be made say nothing about the playbook: bad input when none could be, else reported beside.
+  if (errors.length === results.length) throw new InputError(`chaos: no trial could be made: ${errors[0]?.error ?? ''}`);
+  const first = bad.find((r) => !r.error);
+  if (!first)
+    throw new StepFailed(`chaos: ${errors.length} of ${results.length} trials could not be made (first: ${errors[0]?.error ?? ''}); no property broke`);
   const property = first.properties.find((p) => !p.ok);
   process.stderr.write(`reproduce: ${reproducer(pb, first.spec, flags)}\n`);
   if (flags.shrink !== false && flags.chaosTrial === undefined) {

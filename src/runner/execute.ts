@@ -321,9 +321,38 @@ export class Runner {
         }
       }
     }
+    if (!this.failed) {
+      const gone = await this.tradingEngineGone();
+      if (gone) {
+        this.failed = true;
+        failedStep = [...pb.steps].reverse().find((st) => this.steps.has(st.id))?.id;
+        failError = gone;
+        if (pb.rollback.length > 0) {
+          const stopped = await runRollback(gone);
+          if (stopped) return stopped;
+        }
+      }
+    }
     if (rollbackFailed.length > 0) return this.finish('rollback-failed', failedStep, failError, rollbackFailed);
     if (this.failed) return this.finish('failed', failedStep, failError, []);
     return this.finish('success', undefined, undefined, []);
+  }
+
+  /**
+   * A run that reopened trading (an `engine.resume` finished) does not end `success` with the engine that
+   * trades gone: checked once every main step has passed (found by rehearse --chaos: the engine killed
+   * during user-reports, and every later step passed without it). The reason, when it is gone.
+   */
+  private async tradingEngineGone(): Promise<string | undefined> {
+    const resumed = this.o.playbook.steps.some(
+      (st) => st.uses === 'engine.resume' && (this.steps.get(st.id) ?? this.o.resume?.finished.get(st.id))?.outcome === 'success',
+    );
+    const target = this.engineNow();
+    // A playbook that stops the engine itself means it to be down at the end.
+    const stops = this.o.playbook.steps.some((st) => st.uses === 'engine.stop');
+    if (!resumed || stops || !target || !('dataDir' in target)) return undefined;
+    const running = await this.o.effects.engines.attach(target.dataDir).catch(() => undefined);
+    return running ? undefined : `the engine on ${target.dataDir} stopped after trading resumed: it is not running at the end of the run`;
   }
 
   private async finish(outcome: RunOutcome, failedStep: string | undefined, error: string | undefined, rollbackFailedSteps: string[]): Promise<RunResult> {

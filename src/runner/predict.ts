@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedPlaybook, RuntimeStep } from '../playbook/load.js';
 import { REGISTRY, type ErasedStepKind } from '../steps/registry.js';
@@ -127,12 +127,30 @@ export function loadHistory(stateDir: string, pb: LoadedPlaybook, opts: { exclud
   for (const runId of ids.sort()) {
     if (runId === opts.excludeRun) continue;
     try {
+      // Other playbooks' journals (chaos trials add many) are told apart by their first record alone.
+      if (playbookOf(join(runsDir(stateDir), runId, JOURNAL_FILE)) !== pb.spec.metadata.name) continue;
       journals.push({ runId, events: readJournal(join(runsDir(stateDir), runId, JOURNAL_FILE)).events });
     } catch {
       // Not a run folder, or a journal that cannot be read: not history.
     }
   }
   return historyOf(pb, journals);
+}
+
+/** The playbook a journal's first record (its run-start) names; undefined when it cannot be read. */
+function playbookOf(path: string): string | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const first = buf.subarray(0, n).toString('utf8').split('\n')[0] ?? '';
+    const start = JSON.parse(first) as { event?: string; playbook?: unknown };
+    return start.event === 'run-start' && typeof start.playbook === 'string' ? start.playbook : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The runs of this playbook (by `metadata.name`) whose every run-start has its step list. */

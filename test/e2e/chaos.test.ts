@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, runCli, tempDir } from '../support/cli.js';
@@ -77,6 +77,11 @@ describe('rehearse --chaos', () => {
       "chaos: P1 broken in trial 5001:bad-hotfix:deploy: trading ended open on margin 1.4.4, which halts under the incident's load",
     );
     expect(r.stderr).not.toMatch(/^\s+at /m);
+    // A broken trial keeps its scratch folder for a person to look at, and says where; this test removes them.
+    const kept = [...r.stderr.matchAll(/scratch kept: (\S+?)\)?$/gm)].map((m) => m[1] as string);
+    expect(kept.length).toBeGreaterThan(0);
+    for (const k of kept) expect(readdirSync(k)).toEqual(expect.arrayContaining(['engine', 'state', 'run.err']));
+    for (const k of kept) rmSync(k, { recursive: true, force: true });
 
     const replay = await runCli(['rehearse', UNSAFE, '--chaos-trial', '5001:bad-hotfix:deploy:0', '--state-dir', state, '--json'], { timeoutMs: 200_000 });
     expect(replay.exitCode, replay.stderr.slice(-2000)).toBe(1);
@@ -84,6 +89,7 @@ describe('rehearse --chaos', () => {
     expect(trial).toMatchObject({ spec: { seed: 5001, fault: 'bad-hotfix', point: 'deploy', load: 0 }, outcome: 'recovered', exitCode: 0, ok: false });
     expect(trial?.properties.filter((p) => !p.ok).map((p) => p.id)).toEqual(['P1', 'P3']);
     expect(replay.stderr).not.toMatch(/minimal reproducer/);
+    for (const m of replay.stderr.matchAll(/scratch kept: (\S+)$/gm)) rmSync(m[1] as string, { recursive: true, force: true });
   }, 420_000);
 
   it('refuses what it cannot do with one line and exit 2', async () => {
@@ -93,6 +99,8 @@ describe('rehearse --chaos', () => {
       [['--chaos', '0'], /--chaos: expected a number of trials 1\.\.1000, got '0'/],
       [['--chaos', '2', '--faults', 'gateway-refuses'], /none of the faults \(gateway-refuses\) has a place to strike/],
       [['--chaos', '2', '--chaos-trial', '1:wal-stall:shift'], /--chaos and --chaos-trial: give one of them/],
+      [['--chaos', '2', '--no-auto-approve'], /--no-auto-approve: chaos trials answer approval gates themselves/],
+      [['--chaos', '2', '--all'], /--chaos and --all: rehearse one playbook under chaos at a time/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(['rehearse', BUNDLED, ...args]);

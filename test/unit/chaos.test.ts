@@ -105,6 +105,14 @@ describe('safety properties, judged from what the trial left', () => {
     expect(j.properties.find((p) => p.id === 'P3')).toMatchObject({ ok: false, message: 'exit 0 with P1 broken' });
   });
 
+  it('P1: an engine the run left down is judged as it comes back: open on a bad module after a restart is broken', () => {
+    const o = recovered({ exitCode: 3, lastLine: 'a human must look', engine: { running: false, phase: 'open', margin: '1.4.4' }, haltsUnderLoad: true });
+    expect(p1(o).ok).toBe(false);
+    expect(p2(recovered({ acked: [] })).message).toBe(
+      'no order was acknowledged during the run (trading never took the client load); nothing of the pre-outage state missing',
+    );
+  });
+
   it('P1: reopened on the module that halted under load, for longer than one gate interval', () => {
     const wal = [
       { ts: 1000, phase: 'halted', reason: 'EXCESS_QUEUE_DEPTH' },
@@ -141,7 +149,12 @@ describe('safety properties, judged from what the trial left', () => {
     expect(p4(recovered({ notificationKeys: [] }))).toMatchObject({ ok: false, message: 'the final status notification (r1/notify-end) was sent 0 times' });
     // A run that needs a human (exit 3) owes no final status; a duplicate is still broken.
     expect(p4(recovered({ exitCode: 3, notificationKeys: [] })).ok).toBe(true);
-    expect(p4(recovered({ journal: [start, ok('a'), start, ok('b')] })).message).toBe('2 steps finished once across 1 resume');
+    expect(p4(recovered({ journal: [start, ok('a'), start, ok('b')] })).message).toBe('2 steps finished once across 1 resume; final status sent once');
+    // A final notification not on a file channel cannot be read back: said, not counted as missing.
+    expect(p4(recovered({ finalKey: null, notificationKeys: [] }))).toMatchObject({
+      ok: true,
+      message: '2 steps finished once; no final notification to a file on that path to count',
+    });
   });
 
   it('the final status notification is the last notify step on the path taken', () => {

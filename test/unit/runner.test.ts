@@ -5,7 +5,7 @@ import { ABORT_GRACE_MS, Runner, RunInterrupted, type RunOptions } from '../../s
 import { foldJournal } from '../../src/runner/journal.js';
 import { buildRedactor, resolveVars } from '../../src/runner/scope.js';
 import { REGISTRY, type ErasedStepKind } from '../../src/steps/registry.js';
-import { approveAll, fakeEffects, scriptedExec, VirtualClock, type ScriptedCommand } from '../support/fakes.js';
+import { approveAll, fakeClient, fakeEffects, fakeEngines, health, scriptedExec, VirtualClock, type ScriptedCommand } from '../support/fakes.js';
 
 class Memory implements EventSink {
   readonly events: RunEvent[] = [];
@@ -429,5 +429,69 @@ describe('credentials', () => {
   it('checks the expressions of comms: when the playbook loads', () => {
     const text = `apiVersion: recoverctl/v1\nkind: Playbook\nmetadata: { name: c }\nvars:\n  slack: x\ncomms: { every: 10m, channel: slack, url: "\${{ vars.slakc }}" }\nsteps:\n  - id: w\n    uses: wait\n    with: { duration: 1s }\n`;
     expect(() => parsePlaybook(Buffer.from(text), 'c.yaml', '/c.yaml')).toThrow(/unknown var 'slakc'.*did you mean vars\.slack|slakc/);
+  });
+
+  it('a run that reopened trading does not end success with its engine gone: it fails and rolls back', async () => {
+    let phase: 'halted' | 'open' = 'halted';
+    const client = fakeClient({
+      health: () => Promise.resolve(health({ phase })),
+      setPhase: (p) => {
+        phase = p as 'open';
+        return Promise.resolve({ phase: p, reason: null });
+      },
+    });
+    const engines = fakeEngines(client);
+    let alive = true;
+    const attach = engines.attach;
+    engines.attach = (dir) => (alive ? attach(dir) : Promise.resolve(undefined));
+    const { sink, options } = setup(
+      `  - id: resume
+    uses: engine.resume
+    with: { phases: [open] }
+  - id: after
+    uses: exec
+    with: { command: [report] }
+rollback:
+  - id: undo
+    uses: exec
+    with: { command: [undo] }
+`,
+      { commands: [{}, {}] },
+    );
+    const effects = { ...options().effects, engines };
+    const exec = effects.exec;
+    effects.exec = (req) => {
+      // The engine dies while a step that does not talk to it runs.
+      alive = false;
+      return exec(req);
+    };
+    const result = await new Runner(options({ effects, engine: { dataDir: '/var/engine' } })).run();
+    expect(result).toMatchObject({ outcome: 'failed', failedStep: 'after' });
+    expect(result.error).toBe('the engine on /var/engine stopped after trading resumed: it is not running at the end of the run');
+    expect(sink.kinds()).toEqual(expect.arrayContaining(['rollback', 'ok:undo']));
+    // With the engine still there, the same run succeeds.
+    alive = true;
+    const again = setup(
+      `  - id: resume
+    uses: engine.resume
+    with: { phases: [open] }
+`,
+    );
+    phase = 'halted';
+    const ok = await new Runner(again.options({ effects: { ...again.options().effects, engines }, engine: { dataDir: '/var/engine' } })).run();
+    expect(ok.outcome).toBe('success');
+    // A playbook that stops the engine itself is not held to it.
+    const stopping = setup(
+      `  - id: resume
+    uses: engine.resume
+    with: { phases: [open] }
+  - id: stop
+    uses: engine.stop
+`,
+    );
+    phase = 'halted';
+    alive = false;
+    const stopped = await new Runner(stopping.options({ effects: { ...stopping.options().effects, engines }, engine: { dataDir: '/var/engine' } })).run();
+    expect(stopped.outcome).toBe('success');
   });
 });
