@@ -243,7 +243,10 @@ async function dueStep(tail: JournalTail, t: TrialSpec, exited: Promise<number>)
     if (ended()) return null;
     await sleep(5);
   }
-  return ended() ? null : (runningStep(tail.poll()) ?? '(between steps)');
+  if (ended()) return null;
+  const events = tail.poll();
+  const finished = events.filter((e) => e.event === 'ok' || e.event === 'fail' || e.event === 'skip').at(-1);
+  return runningStep(events) ?? `after ${finished?.step ?? t.point}`;
 }
 
 /** Strike the fault now; a one-line note of what was done. */

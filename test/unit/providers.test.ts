@@ -247,6 +247,25 @@ describe('haproxy provider (a scripted runtime API)', () => {
       failure: 'unreachable',
       message: `haproxy be_orders/engine: cannot reach the stats socket: socket ${SOCKET}: connect ENOENT /run/haproxy/admin.sock`,
     });
+    // A refused connection never saw the command: asked again (4 more times over 3.75 s) before giving up.
+    expect(down.lines.filter((l) => l === 'set server be_orders/engine weight 10')).toHaveLength(5);
+  });
+
+  it('asks a socket that refused the connection again: HAProxy back within seconds is no failure', async () => {
+    const gw = fakeHaproxy();
+    let refusals = 2;
+    const socket: SocketCommand = (address, line, opts) =>
+      line.startsWith('set server') && refusals-- > 0 ? Promise.reject(new Error(`socket ${address}: connect ECONNREFUSED`)) : gw.socket(address, line, opts);
+    await providerFor(haproxyConfig(), deps({ socket })).set(10, 1);
+    expect(gw.lines.filter((l) => l === 'set server be_orders/engine weight 10')).toHaveLength(1);
+    // A timeout is not retried: the command may have been applied.
+    let asked = 0;
+    const slow: SocketCommand = () => {
+      asked++;
+      return Promise.reject(new Error(`socket ${SOCKET}: no answer within 2000ms`));
+    };
+    expect((await providerError(providerFor(haproxyConfig(), deps({ socket: slow })).set(10, 1))).failure).toBe('unreachable');
+    expect(asked).toBe(1);
   });
 
   it("rejects with the step's abort reason when the step is aborted", async () => {

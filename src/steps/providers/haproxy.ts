@@ -7,6 +7,25 @@ import { errorMessage } from '../types.js';
 import type { HaproxyProviderConfig } from './schema.js';
 import { ProviderError, oneLine, type ProviderDeps, type ProviderFailure, type TrafficProvider, type TrafficWeights } from './types.js';
 
+/** Waits before asking a socket that refused the connection again (3.75 s in all), then it is unreachable. */
+const REFUSED_RETRY_MS = [250, 500, 1_000, 2_000];
+const REFUSED = /\b(ECONNREFUSED|ENOENT|EAGAIN)\b/;
+
+/** `ms`, or the signal's reason as soon as it aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
+  });
+}
+
 /** One server row of `show servers state` (format version 1), the columns a shift needs. */
 export interface ServerState {
   backend: string;
@@ -193,14 +212,24 @@ export class HaproxyProvider implements TrafficProvider {
   }
 
   private async ask(line: string, server: string): Promise<string> {
-    try {
-      return await this.deps.socket(this.config.socket, line, { signal: this.deps.signal, timeoutMs: this.timeoutMs });
-    } catch (e) {
-      if (this.deps.signal.aborted) throw this.deps.signal.reason;
-      const why = oneLine(errorMessage(e));
-      // The real socket names the address in its errors already; say it once.
-      const detail = why.includes(this.config.socket) ? `cannot reach the stats socket: ${why}` : `cannot reach ${this.config.socket}: ${why}`;
-      throw new ProviderError('haproxy', `${this.config.backend}/${server}`, 'unreachable', detail);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.deps.socket(this.config.socket, line, { signal: this.deps.signal, timeoutMs: this.timeoutMs });
+      } catch (e) {
+        if (this.deps.signal.aborted) throw this.deps.signal.reason;
+        // A socket that refuses the connection never saw the command: ask again for a few seconds (HAProxy
+        // reloading moves its socket), but never after a timeout, when the command may have been applied.
+        const delay = REFUSED_RETRY_MS[attempt];
+        if (delay === undefined || !REFUSED.test(errorMessage(e))) this.unreachable(e, server);
+        await pause(delay, this.deps.signal);
+      }
     }
+  }
+
+  private unreachable(e: unknown, server: string): never {
+    const why = oneLine(errorMessage(e));
+    // The real socket names the address in its errors already; say it once.
+    const detail = why.includes(this.config.socket) ? `cannot reach the stats socket: ${why}` : `cannot reach ${this.config.socket}: ${why}`;
+    throw new ProviderError('haproxy', `${this.config.backend}/${server}`, 'unreachable', detail);
   }
 }
