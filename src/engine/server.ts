@@ -411,7 +411,8 @@ async function promote({ req, res, rt }: RouteCall): Promise<void> {
   if (!force && primary === null)
     throw new EngineRefusal(409, `the primary ${follow.url} cannot be reached to check it is fenced: fence it, or promote with force`);
   if (!force && !primary?.fenced) throw new EngineRefusal(409, `the primary ${follow.url} is not fenced: POST /fence on it first, or promote with force`);
-  const answer = await rt.promote({ force, primarySeq: primary?.fenced ? primary.seq : null, timeoutMs: 30_000 });
+  // Under the control client's 15 s: the caller hears 504 "promote again", never a timeout that leaves it guessing.
+  const answer = await rt.promote({ force, primarySeq: primary?.fenced ? primary.seq : null, timeoutMs: 10_000 });
   if (answer.forced) fenceUntilDone(rt, follow.url, follow.tokenFile, answer.epoch);
   send(res, 200, answer);
 }
