@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadedPlaybook } from '../playbook/load.js';
 import type { RunEvent } from '../runner/events.js';
+import { JOURNAL_FILE, readJournal } from '../runner/journal.js';
 import type { RehearsalInfra } from './rehearsal-infra.js';
 import { dataDirLayout } from '../util/data-dir.js';
 import { parseDuration } from '../util/duration.js';
@@ -62,30 +63,20 @@ export interface TrialContext {
 type Client = import('../engine-client/client.js').EngineClient;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The journal of the trial's run, read leniently: a record still being written is not an event yet. */
+/** The journal of the trial's run (once the run has ended), read as the runner reads it: up to its last whole record. */
 function journalOf(state: string): { runId: string | null; events: RunEvent[] } {
-  let runs: string[];
+  let runId: string | null;
   try {
-    runs = readdirSync(join(state, 'runs'));
+    runId = readdirSync(join(state, 'runs'))[0] ?? null;
   } catch {
     return { runId: null, events: [] };
   }
-  const runId = runs[0] ?? null;
   if (runId === null) return { runId, events: [] };
-  let text = '';
   try {
-    text = readFileSync(join(state, 'runs', runId, 'journal.ndjson'), 'utf8');
+    return { runId, events: readJournal(join(state, 'runs', runId, JOURNAL_FILE)).events };
   } catch {
     return { runId, events: [] };
   }
-  const events = text.split('\n').flatMap((l) => {
-    try {
-      return l ? [JSON.parse(l) as RunEvent] : [];
-    } catch {
-      return [];
-    }
-  });
-  return { runId, events };
 }
 
 /**
