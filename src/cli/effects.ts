@@ -122,18 +122,11 @@ export const nodeEngines: EngineSupervisor = {
 /** The reports of src/report, reading the run's journal. */
 export const nodeReports: ReportWriter = {
   async incident(o) {
-    const { mkdir, writeFile } = await import('node:fs/promises');
     const { readJournal } = await import('../runner/journal.js');
-    const { buildIncident, detectionOf, renderHtml, renderMarkdown } = await import('../report/incident.js');
+    const { incidentOf, writeIncidentFiles } = await import('../report/write.js');
     const { events } = readJournal(join(o.runDir, JOURNAL_FILE));
-    const report = buildIncident(events, detectionOf(events, o.fallback), o.now);
-    await mkdir(o.out, { recursive: true });
-    const files: Partial<Record<(typeof o.formats)[number], string>> = {};
-    for (const f of o.formats) {
-      const file = join(o.out, `incident.${f}`);
-      await writeFile(file, f === 'json' ? `${JSON.stringify(report, null, 2)}\n` : f === 'md' ? renderMarkdown(report) : renderHtml(report));
-      files[f] = file;
-    }
+    const report = incidentOf(events, o.fallback, o.now, o.self === undefined ? {} : { self: o.self });
+    const files = await writeIncidentFiles(report, o.out, o.formats);
     return { files, steps: report.steps.length, rtoMs: report.rto.actualMs, rtoBreached: report.rto.breached };
   },
   async users(snapshot, out) {

@@ -169,9 +169,11 @@ Examples:
     .description("a journaled run's incident timeline: steps, approvals, notifications, phases, traffic samples, RTO")
     .argument('<run-id>', "a run id from 'runs list', or last")
     .option('--format <fmt>', 'md, json or html (self-contained)', 'md')
+    .option('--pdf [file]', 'print the HTML report to a PDF through headless Chromium (default: incident.pdf in the run folder); prints its path')
+    .option('--chromium <path>', 'the Chromium to print with (default: $RECOVERCTL_CHROMIUM, else chromium on PATH)')
     .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
-    .addHelpText('after', '\nExample:\n  recoverctl report incident last --format html > incident.html')
-    .action(async (runId: string, opts: { format: string; stateDir: string }) => {
+    .addHelpText('after', '\nExamples:\n  recoverctl report incident last --format html > incident.html\n  recoverctl report incident last --pdf incident.pdf')
+    .action(async (runId: string, opts: { format: string; stateDir: string; pdf?: string | boolean; chromium?: string }) => {
       const { reportIncidentCommand } = await import('./report.js');
       await reportIncidentCommand(runId, opts);
     });
@@ -184,6 +186,20 @@ Examples:
     .action(async (opts: { snapshot: string; out: string }) => {
       const { reportUsersCommand } = await import('./report.js');
       await reportUsersCommand(opts);
+    });
+
+  program
+    .command('dashboard')
+    .description("a read-only web UI of the state dir's runs, live as their journals grow (127.0.0.1; prints its URL)")
+    .option('--state-dir <dir>', 'where runs are journaled', '.recoverctl')
+    .option('--port <n>', 'port to listen on; 0 picks a free one', '0')
+    .option('--host <addr>', 'address to listen on; beyond loopback only with a token', '127.0.0.1')
+    .option('--token <token>', 'require this token (16+ characters; also $RECOVERCTL_DASHBOARD_TOKEN)')
+    .option('--token-file <file>', 'require the token in this file (kept out of ps and shell history)')
+    .addHelpText('after', '\nExample:\n  recoverctl dashboard --state-dir .recoverctl --port 8088')
+    .action(async (opts: { stateDir: string; port: string; host: string; token?: string; tokenFile?: string }) => {
+      const { dashboardCommand } = await import('./dashboard.js');
+      await dashboardCommand(opts);
     });
 
   program

@@ -2,16 +2,11 @@ import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import { listRuns, loadRun, resolveRunRef, type RunState } from '../runner/journal.js';
-import { isPidAlive } from '../runner/lock.js';
+import { runStatus } from '../runner/status.js';
 import type { Phase } from '../runner/events.js';
 import { displayLine } from '../steps/exec.js';
 import type { StepOutputs } from '../steps/types.js';
 import { firstLine, hangingLines, stepLabel } from '../ui/lines.js';
-
-function status(r: RunState): string {
-  if (r.end) return r.end.outcome === 'interrupted' ? 'interrupted (resumable)' : r.end.outcome;
-  return isPidAlive(r.lastStart.pid) ? 'running' : 'stopped (resumable)';
-}
 
 function summary(r: RunState) {
   const last = r.events[r.events.length - 1];
@@ -21,7 +16,7 @@ function summary(r: RunState) {
     playbook: r.start.playbook,
     file: r.start.file,
     startedAt: r.start.ts,
-    status: status(r),
+    status: runStatus(r),
     stepsDone: r.finished.size,
     steps: r.start.steps.length,
     durationMs,

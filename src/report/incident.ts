@@ -44,6 +44,60 @@ export interface IncidentReport {
   riskPreviews: RiskPreviewSeen[];
   /** Which recovery path the run took, and what it cost in time with trading closed (issue 14). */
   path: RecoveryPath;
+  /** The traffic shift, one row per stage: its weight, bake, samples, and each gate's values against its limit. */
+  stages: StageRow[];
+  /** What `report.users` wrote for the affected accounts; null when the run had none. */
+  users: UsersWritten | null;
+  /** The first main step that failed (what a reader of a failed run must see first); null when none did. */
+  failure: { step: string; name: string | null; at: string | null; error: string } | null;
+}
+
+/** One stage of a traffic shift, as the report's table shows it. */
+export interface StageRow {
+  step: string;
+  stage: number;
+  stages: number;
+  weight: number;
+  /** The bake the shift planned for the stage (scaled like the run's waits); null in journals before it. */
+  bakeMs: number | null;
+  startedAt: string;
+  /** When the next stage started or the step ended; null while it bakes. */
+  endedAt: string | null;
+  samples: number;
+  gates: GateRow[];
+  /** The worst gate verdict; `running` while the stage bakes with nothing wrong yet. */
+  verdict: StageAnalysis['verdict'] | 'running';
+}
+
+/** One gate over one stage: what it measured (min, max, last) against its limit, and its verdicts. */
+export interface GateRow {
+  gate: string;
+  source: string;
+  threshold: string | null;
+  min: number | null;
+  max: number | null;
+  last: number | null;
+  pass: number;
+  fail: number;
+  inconclusive: number;
+  error: number;
+  verdict: StageAnalysis['verdict'];
+  detail: string;
+}
+
+/** The per-account reports of `report.users`: how many, where, and (filled by the writer) their file names. */
+export interface UsersWritten {
+  step: string;
+  accounts: number;
+  files: number;
+  dir: string;
+  seq: number | null;
+  /** Orders open at the halt (in the snapshot reported); null in journals before it. */
+  openOrders: number | null;
+  /** The per-account files, listed by whoever writes the report (the model itself reads no folder). */
+  links: string[];
+  /** Files not listed in `links` (a long list is cut). */
+  more: number;
 }
 
 /** In place (the halted engine fixed and resumed) or blue-green (a standby promoted), and its costs. */
@@ -123,12 +177,62 @@ interface Collected {
   rollback: IncidentReport['rollback'];
   funding: FundingSettlement[];
   riskPreviews: Map<string, RiskPreviewSeen>;
+  stages: Map<string, StageRow>;
+  users: UsersWritten | null;
 }
 
 const VERDICT_RANK = { pass: 0, inconclusive: 1, error: 2, fail: 3 } as const;
 
+/** The stage row a sample or a stage start belongs to, made when first seen. */
+function stageRow(c: Collected, step: string, stage: number, stages: number, weight: number, at: string): StageRow {
+  const key = `${step}\u0000${stage}`;
+  let row = c.stages.get(key);
+  if (!row) {
+    row = { step, stage, stages, weight, bakeMs: null, startedAt: at, endedAt: null, samples: 0, gates: [], verdict: 'running' };
+    c.stages.set(key, row);
+  }
+  return row;
+}
+
+/** A sample's judgements folded into its stage's gate rows: min, max and last value, the verdict counts. */
+function sampledStage(c: Collected, e: EventOf<'measurement'>): void {
+  const row = stageRow(c, e.step, e.stage, e.stages, e.weight, e.ts);
+  row.samples++;
+  for (const j of e.judgements) {
+    let g = row.gates.find((x) => x.gate === j.gate);
+    if (!g) {
+      g = {
+        gate: j.gate,
+        source: j.source,
+        threshold: j.threshold ?? null,
+        min: null,
+        max: null,
+        last: null,
+        pass: 0,
+        fail: 0,
+        inconclusive: 0,
+        error: 0,
+        verdict: 'pass',
+        detail: '',
+      };
+      row.gates.push(g);
+    }
+    g[j.verdict]++;
+    if (j.value !== null) {
+      g.min = g.min === null ? j.value : Math.min(g.min, j.value);
+      g.max = g.max === null ? j.value : Math.max(g.max, j.value);
+    }
+    g.last = j.value;
+    if (VERDICT_RANK[j.verdict] >= VERDICT_RANK[g.verdict]) {
+      g.verdict = j.verdict;
+      g.detail = j.detail;
+    }
+  }
+}
+
 /** A traffic-shift sample: each gate's judgement counted into its row for the stage. */
 function measured(c: Collected, e: EventOf<'measurement'>): void {
+  sampledStage(c, e);
   for (const j of e.judgements) {
     const key = `${e.step}\u0000${e.stage}\u0000${j.gate}`;
     const row = c.analysis.get(key) ?? {
@@ -170,6 +274,19 @@ function stepEnded(c: Collected, key: string, e: EventOf<'ok'> | EventOf<'fail'>
     for (const [k, v] of Object.entries(e.outputs)) if (typeof v === 'number') seen.counts[k] = v;
     c.riskPreviews.set(e.step, seen);
   }
+  if (e.uses === 'report.users') {
+    const o = e.outputs;
+    c.users = {
+      step: e.step,
+      accounts: Number(o.accounts ?? 0),
+      files: Number(o.files ?? 0),
+      dir: String(o.dir ?? ''),
+      seq: typeof o.seq === 'number' ? o.seq : null,
+      openOrders: typeof o.openOrders === 'number' ? o.openOrders : null,
+      links: [],
+      more: Number(o.files ?? 0),
+    };
+  }
   if (e.uses === 'gate.approve') c.approvals.push({ step: e.step, by: String(e.outputs.approvedBy), at: String(e.outputs.decidedAt) });
   if (e.uses === 'engine.halt') c.phases.push({ at: e.ts, phase: 'halted' });
 }
@@ -210,6 +327,11 @@ function progressed(c: Collected, e: EventOf<'progress'>): void {
     });
     c.riskPreviews.set(e.step, seen);
   }
+  if (d && typeof d.bakeMs === 'number' && typeof d.stage === 'number') {
+    const row = stageRow(c, e.step, d.stage, Number(d.stages ?? 0), Number(d.weight ?? 0), e.ts);
+    row.bakeMs = d.bakeMs;
+    row.startedAt = e.ts;
+  }
   if (e.data && typeof e.data.phase === 'string') c.phases.push({ at: e.ts, phase: e.data.phase });
   if (e.data && typeof e.data.queueDepth === 'number') {
     c.samples.push({
@@ -234,6 +356,8 @@ function collect(events: RunEvent[], detection: { at: string | null }): Collecte
     rollback: null,
     funding: [],
     riskPreviews: new Map(),
+    stages: new Map(),
+    users: null,
   };
   if (detection.at) c.phases.push({ at: detection.at, phase: 'halted' });
   for (const e of events) {
@@ -296,14 +420,52 @@ function collect(events: RunEvent[], detection: { at: string | null }): Collecte
   return c;
 }
 
+/** How a report is being built: by the run's own report step (`self`), or for the dashboard while the run goes on (`live`). */
+export interface BuildOptions {
+  /** The step writing this report: shown done, since the report exists when it is read. */
+  self?: string;
+  /**
+   * A run watched without its end (the dashboard): the outcome to show while nothing has failed, `running`
+   * or `stopped (resumable)`, instead of the success a report step writes; its milestones stay open.
+   */
+  soFar?: string;
+}
+
+/** Stage rows closed at the next stage's start or their step's end, each with its verdict. */
+function closedStages(stages: Map<string, StageRow>, steps: Map<string, IncidentStep>): StageRow[] {
+  const rows = [...stages.values()];
+  for (const row of rows) {
+    const next = rows.find((r) => r.step === row.step && r.stage === row.stage + 1);
+    row.endedAt = next?.startedAt ?? steps.get(`main:${row.step}`)?.endedAt ?? null;
+    const worst = row.gates.reduce<StageAnalysis['verdict']>((w, g) => (VERDICT_RANK[g.verdict] > VERDICT_RANK[w] ? g.verdict : w), 'pass');
+    row.verdict = row.endedAt === null && worst === 'pass' ? 'running' : worst;
+  }
+  return rows;
+}
+
+/** The first main step that failed and did not continue: what a failed run's report opens with. */
+function firstFailure(events: RunEvent[], steps: Map<string, IncidentStep>): IncidentReport['failure'] {
+  const f = events.find((e) => e.event === 'fail' && e.phase === 'main' && !e.continued);
+  if (f?.event !== 'fail') return null;
+  return { step: f.step, name: steps.get(`main:${f.step}`)?.name ?? null, at: f.ts, error: f.error };
+}
+
 /** Build the incident timeline from a run's events; detection comes from the engine's recorded halt. */
-export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date): IncidentReport {
+export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date, opts: BuildOptions = {}): IncidentReport {
   const start = events.find((e) => e.event === 'run-start');
   const end = [...events].reverse().find((e) => e.event === 'run-end');
-  const { steps, notifications, approvals, phases, samples, analysis, rollback, funding, riskPreviews } = collect(events, detection);
+  const c = collect(events, detection);
+  const self = opts.self ? c.steps.get(`main:${opts.self}`) : undefined;
+  if (self && self.outcome === 'running') {
+    // The report exists when it is read: its own step is done, at the report's time.
+    self.outcome = 'success';
+    self.endedAt = now.toISOString();
+    self.durationMs = self.startedAt ? Math.max(0, now.getTime() - Date.parse(self.startedAt)) : 0;
+  }
   // Before the run ends (the report step itself), the outcome so far: failed once a step has failed.
   const failedSoFar = events.some((e) => e.event === 'fail' && e.phase === 'main' && !e.continued);
-  const outcome = end?.event === 'run-end' ? end.outcome : failedSoFar ? (rollback ? 'failed (rolled back)' : 'failed') : 'success';
+  const soFar = failedSoFar ? (c.rollback ? 'failed (rolled back)' : 'failed') : (opts.soFar ?? 'success');
+  const outcome = end?.event === 'run-end' ? end.outcome : soFar;
   const startedAt = start?.ts ?? now.toISOString();
   const endedAt = end?.ts ?? now.toISOString();
   const from = detection.at ?? startedAt;
@@ -318,26 +480,30 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     endedAt,
     detection,
     outcome,
-    steps: [...steps.values()],
-    notifications,
-    approvals,
-    rollback,
-    // A recovery that failed has not recovered: its RTO is breached, however quickly it gave up.
+    steps: [...c.steps.values()],
+    notifications: c.notifications,
+    approvals: c.approvals,
+    rollback: c.rollback,
+    // A recovery that failed has not recovered: its RTO is breached, however quickly it gave up; a
+    // recovery still going has breached only once it has run over.
     rto: {
       objective,
       actualMs,
-      breached: objectiveMs === undefined ? null : outcome !== 'success' || actualMs > objectiveMs,
+      breached: objectiveMs === undefined ? null : (outcome !== 'success' && outcome !== opts.soFar) || actualMs > objectiveMs,
       prediction: start?.event === 'run-start' ? (start.rtoPrediction ?? null) : null,
     },
-    phases,
-    samples,
-    analysis: [...analysis.values()],
-    funding,
-    riskPreviews: [...riskPreviews.values()],
+    phases: c.phases,
+    samples: c.samples,
+    analysis: [...c.analysis.values()],
+    funding: c.funding,
+    riskPreviews: [...c.riskPreviews.values()],
     // A report written by a step before the run ends closes it at the report's own time.
-    comms: commsOf(events, notifications, startedAt, endedAt),
-    milestones: milestonesOf(events, detection.at, notifications, endedAt),
+    comms: commsOf(events, c.notifications, startedAt, endedAt),
+    milestones: milestonesOf(events, detection.at, c.notifications, end || opts.soFar === undefined ? endedAt : null),
     path: pathOf(events, detection.at),
+    stages: closedStages(c.stages, c.steps),
+    users: c.users,
+    failure: firstFailure(events, c.steps),
   };
 }
 
@@ -546,158 +712,4 @@ function fundingSection(funding: FundingSettlement[]): string[] {
     ),
   );
   return out;
-}
-
-/** The risk previews and the missed funding settled, as HTML tables (the same content as the Markdown). */
-function riskAndFundingHtml(r: IncidentReport): string {
-  const parts: string[] = [];
-  for (const p of r.riskPreviews) {
-    const rows = p.accounts
-      .map(
-        (a) =>
-          `<tr${a.wouldLiquidate ? ' class="failure"' : ''}><td>${esc(a.account)}</td><td>${esc(a.band)}</td><td>${esc(a.uniMMR)}</td><td>${esc(a.equity)}</td><td>${esc(a.maintenance)}</td><td>${a.wouldLiquidate ? 'yes' : 'no'}</td></tr>`,
-      )
-      .join('\n');
-    parts.push(
-      `<h2>Risk preview (${esc(p.step)}, ${esc(p.at)})</h2><p>${p.counts.wouldLiquidate ?? 0} would be liquidated, ${p.counts.reduceOnly ?? 0} reduce-only, ${p.counts.warning ?? 0} warned, of ${p.counts.accounts ?? 0} accounts with positions.</p>`,
-      `<table class="risk-preview"><tr><th>account</th><th>band</th><th>uniMMR</th><th>equity</th><th>maintenance</th><th>would be liquidated</th></tr>\n${rows}\n</table>`,
-    );
-  }
-  if (r.funding.length) {
-    const rows = r.funding
-      .map(
-        (f) =>
-          `<tr><td>${esc(f.symbol)}</td><td>${esc(f.intervalStart)}</td><td>${esc(f.rate)}</td><td>${esc(f.markPrice)}</td><td>${esc(f.paid)}</td><td>${esc(f.received)}</td><td>${f.holders.map((h) => esc(`${h.account} ${h.qty} ${h.amount}`)).join('<br>') || 'none'}</td></tr>`,
-      )
-      .join('\n');
-    parts.push(
-      `<h2>Missed funding settled</h2><table id="funding"><tr><th>symbol</th><th>interval start</th><th>rate</th><th>mark</th><th>paid</th><th>received</th><th>holders (account qty amount)</th></tr>\n${rows}\n</table>`,
-    );
-  }
-  return parts.join('\n');
-}
-
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-function milestonesTable(ms: Milestone[]): string {
-  const rows = ms
-    .map(
-      (m) =>
-        `<tr data-milestone="${esc(m.name)}"><td>${esc(m.name)}</td><td>${esc(m.at ?? '–')}</td><td>${m.sinceDetectionMs === null ? '–' : esc(formatDuration(m.sinceDetectionMs))}</td><td>${esc(m.by ?? '')}</td></tr>`,
-    )
-    .join('');
-  return `<h2>Milestones</h2>\n<table id="milestones"><tr><th>milestone</th><th>at</th><th>from detection</th><th>marked by</th></tr>${rows}</table>`;
-}
-
-/** Every notification and status update in time order, failed ones marked, and the gaps longer than the cadence. */
-function communications(r: IncidentReport): string {
-  if (!r.notifications.length && !r.comms.every) return '';
-  const cadence = r.comms.every
-    ? `<p id="comms-cadence">Status updates every ${esc(r.comms.every)}: ${r.comms.gaps.length ? `<span class="breached">${r.comms.gaps.length} gap(s) longer than that</span>` : '<span class="met">no gap longer than that</span>'}.</p>`
-    : '';
-  const items = [
-    ...r.notifications.map((n) => ({
-      at: n.sentAt,
-      html: `${esc(n.sentAt)} ${esc(n.step === 'comms' ? 'status update' : n.step)} (${esc(n.channel)})${n.ok ? '' : ' <span class="breached">failed</span>'}`,
-    })),
-    ...r.comms.gaps.map((g) => ({
-      at: g.from,
-      html: `<span class="breached">gap</span> ${esc(g.from)} → ${esc(g.to)}: ${esc(formatDuration(g.gapMs))} without a notification`,
-    })),
-  ].sort((a, b) => a.at.localeCompare(b.at));
-  return `<h2>Communications</h2>${cadence}<ul id="communications">${items.map((i) => `<li>${i.html}</li>`).join('')}</ul>`;
-}
-
-/** One row per stage and gate: the verdict and the count of each verdict. */
-function analysisTable(rows: StageAnalysis[]): string {
-  if (!rows.length) return '';
-  const body = rows
-    .map(
-      (a) =>
-        `<tr class="verdict-${a.verdict}"><td>${esc(a.step)}</td><td>${a.stage}</td><td>${a.weight}%</td><td>${esc(a.gate)}</td><td class="verdict">${a.verdict}</td><td>${a.pass}</td><td>${a.fail}</td><td>${a.inconclusive}</td><td>${a.error}</td><td>${esc(a.detail)}</td></tr>`,
-    )
-    .join('\n');
-  return `<h2>Traffic shift analysis</h2>
-<table id="analysis"><tr><th>step</th><th>stage</th><th>weight</th><th>gate</th><th>verdict</th><th>pass</th><th>fail</th><th>inconclusive</th><th>error</th><th>detail</th></tr>
-${body}
-</table>`;
-}
-
-/** A self-contained HTML page (no network): the timeline of phases and steps, and queue depth and admission weight over time. */
-export function renderHtml(r: IncidentReport): string {
-  const times = [r.startedAt, r.endedAt, ...(r.detection.at ? [r.detection.at] : []), ...r.samples.map((s) => s.at)].map((t) => Date.parse(t));
-  const t0 = Math.min(...times);
-  const t1 = Math.max(...times, t0 + 1);
-  const W = 900;
-  const x = (t: string | null): number => (t ? 160 + ((Date.parse(t) - t0) / (t1 - t0)) * (W - 180) : 160);
-  const colour: Record<string, string> = { success: '#2e7d32', failure: '#c62828', skipped: '#9e9e9e', interrupted: '#f9a825', running: '#1565c0' };
-  const rows = r.steps
-    .map((s, i) => {
-      const y = 30 + i * 22;
-      const x1 = x(s.startedAt);
-      const x2 = Math.max(x1 + 2, x(s.endedAt ?? s.startedAt));
-      return `<text x="4" y="${y + 12}" class="label">${esc(s.phase === 'rollback' ? `↩ ${s.id}` : s.id)}</text><rect class="step ${s.outcome}" data-step="${esc(s.id)}" x="${x1.toFixed(1)}" y="${y}" width="${(x2 - x1).toFixed(1)}" height="16" fill="${colour[s.outcome] ?? '#555'}"><title>${esc(`${stepLabel(s.id, s.name)} ${s.outcome} ${formatDuration(s.durationMs)}${s.error ? `: ${firstLine(s.error)}` : ''}`)}</title></rect>`;
-    })
-    .join('\n');
-  const phaseMarks = r.phases
-    .map(
-      (p) =>
-        `<line class="phase" x1="${x(p.at).toFixed(1)}" x2="${x(p.at).toFixed(1)}" y1="20" y2="${40 + r.steps.length * 22}" stroke="#6a1b9a" stroke-dasharray="4 3"><title>${esc(`${p.at} ${p.phase}`)}</title></line><text x="${(x(p.at) + 3).toFixed(1)}" y="16" class="phase-label">${esc(p.phase)}</text>`,
-    )
-    .join('');
-  const H = 160;
-  const maxDepth = Math.max(1, ...r.samples.map((s) => s.queueDepth));
-  const line = (vals: [string, number][], max: number): string =>
-    vals.map(([t, v], i) => `${i ? 'L' : 'M'}${x(t).toFixed(1)},${(H - 10 - (v / max) * (H - 30)).toFixed(1)}`).join(' ');
-  const depthPath = line(
-    r.samples.map((s) => [s.at, s.queueDepth]),
-    maxDepth,
-  );
-  const weightPath = line(
-    r.samples.map((s) => [s.at, s.weight]),
-    100,
-  );
-  const chart = r.samples.length
-    ? `<svg class="chart" id="traffic" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="queue depth and admission weight over time"><path id="queue-depth" d="${depthPath}" fill="none" stroke="#c62828" stroke-width="2"/><path id="admission-weight" d="${weightPath}" fill="none" stroke="#1565c0" stroke-width="2"/><text x="4" y="14" class="label">queue depth (max ${maxDepth}, red) · admission weight % (blue)</text></svg>`
-    : '<p>No traffic-shift samples in this run.</p>';
-  const stepRows = r.steps
-    .map((s) => {
-      const detail = errorDetail(s.error);
-      const outcome = `${esc(s.outcome)}${s.error ? `: ${esc(firstLine(s.error))}` : ''}${detail ? `<pre class="tail">${esc(detail)}</pre>` : ''}`;
-      return `<tr class="${s.outcome}"><td>${esc(s.phase === 'rollback' ? `rollback/${s.id}` : s.id)}</td><td class="name">${esc(s.name ?? '')}</td><td>${esc(s.uses)}</td><td>${esc(s.startedAt ?? '')}</td><td>${esc(s.endedAt ?? '')}</td><td>${outcome}</td><td>${esc(formatDuration(s.durationMs))}</td></tr>`;
-    })
-    .join('\n');
-  const gateRows = r.samples
-    .map(
-      (s) =>
-        `<tr><td>${esc(s.at)}</td><td>${s.stage}</td><td>${s.weight}%</td><td>${s.queueDepth}</td><td>${s.p99LatencyMs ?? ''}</td><td>${s.errorRate}</td></tr>`,
-    )
-    .join('\n');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Incident report: ${esc(r.incident ?? r.playbook)}</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.label{font:11px sans-serif}.phase-label{font:10px sans-serif;fill:#6a1b9a}.breached{color:#c62828;font-weight:bold}.met{color:#2e7d32;font-weight:bold}tr.failure td,tr.verdict-fail td{background:#fdecea}tr.verdict-inconclusive td,tr.verdict-error td{background:#fff8e1}pre.tail{margin:4px 0 0;font-size:12px;white-space:pre-wrap}</style></head>
-<body>
-<h1>Incident report: ${esc(r.incident ?? r.playbook)}</h1>
-<p>Playbook <code>${esc(r.playbook)}</code>, run <code>${esc(r.run)}</code>, outcome <strong id="outcome">${esc(r.outcome)}</strong>.</p>
-<p>Detected ${esc(r.detection.at ?? 'unknown')}${r.detection.reason ? `: ${esc(r.detection.reason)}` : ''}.</p>
-<p id="path">Path: ${esc(pathLine(r.path))}</p>
-<p id="rto">RTO ${esc(formatDuration(r.rto.actualMs))}${r.rto.objective ? ` against ${esc(r.rto.objective)}: <span class="${r.rto.breached ? 'breached' : 'met'}">${r.rto.breached ? 'breached' : 'met'}</span>` : ''}${esc(predictedNote(r.rto.prediction))}</p>
-<h2>Timeline</h2>
-<svg class="chart" id="timeline" viewBox="0 0 ${W} ${50 + r.steps.length * 22}" width="${W}" height="${50 + r.steps.length * 22}" role="img" aria-label="steps and trading phases over time">${phaseMarks}${rows}</svg>
-<h2>Queue depth and admission weight</h2>
-${chart}
-<h2>Steps</h2>
-<table id="steps"><tr><th>step</th><th>name</th><th>kind</th><th>start</th><th>end</th><th>outcome</th><th>duration</th></tr>
-${stepRows}
-</table>
-${analysisTable(r.analysis)}
-<h2>Gate values per traffic stage</h2>
-<table id="gates"><tr><th>time</th><th>stage</th><th>weight</th><th>queue depth</th><th>p99 ms</th><th>error rate</th></tr>
-${gateRows}
-</table>
-${milestonesTable(r.milestones)}
-${communications(r)}
-${riskAndFundingHtml(r)}
-</body></html>
-`;
 }

@@ -26,10 +26,12 @@ export function fileNameOf(account: string): string {
  * One report per affected account (any order or position in the snapshot): its orders with their status
  * at the snapshot, its positions and balances, as JSON and CSV. Accounts are grouped in memory.
  */
-export async function writeUserReports(snapshot: string, out: string): Promise<{ accounts: number; files: number; seq: number }> {
+export async function writeUserReports(snapshot: string, out: string): Promise<{ accounts: number; files: number; seq: number; openOrders: number }> {
   const byAccount = new Map<string, UserReport>();
   const balances = new Map<string, Record<string, string>>();
   let header = { seq: 0, takenAt: '', phase: '' };
+  // Orders resting in the book at the halt (a snapshot holds the book; filled or cancelled ones are not open).
+  let openOrders = 0;
   const report = (account: string): UserReport => {
     let r = byAccount.get(account);
     if (!r) {
@@ -42,8 +44,10 @@ export async function writeUserReports(snapshot: string, out: string): Promise<{
     header = { seq: h.seq, takenAt: h.takenAt, phase: h.phase };
   })) {
     if (rec.type === 'account') balances.set(rec.id, rec.balances as Record<string, string>);
-    else if (rec.type === 'order') report(String(rec.account)).orders.push(rec);
-    else if (rec.type === 'position') report(rec.id.slice(0, rec.id.lastIndexOf(':'))).positions.push(rec);
+    else if (rec.type === 'order') {
+      report(String(rec.account)).orders.push(rec);
+      if (!String(rec.account).startsWith('@') && (rec.status === 'open' || rec.status === 'partially_filled')) openOrders++;
+    } else if (rec.type === 'position') report(rec.id.slice(0, rec.id.lastIndexOf(':'))).positions.push(rec);
   }
   await mkdir(out, { recursive: true });
   let files = 0;
@@ -67,5 +71,5 @@ export async function writeUserReports(snapshot: string, out: string): Promise<{
     await writeFile(`${base}.csv`, `${rows.join('\n')}\n`);
     files += 2;
   }
-  return { accounts: files / 2, files, seq: header.seq };
+  return { accounts: files / 2, files, seq: header.seq, openOrders };
 }

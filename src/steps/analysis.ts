@@ -13,8 +13,10 @@ export interface GateJudgement {
   verdict: Verdict;
   /** What was measured; null when nothing could be. */
   value: number | null;
-  /** The limit in words (`<= 500`), and why the verdict is what it is. */
+  /** Why the verdict is what it is, the limit included. */
   detail: string;
+  /** The limit alone (`<= 500`, `in [0, 2]`), for the report's and dashboard's gate columns; absent in journals before it. */
+  threshold?: string;
 }
 
 /** One sample of every gate at a stage of the shift: what the journal records and the renderers show. */

@@ -102,9 +102,11 @@ export interface ReportWriter {
     /** When the engine halted, if it can still say: used when the journal does not show the detection. */
     fallback: { at: string | null; reason: string | null };
     now: Date;
+    /** The step writing the report, shown done in it. */
+    self?: string;
   }): Promise<{ files: Partial<Record<ReportFormat, string>>; steps: number; rtoMs: number | null; rtoBreached: boolean | null }>;
   /** One JSON and one CSV file per affected account of a snapshot. */
-  users(snapshot: string, out: string): Promise<{ accounts: number; files: number; seq: number }>;
+  users(snapshot: string, out: string): Promise<{ accounts: number; files: number; seq: number; openOrders: number }>;
 }
 
 /**

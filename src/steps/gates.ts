@@ -153,6 +153,15 @@ export function judgeSample(gates: Gates, sample: GateSample): Judgement {
   return { verdict: 'pass', breaches };
 }
 
+/** A book gate's limits in words: `spread <= 25bps, depth (top 5 levels) >= 1.5`. */
+function bookLimitText(gate: BookGate): string {
+  const parts = [
+    ...(gate.maxSpreadBps !== undefined ? [`spread <= ${gate.maxSpreadBps}bps`] : []),
+    ...(gate.minDepth !== undefined ? [`depth (top ${gate.levels} levels) >= ${gate.minDepth}`] : []),
+  ];
+  return parts.join(', ') || 'measurable';
+}
+
 /** Each of the engine's gates judged on its own, as the analysis counts them: one judgement per gate set. */
 export function engineJudgements(gates: Gates, sample: GateSample): GateJudgement[] {
   const out: GateJudgement[] = [];
@@ -162,7 +171,14 @@ export function engineJudgements(gates: Gates, sample: GateSample): GateJudgemen
   if (gates.maxQueueDepth !== undefined) {
     const j = judgeSample({ maxQueueDepth: gates.maxQueueDepth }, measured);
     const detail = j.breaches[0] ?? (j.verdict === 'error' ? 'queue depth not measurable' : `queue depth ${sample.queueDepth} <= ${gates.maxQueueDepth}`);
-    out.push({ gate: 'maxQueueDepth', source: 'engine', verdict: j.verdict, value: Number.isNaN(sample.queueDepth) ? null : sample.queueDepth, detail });
+    out.push({
+      gate: 'maxQueueDepth',
+      source: 'engine',
+      verdict: j.verdict,
+      value: Number.isNaN(sample.queueDepth) ? null : sample.queueDepth,
+      detail,
+      threshold: `<= ${gates.maxQueueDepth}`,
+    });
   }
   if (gates.maxErrorRate !== undefined) {
     const j = judgeSample({ maxErrorRate: gates.maxErrorRate }, measured);
@@ -174,7 +190,14 @@ export function engineJudgements(gates: Gates, sample: GateSample): GateJudgemen
         : j.verdict === 'error'
           ? 'orders sent not measurable'
           : `error rate ${rate.toFixed(3)} <= ${gates.maxErrorRate}`);
-    out.push({ gate: 'maxErrorRate', source: 'engine', verdict: j.verdict, value: sample.sent > 0 && !Number.isNaN(rate) ? rate : null, detail });
+    out.push({
+      gate: 'maxErrorRate',
+      source: 'engine',
+      verdict: j.verdict,
+      value: sample.sent > 0 && !Number.isNaN(rate) ? rate : null,
+      detail,
+      threshold: `<= ${gates.maxErrorRate}`,
+    });
   }
   if (gates.p99LatencyMs !== undefined) {
     const j = judgeSample({ p99LatencyMs: gates.p99LatencyMs }, measured);
@@ -186,12 +209,12 @@ export function engineJudgements(gates: Gates, sample: GateSample): GateJudgemen
           ? 'p99 not measurable'
           : `p99 ${sample.p99LatencyMs}ms <= ${gates.p99LatencyMs}ms`);
     const value = sample.p99LatencyMs === null || Number.isNaN(sample.p99LatencyMs) ? null : sample.p99LatencyMs;
-    out.push({ gate: 'p99LatencyMs', source: 'engine', verdict: j.verdict, value, detail });
+    out.push({ gate: 'p99LatencyMs', source: 'engine', verdict: j.verdict, value, detail, threshold: `<= ${gates.p99LatencyMs}ms` });
   }
   for (const symbol of gates.book?.symbols ?? []) {
     const b = judgeBook(gates.book as BookGate, symbol, sample.books);
     const verdict = typeof b.outcome === 'object' ? 'fail' : b.outcome === 'unmeasurable' ? 'error' : 'pass';
-    out.push({ gate: `book:${symbol}`, source: 'engine', verdict, value: b.value, detail: b.detail });
+    out.push({ gate: `book:${symbol}`, source: 'engine', verdict, value: b.value, detail: b.detail, threshold: bookLimitText(gates.book as BookGate) });
   }
   return out;
 }

@@ -185,7 +185,7 @@ function reduceValues(reducer: Reducer, values: number[]): number {
   }
 }
 
-function limitsText(gate: PrometheusGate): string {
+export function limitsText(gate: PrometheusGate): string {
   if (gate.min !== undefined && gate.max !== undefined) return `in [${formatPromValue(gate.min)}, ${formatPromValue(gate.max)}]`;
   return gate.max !== undefined ? `<= ${formatPromValue(gate.max)}` : `>= ${formatPromValue(gate.min ?? -Infinity)}`;
 }

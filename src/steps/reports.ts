@@ -18,7 +18,7 @@ export const reportUsersStep = defineStep({
       const out = resolvePath(ctx.playbookDir, w.out);
       const r = await ctx.reports.users(resolvePath(ctx.playbookDir, w.snapshot), out);
       ctx.progress(`${r.accounts} accounts reported`);
-      return { ok: true, outputs: { accounts: r.accounts, files: r.files, dir: out, seq: r.seq } };
+      return { ok: true, outputs: { accounts: r.accounts, files: r.files, dir: out, seq: r.seq, openOrders: r.openOrders } };
     } catch (e) {
       if (e instanceof SnapshotError) return { ok: false, error: e.message };
       return { ok: false, error: `report.users: ${errorMessage(e)}` };
@@ -52,7 +52,7 @@ export const reportIncidentStep = defineStep({
         if (h?.haltedAt) fallback = { at: h.haltedAt, reason: h.haltReason };
       }
       const out = w.out === undefined ? ctx.runDir : resolvePath(ctx.playbookDir, w.out);
-      const r = await ctx.reports.incident({ runDir: ctx.runDir, out, formats: w.formats, fallback, now: new Date(ctx.clock.now()) });
+      const r = await ctx.reports.incident({ runDir: ctx.runDir, out, formats: w.formats, fallback, now: new Date(ctx.clock.now()), self: ctx.stepId });
       return { ok: true, outputs: { dir: out, steps: r.steps, rtoMs: r.rtoMs, rtoBreached: r.rtoBreached, ...r.files } };
     } catch (e) {
       return { ok: false, error: `report.incident: ${errorMessage(e)}` };

@@ -4,7 +4,7 @@ import { duration } from './fields.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { engineJudgements, errorRateOf, type GateSample } from './gates.js';
 import { countsText, decide, promote, record, worstVerdict, type GateJudgement, type Tally } from './analysis.js';
-import { httpUrlOrExpr, prometheusConnection, prometheusGates, judgePrometheusGates } from './prometheus.js';
+import { httpUrlOrExpr, judgePrometheusGates, limitsText, prometheusConnection, prometheusGates } from './prometheus.js';
 import { describeProvider, providerFor, trafficProvider, type TrafficProvider, type TrafficWeights } from './providers/index.js';
 import { defineStep, engineLabel, errorMessage, noEngine, type EngineTarget, type StepCheck, type StepContext, type StepResult } from './types.js';
 import type { ControlClient, LoadRun } from './effects.js';
@@ -241,7 +241,10 @@ async function sample(s: Shift, prev: Window): Promise<{ judgements: GateJudgeme
   };
   const judgements = [
     ...engineJudgements(w.gates, gateSample),
-    ...(prom?.gates ?? []).map((g): GateJudgement => ({ gate: g.name, source: 'prometheus', verdict: g.verdict, value: g.value, detail: g.detail })),
+    ...(prom?.gates ?? []).map((g, i): GateJudgement => {
+      const gate = w.gates.prometheus?.[i];
+      return { gate: g.name, source: 'prometheus', verdict: g.verdict, value: g.value, detail: g.detail, ...(gate ? { threshold: limitsText(gate) } : {}) };
+    }),
   ];
   // An unread sample keeps the last good histogram as the next window's start.
   return { judgements, window: { metrics: Number.isNaN(metrics.latencyCount) ? prev.metrics : metrics, stats }, gateSample };

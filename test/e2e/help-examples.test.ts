@@ -93,6 +93,8 @@ describe('every example in every --help', () => {
         // The same command is run, and every row of its table checked, by test/e2e/rehearse.test.ts
         // (`rehearse --all playbooks/ --json --junit`): five rehearsals, not worth a second minute here.
         if (e.command.startsWith('recoverctl rehearse --all playbooks/ --json --junit ')) continue;
+        // A server that runs until Ctrl-C: test/e2e/dashboard.test.ts starts it the same way and stops it.
+        if (e.command.startsWith('recoverctl dashboard ')) continue;
         const r = await execa('bash', ['-c', e.command], { cwd: sandbox, env, reject: false, stdin: 'ignore', timeout: 180_000 });
         if (r.exitCode !== 0)
           failures.push(`${e.from}: \`${e.command}\` exited ${String(r.exitCode)}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);

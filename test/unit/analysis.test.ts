@@ -76,9 +76,9 @@ describe('engine gates judged one by one', () => {
       { halted: false, queueDepth: 900, sent: 0, errors: 0, p99LatencyMs: 12 },
     );
     expect(out).toEqual([
-      { gate: 'maxQueueDepth', source: 'engine', verdict: 'fail', value: 900, detail: 'queue depth 900 > 500' },
-      { gate: 'maxErrorRate', source: 'engine', verdict: 'inconclusive', value: null, detail: 'no orders sent in the window' },
-      { gate: 'p99LatencyMs', source: 'engine', verdict: 'pass', value: 12, detail: 'p99 12ms <= 250ms' },
+      { gate: 'maxQueueDepth', source: 'engine', verdict: 'fail', value: 900, detail: 'queue depth 900 > 500', threshold: '<= 500' },
+      { gate: 'maxErrorRate', source: 'engine', verdict: 'inconclusive', value: null, detail: 'no orders sent in the window', threshold: '<= 0.01' },
+      { gate: 'p99LatencyMs', source: 'engine', verdict: 'pass', value: 12, detail: 'p99 12ms <= 250ms', threshold: '<= 250ms' },
     ]);
   });
 

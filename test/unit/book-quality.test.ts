@@ -160,14 +160,23 @@ describe('gates.book', () => {
         verdict: 'pass',
         value: 12.5,
         detail: 'BTCUSDT spread 12.5bps <= 50bps, depth (top 5 levels) bid 0.7 ask 0.9 >= 0.5',
+        threshold: 'spread <= 50bps, depth (top 5 levels) >= 0.5',
       },
-      { gate: 'book:ETHUSDT', source: 'engine', verdict: 'fail', value: 75, detail: 'ETHUSDT spread 75bps > 50bps' },
+      {
+        gate: 'book:ETHUSDT',
+        source: 'engine',
+        verdict: 'fail',
+        value: 75,
+        detail: 'ETHUSDT spread 75bps > 50bps',
+        threshold: 'spread <= 50bps, depth (top 5 levels) >= 0.5',
+      },
       {
         gate: 'book:BTCUSDC',
         source: 'engine',
         verdict: 'error',
         value: null,
         detail: 'BTCUSDC book not measurable: no engine_book_depth{symbol="BTCUSDC",levels="5"} in /metrics',
+        threshold: 'spread <= 50bps, depth (top 5 levels) >= 0.5',
       },
     ]);
     // With no spread limit, the value shown is the thinner side's depth.

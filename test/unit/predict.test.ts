@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePlaybook, type LoadedPlaybook } from '../../src/playbook/load.js';
-import { buildIncident, renderHtml, renderMarkdown } from '../../src/report/incident.js';
+import { buildIncident, renderMarkdown } from '../../src/report/incident.js';
+import { renderHtml } from '../../src/report/html.js';
 import type { EventSink, RunEvent, RunOutcome } from '../../src/runner/events.js';
 import { Runner } from '../../src/runner/execute.js';
 import { atTimeScale, combine, historyOf, predictionLines, predictRto, type History, type JournalOfRun, type RtoPrediction } from '../../src/runner/predict.js';

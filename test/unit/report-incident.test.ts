@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildIncident, renderHtml, renderMarkdown } from '../../src/report/incident.js';
+import { buildIncident, renderMarkdown } from '../../src/report/incident.js';
+import { renderHtml } from '../../src/report/html.js';
 import type { RunEvent } from '../../src/runner/events.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -122,7 +123,10 @@ describe('incident report: milestones, communications, analysis', () => {
       },
     ]);
     expect(renderMarkdown(r)).toContain('| shift | 1 | 50% | queue-depth | **inconclusive** | 1 | 0 | 1 | 0 | no series |');
-    expect(renderHtml(r)).toContain('<table id="analysis">');
+    // The page has one row per stage (the gate's counts in its cell), not one per gate and stage.
+    const html = renderHtml(r);
+    expect(html.match(/<tr class="verdict-[a-z]+" data-stage="\d+">/g)).toHaveLength(r.stages.length);
+    expect(html).toContain('<table id="stages">');
   });
 });
 

@@ -1,6 +1,7 @@
 import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
-import { buildIncident, renderHtml, renderMarkdown } from '../../src/report/incident.js';
+import { buildIncident, renderMarkdown } from '../../src/report/incident.js';
+import { renderHtml } from '../../src/report/html.js';
 import type { RunEvent } from '../../src/runner/events.js';
 import { displayLine, lastLines, LineSplitter } from '../../src/steps/exec.js';
 import { columnsOf, cutToColumns, formatLine, progressText, valuePhrases } from '../../src/ui/lines.js';
@@ -218,7 +219,7 @@ describe('the final table and the reports', () => {
     expect(md).toContain('## Failures\n\n### precheck\n\ncommand exited with code 3\n\n```text\nreplica 2 | lagging\nno quorum\n```');
     const html = renderHtml(report);
     expect(html).toContain('<td class="name">Prove the hotfix on a testnet</td>');
-    expect(html).toContain('<title>smoke — Prove the hotfix on a testnet success 890ms</title>');
+    expect(html).toContain('<title>smoke — Prove the hotfix on a testnet: success 890ms</title>');
     expect(html).toContain('failure: command exited with code 3<pre class="tail">replica 2 | lagging\nno quorum</pre>');
   });
 });
