@@ -9,7 +9,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 /** The token from --token, --token-file or RECOVERCTL_DASHBOARD_TOKEN; null for none. */
 function tokenOf(opts: { token?: string; tokenFile?: string }): string | null {
   if (opts.token !== undefined && opts.tokenFile !== undefined) throw new UsageError('--token and --token-file: give one of them');
-  let token = opts.token ?? process.env.RECOVERCTL_DASHBOARD_TOKEN ?? null;
+  let token = opts.token ?? (process.env.RECOVERCTL_DASHBOARD_TOKEN || null);
   if (opts.tokenFile !== undefined) {
     try {
       token = readFileSync(resolve(opts.tokenFile), 'utf8').trim();

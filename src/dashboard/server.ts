@@ -6,12 +6,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { buildIncident, detectionOf, type IncidentReport } from '../report/incident.js';
+import { buildIncident, detectionOf, latestEnd, type IncidentReport } from '../report/incident.js';
 import { runSections, runsSection, type JournalHealth, type RunListItem } from '../report/live.js';
-import type { Section } from '../report/html.js';
+import { esc, type Section } from '../report/html.js';
 import { REPORT_CSS } from '../report/theme.js';
 import type { EventOf, RunEvent } from '../runner/events.js';
 import { JournalFollower } from '../runner/follow.js';
@@ -48,9 +49,8 @@ interface Client {
 
 /** The run a journal describes so far: its report, and what the page says about the journal itself. */
 function viewOf(events: RunEvent[], f: JournalFollower, nowMs: number): { report: IncidentReport; health: JournalHealth } {
-  const end = events.findLast((e) => e.event === 'run-end');
-  const lastStart = events.findLast((e) => e.event === 'run-start');
-  const status = lastStart ? runStatus({ end: end?.event === 'run-end' && end.ts >= lastStart.ts ? end : undefined, lastStart }) : 'starting';
+  const lastStart = events.findLast((e): e is EventOf<'run-start'> => e.event === 'run-start');
+  const status = lastStart ? runStatus({ end: latestEnd(events), lastStart }) : 'starting';
   const live = status === 'running' || status === 'starting';
   // A run that stopped without its end is shown as it stopped: at its last record, not growing with the clock.
   const asOf = live ? nowMs : Date.parse(events[events.length - 1]?.ts ?? new Date(nowMs).toISOString());
@@ -65,6 +65,13 @@ class RunWatch {
   readonly clients = new Set<Client>();
   private rendered: { sections: Section[]; records: number; live: boolean; title: string } | null = null;
   private renderedAt = 0;
+  /** What the journal looked like when last rendered: a page request may poll in between, so poll()'s answer is not enough. */
+  private renderedVersion = '';
+
+  private version(): string {
+    const s = this.follower.current;
+    return `${s.events.length}:${s.tornBytes}:${s.corruptAtLine}:${s.truncations}`;
+  }
 
   constructor(file: string) {
     this.follower = new JournalFollower(file);
@@ -72,7 +79,8 @@ class RunWatch {
 
   /** Read new records; re-render when they came, or every second while the run is live (its RTO so far grows). */
   tick(nowMs: number): void {
-    const changed = this.follower.poll();
+    this.follower.poll();
+    const changed = this.version() !== this.renderedVersion;
     if (!changed && this.rendered && !(this.rendered.live && nowMs - this.renderedAt >= 1_000)) return;
     this.render(nowMs);
     for (const c of this.clients) this.push(c);
@@ -80,14 +88,21 @@ class RunWatch {
 
   render(nowMs: number): NonNullable<RunWatch['rendered']> {
     const events = this.follower.current.events;
-    const { report, health } = viewOf(events, this.follower, nowMs);
-    this.rendered = {
-      sections: runSections(report, health, nowMs),
-      records: events.length,
-      live: health.status === 'running' || health.status === 'starting',
-      title: `${health.status}: ${report.incident ?? report.playbook} (${report.run})`,
-    };
+    this.renderedVersion = this.version();
     this.renderedAt = nowMs;
+    try {
+      const { report, health } = viewOf(events, this.follower, nowMs);
+      this.rendered = {
+        sections: runSections(report, health, nowMs),
+        records: events.length,
+        live: health.status === 'running' || health.status === 'starting',
+        title: `${health.status}: ${report.incident ?? report.playbook} (${report.run})`,
+      };
+    } catch (e) {
+      // One run's journal the model cannot take must not stop the dashboard for every run.
+      const message = `cannot show this run: ${(e as Error).message}`;
+      this.rendered = { sections: [{ id: 'summary', html: `<p class="bad">${esc(message)}</p>` }], records: events.length, live: false, title: message };
+    }
     return this.rendered;
   }
 
@@ -107,28 +122,45 @@ function sendEvent(res: ServerResponse, event: string, data: unknown): void {
 
 /** The run list, refreshed from each journal's new records; a run's status is looked at again every time (its process may die). */
 class RunList {
-  private readonly followers = new Map<string, JournalFollower>();
+  private readonly followers = new Map<string, { f: JournalFollower; item: RunListItem | null; version: string }>();
   readonly clients = new Set<Client>();
   private html = '';
+  private readAt = -Infinity;
+  private last: RunListItem[] = [];
 
   constructor(private readonly stateDir: string) {}
 
+  /** Every run, read again at most once a second: only new records are parsed, only changed runs recomputed. */
   items(nowMs: number): RunListItem[] {
+    if (nowMs - this.readAt < 1_000) return this.last;
+    this.readAt = nowMs;
     let ids: string[] = [];
     try {
       ids = readdirSync(runsDir(this.stateDir)).filter(isRunId);
     } catch {
       // no runs folder yet: no runs
     }
+    for (const id of this.followers.keys()) if (!ids.includes(id)) this.followers.delete(id);
     const items: RunListItem[] = [];
     for (const id of ids) {
-      let f = this.followers.get(id);
-      if (!f) this.followers.set(id, (f = new JournalFollower(join(runsDir(this.stateDir), id, JOURNAL_FILE))));
-      f.poll();
-      const item = listItem(id, f, nowMs);
-      if (item) items.push(item);
+      let entry = this.followers.get(id);
+      if (!entry) this.followers.set(id, (entry = { f: new JournalFollower(join(runsDir(this.stateDir), id, JOURNAL_FILE)), item: null, version: '' }));
+      entry.f.poll();
+      const s = entry.f.current;
+      const version = `${s.events.length}:${s.tornBytes}:${s.truncations}`;
+      // A finished run's line changes only with its journal; an unfinished one's with the clock and its process.
+      if (version !== entry.version || entry.item?.status === 'running' || entry.item?.status === 'starting') {
+        entry.version = version;
+        try {
+          entry.item = listItem(id, entry.f, nowMs);
+        } catch {
+          entry.item = null;
+        }
+      }
+      if (entry.item) items.push(entry.item);
     }
-    return items.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.run.localeCompare(b.run));
+    this.last = items.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.run.localeCompare(b.run));
+    return this.last;
   }
 
   tick(nowMs: number): void {
@@ -144,8 +176,7 @@ function listItem(id: string, f: JournalFollower, nowMs: number): RunListItem | 
   const start = events[0];
   if (start?.event !== 'run-start') return null;
   const lastStart = events.findLast((e): e is EventOf<'run-start'> => e.event === 'run-start') ?? start;
-  const end = events.findLast((e) => e.event === 'run-end');
-  const ended = end?.event === 'run-end' && end.ts >= lastStart.ts ? end : undefined;
+  const ended = latestEnd(events);
   const status = runStatus({ end: ended, lastStart });
   const from = detectionOf(events, { at: null, reason: null }).at ?? start.ts;
   const until = ended ? Date.parse(ended.ts) : status === 'running' ? nowMs : Date.parse(events[events.length - 1]?.ts ?? start.ts);
@@ -165,13 +196,27 @@ function listItem(id: string, f: JournalFollower, nowMs: number): RunListItem | 
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-/** Whether the request carries the token: a bearer header, the cookie a first visit set, or `?token=`. */
-function presented(req: IncomingMessage, url: URL): string | null {
+/** `%` escapes decoded, or null for a malformed one (never a thrown URIError out of a request handler). */
+function decoded(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+/** Every token the request carries: `?token=` (a fresh URL beats a stale cookie), a bearer header, this port's cookie. */
+function presented(req: IncomingMessage, url: URL, cookie: string): string[] {
+  const out: string[] = [];
+  const query = url.searchParams.get('token');
+  if (query !== null) out.push(query);
   const auth = req.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice(7);
-  const cookie = (req.headers.cookie ?? '').split(';').find((c) => c.trim().startsWith(`${COOKIE}=`));
-  if (cookie) return decodeURIComponent(cookie.trim().slice(COOKIE.length + 1));
-  return url.searchParams.get('token');
+  if (auth?.startsWith('Bearer ')) out.push(auth.slice(7));
+  for (const c of (req.headers.cookie ?? '').split(';')) {
+    const value = c.trim().startsWith(`${cookie}=`) ? decoded(c.trim().slice(cookie.length + 1)) : null;
+    if (value !== null) out.push(value);
+  }
+  return out;
 }
 
 function sendText(res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
@@ -209,29 +254,44 @@ class DashboardServer {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      this.answer(req, res);
+    } catch (e) {
+      // A bug shown as a 500 and logged, never a dashboard gone for everyone.
+      process.stderr.write(`dashboard: ${req.method} ${req.url}: ${(e as Error).message}\n`);
+      if (!res.headersSent) sendText(res, 500, TEXT, "internal error: see the dashboard's stderr\n");
+      else res.end();
+    }
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse): void {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     const bracketed = this.host.includes(':') ? `[${this.host}]` : this.host;
     const hosts = [`127.0.0.1:${this.port}`, `localhost:${this.port}`, `[::1]:${this.port}`, `${bracketed}:${this.port}`];
-    // A page on another site that resolves its name to 127.0.0.1 (DNS rebinding) sends its own Host.
-    if (!hosts.includes(req.headers.host ?? '')) return sendText(res, 421, TEXT, 'wrong Host header\n');
+    // A page on another site that resolves its name to 127.0.0.1 (DNS rebinding) sends its own Host. With a
+    // token that page has nothing to send, and a jump host or a port forward sends names of its own.
+    if (!this.token && !hosts.includes(req.headers.host ?? '')) return sendText(res, 421, TEXT, 'wrong Host header\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, 405, TEXT, 'read-only: GET only\n', { Allow: 'GET, HEAD' });
-    const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
+    const url = new URL(req.url ?? '/', 'http://dashboard');
     if (this.token && !this.admitted(req, res, url)) return;
     this.route(url, req, res);
   }
 
   /** The token checked; a first visit with `?token=` gets it as a cookie and is sent to the same page without it. */
   private admitted(req: IncomingMessage, res: ServerResponse, url: URL): boolean {
-    const given = presented(req, url);
-    if (given === null || !timingSafeEqual(digest(given), this.token as Buffer)) {
+    // Cookies are shared by every port of a host: each dashboard has its own, so two never lock each other out.
+    const cookie = `${COOKIE}_${this.port}`;
+    const given = presented(req, url, cookie).find((t) => timingSafeEqual(digest(t), this.token as Buffer));
+    if (given === undefined) {
       sendText(res, 401, TEXT, 'this dashboard needs its token: open the URL recoverctl dashboard printed\n');
       return false;
     }
     if (!url.searchParams.has('token')) return true;
-    // Trade the token in the URL for a cookie, so it leaves the address bar and the history.
+    // Trade the token in the URL for a cookie, so it leaves the address bar and the history; the redirect
+    // stays on this dashboard (a path like //elsewhere would leave it).
     url.searchParams.delete('token');
-    res.setHeader('Set-Cookie', `${COOKIE}=${encodeURIComponent(given)}; HttpOnly; SameSite=Strict; Path=/`);
-    sendText(res, 303, TEXT, 'see other\n', { Location: `${url.pathname}${url.search}` });
+    res.setHeader('Set-Cookie', `${cookie}=${encodeURIComponent(given)}; HttpOnly; SameSite=Strict; Path=/`);
+    sendText(res, 303, TEXT, 'see other\n', { Location: `/${url.pathname.replace(/^\/+/, '')}${url.search}` });
     return false;
   }
 
@@ -247,7 +307,7 @@ class DashboardServer {
       return this.stream(req, res, this.list.clients, (c) => sendEvent(c.res, 'view', { sections: { runs: runs().html }, records: 0, live: true }));
     if (path === '/api/runs') return sendText(res, 200, 'application/json', `${JSON.stringify(this.list.items(Date.now()))}\n`);
     const m = /^\/(api\/)?runs\/([^/]+)(\/events)?$/.exec(path);
-    const id = m ? decodeURIComponent(m[2] as string) : '';
+    const id = m ? (decoded(m[2] as string) ?? '') : '';
     if (!m || !isRunId(id)) return sendText(res, 404, TEXT, 'not found\n');
     const w = this.watches.get(id) ?? new RunWatch(join(runsDir(stateDir), id, JOURNAL_FILE));
     w.follower.poll();
@@ -310,7 +370,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const heartbeat = setInterval(() => {
     for (const res of d.sockets) res.write(': keep-alive\n\n');
   }, HEARTBEAT_MS);
-  const shown = host.includes(':') ? `[${host}]` : host;
+  // A wildcard bind is reached by the machine's name, not by 0.0.0.0.
+  const named = host === '0.0.0.0' || host === '::' ? hostname() : host;
+  const shown = named.includes(':') ? `[${named}]` : named;
   return {
     url: `http://${shown}:${d.port}/${o.token ? `?token=${encodeURIComponent(o.token)}` : ''}`,
     port: d.port,

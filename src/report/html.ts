@@ -467,7 +467,8 @@ export function sectionsHtml(sections: readonly Section[]): string {
 export function renderHtml(r: IncidentReport, opts: RenderOptions = {}): string {
   const title = `Incident report: ${r.incident ?? r.playbook}`;
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"><title>${esc(title)}</title>
 <style>${REPORT_CSS}</style></head>
 <body><main>
 ${sectionsHtml(reportSections(r, opts))}

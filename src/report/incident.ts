@@ -196,7 +196,8 @@ function stageRow(c: Collected, step: string, stage: number, stages: number, wei
 
 /** A sample's judgements folded into its stage's gate rows: min, max and last value, the verdict counts. */
 function sampledStage(c: Collected, e: EventOf<'measurement'>): void {
-  const row = stageRow(c, e.step, e.stage, e.stages, e.weight, e.ts);
+  // Numbers as numbers whatever the journal holds: they go into HTML unquoted.
+  const row = stageRow(c, e.step, Number(e.stage), Number(e.stages), Number(e.weight), e.ts);
   row.samples++;
   for (const j of e.judgements) {
     let g = row.gates.find((x) => x.gate === j.gate);
@@ -218,11 +219,12 @@ function sampledStage(c: Collected, e: EventOf<'measurement'>): void {
       row.gates.push(g);
     }
     g[j.verdict]++;
-    if (j.value !== null) {
-      g.min = g.min === null ? j.value : Math.min(g.min, j.value);
-      g.max = g.max === null ? j.value : Math.max(g.max, j.value);
+    const value = typeof j.value === 'number' ? j.value : null;
+    if (value !== null) {
+      g.min = g.min === null ? value : Math.min(g.min, value);
+      g.max = g.max === null ? value : Math.max(g.max, value);
     }
-    g.last = j.value;
+    g.last = value;
     if (VERDICT_RANK[j.verdict] >= VERDICT_RANK[g.verdict]) {
       g.verdict = j.verdict;
       g.detail = j.detail;
@@ -237,8 +239,8 @@ function measured(c: Collected, e: EventOf<'measurement'>): void {
     const key = `${e.step}\u0000${e.stage}\u0000${j.gate}`;
     const row = c.analysis.get(key) ?? {
       step: e.step,
-      stage: e.stage,
-      weight: e.weight,
+      stage: Number(e.stage),
+      weight: Number(e.weight),
       gate: j.gate,
       source: j.source,
       pass: 0,
@@ -431,14 +433,24 @@ export interface BuildOptions {
   soFar?: string;
 }
 
-/** Stage rows closed at the next stage's start or their step's end, each with its verdict. */
-function closedStages(stages: Map<string, StageRow>, steps: Map<string, IncidentStep>): StageRow[] {
+/** The end of the run's latest attempt, if it ended: a resume after a run-end is a new attempt, not ended yet. */
+export function latestEnd(events: readonly RunEvent[]): EventOf<'run-end'> | undefined {
+  let end: EventOf<'run-end'> | undefined;
+  for (const e of events) {
+    if (e.event === 'run-start') end = undefined;
+    else if (e.event === 'run-end') end = e;
+  }
+  return end;
+}
+
+/** Stage rows closed at the next stage's start or their step's end, each with its verdict; `stopped`: none still bakes. */
+function closedStages(stages: Map<string, StageRow>, steps: Map<string, IncidentStep>, stopped: boolean): StageRow[] {
   const rows = [...stages.values()];
   for (const row of rows) {
     const next = rows.find((r) => r.step === row.step && r.stage === row.stage + 1);
     row.endedAt = next?.startedAt ?? steps.get(`main:${row.step}`)?.endedAt ?? null;
     const worst = row.gates.reduce<StageAnalysis['verdict']>((w, g) => (VERDICT_RANK[g.verdict] > VERDICT_RANK[w] ? g.verdict : w), 'pass');
-    row.verdict = row.endedAt === null && worst === 'pass' ? 'running' : worst;
+    row.verdict = row.endedAt === null && worst === 'pass' && !stopped ? 'running' : worst;
   }
   return rows;
 }
@@ -453,7 +465,7 @@ function firstFailure(events: RunEvent[], steps: Map<string, IncidentStep>): Inc
 /** Build the incident timeline from a run's events; detection comes from the engine's recorded halt. */
 export function buildIncident(events: RunEvent[], detection: { at: string | null; reason: string | null }, now: Date, opts: BuildOptions = {}): IncidentReport {
   const start = events.find((e) => e.event === 'run-start');
-  const end = [...events].reverse().find((e) => e.event === 'run-end');
+  const end = latestEnd(events);
   const c = collect(events, detection);
   const self = opts.self ? c.steps.get(`main:${opts.self}`) : undefined;
   if (self && self.outcome === 'running') {
@@ -484,12 +496,12 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     notifications: c.notifications,
     approvals: c.approvals,
     rollback: c.rollback,
-    // A recovery that failed has not recovered: its RTO is breached, however quickly it gave up; a
-    // recovery still going has breached only once it has run over.
+    // A recovery that failed, or stopped, has not recovered: its RTO is breached, however quickly it gave
+    // up; a recovery still running has breached only once it has run over.
     rto: {
       objective,
       actualMs,
-      breached: objectiveMs === undefined ? null : (outcome !== 'success' && outcome !== opts.soFar) || actualMs > objectiveMs,
+      breached: objectiveMs === undefined ? null : (outcome !== 'success' && outcome !== 'running') || actualMs > objectiveMs,
       prediction: start?.event === 'run-start' ? (start.rtoPrediction ?? null) : null,
     },
     phases: c.phases,
@@ -501,7 +513,7 @@ export function buildIncident(events: RunEvent[], detection: { at: string | null
     comms: commsOf(events, c.notifications, startedAt, endedAt),
     milestones: milestonesOf(events, detection.at, c.notifications, end || opts.soFar === undefined ? endedAt : null),
     path: pathOf(events, detection.at),
-    stages: closedStages(c.stages, c.steps),
+    stages: closedStages(c.stages, c.steps, end !== undefined || (opts.soFar !== undefined && opts.soFar !== 'running')),
     users: c.users,
     failure: firstFailure(events, c.steps),
   };

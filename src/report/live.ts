@@ -93,7 +93,8 @@ export function runsSection(items: readonly RunListItem[], stateDir: string): Se
     .reverse()
     .map((r) => {
       const objectiveMs = r.objective ? parseDuration(r.objective) : undefined;
-      const over = objectiveMs !== undefined && r.rtoMs > objectiveMs;
+      // Not recovered (failed, stopped, interrupted) is over budget whatever the clock says, as in the report.
+      const over = (objectiveMs !== undefined && r.rtoMs > objectiveMs) || (r.status !== 'success' && r.status !== 'running');
       const cls =
         r.status === 'success' ? 'ok' : r.status === 'running' ? 'warn' : r.status.startsWith('interrupted') || r.status.startsWith('stopped') ? 'warn' : 'bad';
       return `<tr data-run="${esc(r.run)}"><td><a href="/runs/${encodeURIComponent(r.run)}">${esc(r.run)}</a></td><td>${esc(r.playbook)}</td><td class="${cls}">${esc(r.status)}${r.tornBytes ? ' <span class="warn">(torn tail)</span>' : ''}</td><td>${esc(r.startedAt)}</td><td class="num">${r.stepsDone}/${r.steps}</td><td class="num${over ? ' bad' : ''}">${esc(formatDuration(r.rtoMs))}${r.objective ? ` of ${esc(r.objective)}` : ''}</td></tr>`;

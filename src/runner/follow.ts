@@ -22,6 +22,8 @@ export interface FollowState {
 export class JournalFollower {
   private readonly state: FollowState = { events: [], wholeBytes: 0, tornBytes: 0, corruptAtLine: null, truncations: 0 };
   private lines = 0;
+  /** The file read so far: a journal replaced by another file is read again from the start. */
+  private ino: number | null = null;
 
   constructor(readonly path: string) {}
 
@@ -38,9 +40,12 @@ export class JournalFollower {
       return false;
     }
     try {
-      const size = fstatSync(fd).size;
+      const st = fstatSync(fd);
+      const size = st.size;
       const s = this.state;
-      if (size < s.wholeBytes) {
+      const replaced = this.ino !== null && st.ino !== this.ino;
+      this.ino = st.ino;
+      if (size < s.wholeBytes || replaced) {
         // Rewritten under us: what was read may no longer be the file's. Start again.
         Object.assign(s, { events: [], wholeBytes: 0, tornBytes: 0, corruptAtLine: null, truncations: s.truncations + 1 });
         this.lines = 0;
@@ -86,10 +91,38 @@ export class JournalFollower {
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The fields a reader of the event relies on are there, of their type: a record that parses but is not
+ * an event the runner could have written (a hand-edited or damaged journal) is corrupt, not a crash later.
+ */
+function wellFormed(e: Record<string, unknown>): boolean {
+  if (typeof e.ts !== 'string' || Number.isNaN(Date.parse(e.ts))) return false;
+  const step = typeof e.step === 'string';
+  switch (e.event) {
+    case 'run-start':
+      return typeof e.playbook === 'string' && Array.isArray(e.steps) && typeof e.pid === 'number';
+    case 'start':
+    case 'skip':
+      return step && typeof e.uses === 'string';
+    case 'ok':
+      return step && typeof e.uses === 'string' && isObject(e.outputs);
+    case 'fail':
+      return step && typeof e.uses === 'string' && typeof e.error === 'string';
+    case 'measurement':
+      return step && Array.isArray(e.judgements) && e.judgements.every(isObject);
+    case 'progress':
+      return step && (e.data === undefined || isObject(e.data));
+    default:
+      return typeof e.event === 'string';
+  }
+}
+
 function parseEvent(line: string): RunEvent | null {
   try {
     const parsed = JSON.parse(line) as unknown;
-    return typeof parsed === 'object' && parsed !== null && typeof (parsed as { event?: unknown }).event === 'string' ? (parsed as RunEvent) : null;
+    return isObject(parsed) && wellFormed(parsed) ? (parsed as unknown as RunEvent) : null;
   } catch {
     return null;
   }

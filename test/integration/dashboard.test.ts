@@ -129,7 +129,8 @@ describe('recoverctl dashboard (the server, over real HTTP)', () => {
     expect(runs).toEqual([expect.objectContaining({ run: RUN, stepsDone: 0, steps: 2, objective: '15m' })]);
     const page = await get(d.port, `/runs/${RUN}`);
     expect(page.body).toContain('<section id="now">');
-    expect(page.body).toContain('<dd id="now-stage" data-stage="1">1/2 of shift (running)</dd>');
+    // The run's process is gone: its stage no longer bakes, it shows the verdict it got.
+    expect(page.body).toContain('<dd id="now-stage" data-stage="1">1/2 of shift (pass)</dd>');
     expect(page.body).toContain('<script src="/assets/dashboard.js" defer></script>');
     const report = JSON.parse((await get(d.port, `/api/runs/${RUN}`)).body) as { stages: unknown[]; incident: string };
     expect(report.incident).toBe('INC-7');
@@ -194,6 +195,40 @@ describe('recoverctl dashboard (the server, over real HTTP)', () => {
     expect((await get(d.port, `/runs/${RUN}`, { Cookie: cookie })).status).toBe(200);
     expect((await get(d.port, '/api/runs', { Authorization: `Bearer ${token}` })).status).toBe(200);
     expect((await get(d.port, '/assets/report.css')).status).toBe(401);
+  });
+
+  it('survives malformed requests and records: bad % escapes, a stale cookie, a record of the wrong shape, a redirect elsewhere', async () => {
+    const { state, journal } = stateWith(events.map(line).join(''));
+    const token = 'correct-horse-battery-staple';
+    const d = await start({ stateDir: state, token });
+    const cookie = `recoverctl_dashboard_${d.port}`;
+    expect((await get(d.port, '/', { Cookie: `${cookie}=%E0` })).status).toBe(401);
+    expect((await get(d.port, '/runs/%E0', { Authorization: `Bearer ${token}` })).status).toBe(404);
+    // A URL freshly printed beats a cookie left by an earlier dashboard on this port.
+    expect((await get(d.port, `/?token=${token}`, { Cookie: `${cookie}=an-old-token-from-yesterday` })).status).toBe(303);
+    expect((await get(d.port, `/.//evil.example?token=${token}`)).headers.location).toBe('/evil.example');
+    // With a token, names other than loopback are fine (a jump host, a port forward).
+    expect((await get(d.port, '/api/runs', { Authorization: `Bearer ${token}`, Host: `jump.example:9000` })).status).toBe(200);
+    // JSON, but not an event the runner writes: the journal is corrupt there, and the dashboard stays up.
+    appendFileSync(journal, `${JSON.stringify({ ts: base(3).ts, run: RUN, event: 'ok', step: 'shift', uses: 'traffic.shift' })}\n`);
+    const page = await get(d.port, `/runs/${RUN}`, { Authorization: `Bearer ${token}` });
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('line 5 of the journal is not a whole record');
+    expect((await get(d.port, '/', { Authorization: `Bearer ${token}` })).status).toBe(200);
+  });
+
+  it('pushes a record to open streams even when a page request read it first', async () => {
+    const { state, journal } = stateWith(events.slice(0, 3).map(line).join(''));
+    const d = await start({ stateDir: state, pollMs: 300 });
+    const s = subscribe(d.port, `/runs/${RUN}/events`);
+    try {
+      await until(() => s.views.length > 0, 'the first view');
+      appendFileSync(journal, line(events[3] as RunEvent));
+      expect((await get(d.port, `/api/runs/${RUN}`)).status).toBe(200);
+      await until(() => s.views.some((v) => v.records === 4), 'the record read by the page request');
+    } finally {
+      s.close();
+    }
   });
 
   it('closes its event streams when it stops', async () => {

@@ -263,6 +263,49 @@ describe('the report page', () => {
   });
 });
 
+describe('journal text is text', () => {
+  it('escapes every name, message and value from the journal, and coerces numbers that are not', () => {
+    const hostile = '<script>alert(1)</script>';
+    const events = failedShift().map((e): RunEvent => {
+      if (e.event === 'run-start') return { ...e, playbook: hostile, incident: `<img src=x onerror=alert(2)>` };
+      if (e.event === 'start') return { ...e, name: hostile };
+      if (e.event === 'fail') return { ...e, error: `${hostile}\n<b>tail</b>` };
+      if (e.event === 'measurement')
+        return {
+          ...e,
+          stage: '1"><b>x</b>' as unknown as number,
+          judgements: e.judgements.map((j) => ({ ...j, gate: hostile, value: '<svg onload=alert(3)>' as unknown as number, threshold: hostile })),
+        };
+      return e;
+    });
+    const r = buildIncident(events, { at: at(0), reason: hostile }, new Date(at(8)));
+    const html = renderHtml(r);
+    expect(html).not.toMatch(/<script|<img|<b>|<svg onload/);
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    const now = nowSection(r, { status: 'failed', records: events.length, tornBytes: 0, corruptAtLine: null, truncations: 0 }, T0).html;
+    expect(now).not.toMatch(/<script|<b>|<svg onload/);
+    // The report forbids script even if something slipped through.
+    expect(html).toContain(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`);
+  });
+});
+
+describe('a resumed run', () => {
+  it('is judged by its latest attempt: the interrupted end of the first does not end it', () => {
+    const events: RunEvent[] = [
+      runStart(['a']),
+      { ...base(2), event: 'run-end', step: null, outcome: 'interrupted', exitCode: 130, durationMs: 2000, summary: 'interrupted' },
+      { ...runStart(['a']), ...base(600), resumed: true },
+      start(601, 'a', 'wait'),
+    ];
+    const r = buildIncident(events, { at: at(0), reason: null }, new Date(at(700)), { soFar: 'running' });
+    expect(r.outcome).toBe('running');
+    expect(r.endedAt).toBe(at(700));
+    expect(r.rto).toMatchObject({ actualMs: 700_000, breached: false });
+    const stopped = buildIncident(events, { at: at(0), reason: null }, new Date(at(601)), { soFar: 'stopped (resumable)' });
+    expect(stopped.rto.breached).toBe(true);
+  });
+});
+
 describe('the dashboard’s live panel and run list', () => {
   it('shows the current step, stage, phase, weight and each gate’s last value against its limit', () => {
     const events = failedShift().slice(0, 10);
@@ -346,6 +389,20 @@ describe('a journal followed as it grows', () => {
     f.poll();
     expect(f.current).toMatchObject({ corruptAtLine: null, truncations: 1, tornBytes: 0 });
     expect(f.current.events).toHaveLength(1);
+  });
+
+  it('takes a record whose multi-byte character was written in two pieces, once whole', () => {
+    const file = journal();
+    const e: RunEvent = { ...base(1), event: 'progress', step: 'a', phase: 'main', message: 'résumé ✓' };
+    const bytes = Buffer.from(line(runStart(['a'])) + line(e));
+    const cut = bytes.indexOf(Buffer.from('✓')) + 1;
+    writeFileSync(file, bytes.subarray(0, cut));
+    const f = new JournalFollower(file);
+    f.poll();
+    expect(f.current.events).toHaveLength(1);
+    appendFileSync(file, bytes.subarray(cut));
+    f.poll();
+    expect((f.current.events[1] as { message: string }).message).toBe('résumé ✓');
   });
 
   it('counts bytes, not characters, with non-ASCII messages', () => {
