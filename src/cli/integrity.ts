@@ -75,6 +75,11 @@ export function printReport(r: IntegrityReport, json: boolean, out: NodeJS.Writa
   ];
   if (r.explainedByWal !== null) lines.push(`  ${r.explainedByWal} WAL records applied to the pre-outage snapshot before comparing`);
   lines.push(
+    r.conservationRule === 'zero-sum'
+      ? '  conservation: each asset sums to zero (system accounts present)'
+      : `  conservation: each asset's total against the pre-outage snapshot${r.explainedByWal !== null ? ' and the WAL' : ''} (no system accounts); open interest nets to zero`,
+  );
+  lines.push(
     `  ${Object.entries(r.counts)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,

@@ -1,7 +1,7 @@
 import { SnapshotError } from '../snapshot/format.js';
 import { SnapshotCursor, type RawRecord } from '../snapshot/cursor.js';
 import { Findings, type Finding, type IntegrityReport } from './findings.js';
-import { Conservation } from './conservation.js';
+import { Conservation, LedgerDelta } from './conservation.js';
 
 export interface CheckOptions {
   limit?: number;
@@ -43,6 +43,13 @@ function fieldDiffs(a: RawRecord, b: RawRecord): Finding[] {
   return out;
 }
 
+/** A file that failed verification: one `corrupt` finding (counted even past --limit), and the check stops. */
+function corrupt(findings: Findings, e: SnapshotError, file: string): void {
+  findings.counts.corrupt++;
+  findings.total++;
+  findings.list.push({ category: 'corrupt', type: 'file', id: file, line: e.line, field: e.problem });
+}
+
 /**
  * Compare a pre-outage snapshot with the state now (another snapshot file), as a streaming merge-join
  * over their (type, id) order: equal lines are compared as bytes and never parsed; only lines that
@@ -59,6 +66,8 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
   let pre: SnapshotCursor | undefined;
   let post: SnapshotCursor | undefined;
   const conservation = new Conservation();
+  const delta = new LedgerDelta();
+  let rule: IntegrityReport['conservationRule'] = 'zero-sum';
   try {
     pre = new SnapshotCursor(preFile, dupe(preLabel, o.preIsDerived ?? false));
     post = new SnapshotCursor(postFile, dupe(postLabel, false));
@@ -70,35 +79,39 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
       else if (!b) cmp = -1;
       else cmp = a.type === b.type ? (a.id === b.id ? 0 : a.id < b.id ? -1 : 1) : a.type < b.type ? -1 : 1;
       if (cmp < 0) {
-        findings.add({ category: 'missing', type: (a as RawRecord).type, id: (a as RawRecord).id, ...preLine((a as RawRecord).line), file: preLabel });
+        const ra = a as RawRecord;
+        findings.add({ category: 'missing', type: ra.type, id: ra.id, ...preLine(ra.line), file: preLabel });
+        if (ra.type !== 'order') delta.plus.add(ra.type, parse(ra));
         a = pre.next();
         continue;
       }
       const rb = b as RawRecord;
-      if (rb.type !== 'order') conservation.add(rb.type, parse(rb));
+      const parsedB = rb.type !== 'order' ? parse(rb) : undefined;
+      if (parsedB) conservation.add(rb.type, parsedB);
       if (cmp > 0) {
         findings.add({ category: 'unexpected', type: rb.type, id: rb.id, line: rb.line, file: postLabel });
+        if (parsedB) delta.minus.add(rb.type, parsedB);
       } else {
         const ra = a as RawRecord;
         if (ra.end - ra.start !== rb.end - rb.start || ra.buf.compare(rb.buf, rb.start, rb.end, ra.start, ra.end) !== 0) {
           for (const f of fieldDiffs(ra, rb)) findings.add({ ...f, file: postLabel });
+          if (parsedB) {
+            delta.plus.add(ra.type, parse(ra));
+            delta.minus.add(rb.type, parsedB);
+          }
         }
         a = pre.next();
       }
       b = post.next();
     }
-    if (!findings.full) for (const f of conservation.findings()) findings.add(f);
+    if (!findings.full) {
+      const judged = conservation.findings(conservation.totalsWith(delta), delta.preHasSystemAccounts);
+      rule = judged.rule;
+      for (const f of judged.findings) findings.add(f);
+    }
   } catch (e) {
     if (!(e instanceof SnapshotError)) throw e;
-    findings.counts.corrupt++;
-    findings.total++;
-    findings.list.push({
-      category: 'corrupt',
-      type: 'file',
-      id: e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file,
-      line: e.line,
-      field: e.problem,
-    });
+    corrupt(findings, e, e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file);
   } finally {
     pre?.close();
     post?.close();
@@ -111,6 +124,7 @@ export function checkSnapshots(preFile: string, postFile: string, o: CheckOption
     post: post ? { file: postLabel, seq: post.header.seq, records: post.records } : null,
     truncated: findings.full,
     explainedByWal: o.explainedByWal ?? null,
+    conservationRule: rule,
     durationMs: Math.round(performance.now() - started),
   };
 }

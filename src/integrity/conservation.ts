@@ -25,12 +25,22 @@ function settleAssetOf(symbol: string): string | undefined {
 }
 
 /**
+ * How the ledger was judged. `zero-sum`: the state has system accounts (our engine's `@external`, `@fees`,
+ * `@insurance`), so every asset's balances, isolated margins and position costs sum to zero.
+ * `against-pre-outage`: it has none (a snapshot from another writer, a database), so each asset's total
+ * now must equal its total in the pre-outage snapshot (plus what the WAL explains, when one was replayed).
+ */
+export type ConservationRule = 'zero-sum' | 'against-pre-outage';
+
+/**
  * The ledger and funding invariants over a state: per asset, balances (system accounts included) plus
  * isolated margins minus position costs sum to zero; per symbol, open interest nets to zero and every
  * funding interval's payments equal its receipts.
  */
 export class Conservation {
-  private readonly assets = new Map<string, bigint>();
+  readonly assets = new Map<string, bigint>();
+  /** An account whose id starts with `@` was seen: the ledger is a closed system. */
+  systemAccounts = false;
   private readonly openInterest = new Map<string, bigint>();
   private readonly fundingPaid = new Map<string, bigint>();
   private readonly fundingReceived = new Map<string, bigint>();
@@ -39,6 +49,7 @@ export class Conservation {
   add(type: string, rec: Record<string, unknown>): void {
     const id = String(rec.id);
     if (type === 'account') {
+      if (id.startsWith('@')) this.systemAccounts = true;
       const balances = (rec.balances ?? {}) as Record<string, unknown>;
       for (const [asset, v] of Object.entries(balances)) {
         const m = money(v);
@@ -72,10 +83,17 @@ export class Conservation {
     }
   }
 
-  findings(): Finding[] {
+  /**
+   * The findings, and the rule the ledger was judged by. `before`: each asset's total in the pre-outage
+   * state; used when neither side has system accounts.
+   */
+  findings(before?: ReadonlyMap<string, bigint>, beforeHasSystemAccounts = false): { findings: Finding[]; rule: ConservationRule } {
     const out = [...this.malformed];
-    for (const [asset, sum] of [...this.assets].sort()) {
-      if (sum !== 0n) out.push({ category: 'conservation', type: 'asset', id: asset, field: 'ledger', expected: '0', actual: fmt(sum) });
+    const rule: ConservationRule = before && !this.systemAccounts && !beforeHasSystemAccounts ? 'against-pre-outage' : 'zero-sum';
+    for (const asset of [...new Set([...this.assets.keys(), ...(rule === 'against-pre-outage' ? (before?.keys() ?? []) : [])])].sort()) {
+      const sum = this.assets.get(asset) ?? 0n;
+      const expected = rule === 'against-pre-outage' ? (before?.get(asset) ?? 0n) : 0n;
+      if (sum !== expected) out.push({ category: 'conservation', type: 'asset', id: asset, field: 'ledger', expected: fmt(expected), actual: fmt(sum) });
     }
     for (const [symbol, q] of [...this.openInterest].sort()) {
       if (q !== 0n) out.push({ category: 'conservation', type: 'symbol', id: symbol, field: 'openInterest', expected: '0', actual: fmt(q) });
@@ -84,6 +102,28 @@ export class Conservation {
       const received = this.fundingReceived.get(symbol) ?? 0n;
       if (paid !== received) out.push({ category: 'conservation', type: 'symbol', id: symbol, field: 'funding', expected: fmt(paid), actual: fmt(received) });
     }
+    return { findings: out, rule };
+  }
+
+  /** Totals of another state, from this one's and the records only either side holds (`LedgerDelta`). */
+  totalsWith(delta: LedgerDelta): Map<string, bigint> {
+    const out = new Map(this.assets);
+    for (const [asset, d] of delta.plus.assets) out.set(asset, (out.get(asset) ?? 0n) + d);
+    for (const [asset, d] of delta.minus.assets) out.set(asset, (out.get(asset) ?? 0n) - d);
     return out;
+  }
+}
+
+/**
+ * The pre-outage ledger without parsing what both sides share: records equal byte for byte add the same
+ * to both totals, so the pre side's total is the state now's plus the records only pre holds (or holds
+ * differently) minus those only the state now holds (or holds differently).
+ */
+export class LedgerDelta {
+  readonly plus = new Conservation();
+  readonly minus = new Conservation();
+
+  get preHasSystemAccounts(): boolean {
+    return this.plus.systemAccounts;
   }
 }

@@ -22,6 +22,8 @@ export interface IntegrityReport {
   post: { file: string; seq: number; records: number } | null;
   truncated: boolean;
   explainedByWal: number | null;
+  /** How the ledger was judged: zero-sum (system accounts present) or against the pre-outage totals (docs/integrity.md). */
+  conservationRule: 'zero-sum' | 'against-pre-outage';
   durationMs: number;
 }
 

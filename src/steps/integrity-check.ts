@@ -78,6 +78,7 @@ export const integrityCheckStep = defineStep({
         preRecords: report.pre.records,
         postRecords: report.post?.records ?? 0,
         explainedByWal: report.explainedByWal,
+        conservationRule: report.conservationRule,
       };
       if (report.clean) return { ok: true, outputs, checks };
       const summary = Object.entries(report.counts)

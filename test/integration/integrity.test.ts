@@ -3,6 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkSnapshots } from '../../src/integrity/check.js';
+import { SNAPSHOT_FORMAT } from '../../src/snapshot/format.js';
+import { SnapshotWriter } from '../../src/snapshot/writer.js';
 import type { Finding } from '../../src/integrity/findings.js';
 import { hasStackTrace, runCli, tempDir } from '../support/cli.js';
 import { startTestEngine } from '../support/engine.js';
@@ -128,5 +130,53 @@ describe('recoverctl integrity check', () => {
     const report = JSON.parse(lost.stdout) as { findings: Finding[] };
     expect(report.findings).toContainEqual(expect.objectContaining({ category: 'missing', type: 'order', id: o.id }));
     expect(readFileSync(snap.path, 'utf8').length).toBeGreaterThan(0);
+  });
+});
+
+describe('conservation for a snapshot from any writer (no system accounts)', () => {
+  /** A snapshot as another exchange's export would be: accounts and positions, no `@external`. */
+  const snapshot = (file: string, balances: Record<string, [string, string]>, positions: [string, string, string][]): void => {
+    const w = new SnapshotWriter(file, { type: 'header', format: SNAPSHOT_FORMAT, seq: 1, takenAt: '2026-01-01T00:00:00.000Z', phase: 'halted' });
+    for (const [id, [usdt, usdc]] of Object.entries(balances).sort()) w.record({ type: 'account', id, balances: { USDC: usdc, USDT: usdt } });
+    for (const [id, qty, entryPrice] of positions.sort()) w.record({ type: 'position', id, qty, entryPrice, marginMode: 'cross', isolatedMargin: '0' });
+    w.finish();
+  };
+  const positions: [string, string, string][] = [
+    ['alice:BTCUSDT', '0.5', '60000'],
+    ['bob:BTCUSDT', '-0.5', '60000'],
+  ];
+
+  it('is clean when each asset’s total is what it was before the outage, and says which rule applied', () => {
+    const dir = tempDir();
+    snapshot(join(dir, 'pre.ndjson'), { alice: ['1000', '50'], bob: ['2000', '0'] }, positions);
+    // A transfer between accounts: both balances differ, the totals do not.
+    snapshot(join(dir, 'post.ndjson'), { alice: ['900', '50'], bob: ['2100', '0'] }, positions);
+    const r = checkSnapshots(join(dir, 'pre.ndjson'), join(dir, 'post.ndjson'));
+    expect(r.conservationRule).toBe('against-pre-outage');
+    expect(r.counts).toMatchObject({ mismatch: 2, conservation: 0 });
+  });
+
+  it('finds an asset whose total changed, and open interest that does not net to zero, whatever the rule', async () => {
+    const dir = tempDir();
+    snapshot(join(dir, 'pre.ndjson'), { alice: ['1000', '50'], bob: ['2000', '0'] }, positions);
+    snapshot(join(dir, 'post.ndjson'), { alice: ['1000', '50'], bob: ['2005.5', '0'] }, [
+      ['alice:BTCUSDT', '0.5', '60000'],
+      ['bob:BTCUSDT', '-0.4', '60000'],
+    ]);
+    const r = checkSnapshots(join(dir, 'pre.ndjson'), join(dir, 'post.ndjson'));
+    expect(r.findings.filter((f) => f.category === 'conservation')).toEqual([
+      // USDT before: 3000 (the two positions' costs cancel); now: 3005.5 in balances - 6000 of costs (0.5 and -0.4 at 60000).
+      { category: 'conservation', type: 'asset', id: 'USDT', field: 'ledger', expected: '3000', actual: '-2994.5' },
+      { category: 'conservation', type: 'symbol', id: 'BTCUSDT', field: 'openInterest', expected: '0', actual: '0.1' },
+    ]);
+    const cli = await runCli(['integrity', 'check', '--snapshot', join(dir, 'pre.ndjson'), '--against', join(dir, 'post.ndjson')]);
+    expect(cli.exitCode).toBe(1);
+    expect(cli.stdout).toContain("conservation: each asset's total against the pre-outage snapshot (no system accounts); open interest nets to zero");
+  });
+
+  it('keeps judging a closed ledger by zero-sum when the snapshots have system accounts', () => {
+    const dir = tempDir();
+    writeCorpus({ pre: join(dir, 'pre.ndjson'), post: join(dir, 'post.ndjson'), records: 500, seed: 3 });
+    expect(checkSnapshots(join(dir, 'pre.ndjson'), join(dir, 'post.ndjson')).conservationRule).toBe('zero-sum');
   });
 });
