@@ -1,6 +1,6 @@
 import { InputError, RecoverctlError, UsageError } from '../errors.js';
 import type { Finding, IntegrityReport } from '../integrity/findings.js';
-import { runIntegrity, type IntegrityOptions } from '../integrity/run.js';
+import { isPostgresUrl, runIntegrity, type IntegrityOptions } from '../integrity/run.js';
 import { dataDirLayout } from '../util/data-dir.js';
 
 /** `integrity check`'s flags as commander gives them. */
@@ -13,6 +13,9 @@ export interface IntegrityFlags {
   limit?: string | undefined;
   /** A local engine's data dir: its running engine, its token and its WAL. */
   dataDir?: string | undefined;
+  /** With --against postgres://…: the queries that read each record type (docs/integrity.md). */
+  sourceMap?: string | undefined;
+  passwordFile?: string | undefined;
 }
 
 /** The flags checked and turned into a typed check: one source of the state now, a whole-number limit. */
@@ -37,6 +40,12 @@ async function integrityOptions(flags: IntegrityFlags): Promise<IntegrityOptions
   if ((flags.against === undefined) === (flags.engine === undefined)) {
     throw new UsageError('integrity check: give exactly one of --against <post.ndjson>, --engine <url> or --data-dir <dir>');
   }
+  if (flags.against !== undefined && isPostgresUrl(flags.against)) {
+    if (flags.sourceMap === undefined) throw new UsageError('--against postgres://…: needs --source-map <map.yaml> (the query for each record type)');
+    return { ...common, target: { postgres: flags.against, sourceMap: flags.sourceMap, passwordFile: flags.passwordFile } };
+  }
+  if (flags.sourceMap !== undefined || flags.passwordFile !== undefined)
+    throw new UsageError('--source-map and --password-file go with --against postgres://…');
   if (flags.against !== undefined) return { ...common, target: { against: flags.against } };
   if (!flags.tokenFile) throw new UsageError('--engine needs --token-file <DIR/control.token>');
   return { ...common, target: { engine: flags.engine as string, tokenFile: flags.tokenFile } };
@@ -71,7 +80,7 @@ export function printReport(r: IntegrityReport, json: boolean, out: NodeJS.Writa
     return;
   }
   const lines = [
-    `integrity: ${r.pre.file} (seq ${r.pre.seq}, ${r.pre.records.toLocaleString('en-US')} records) vs ${r.post ? `${r.post.file} (seq ${r.post.seq}, ${r.post.records.toLocaleString('en-US')} records)` : '?'}`,
+    `integrity: ${r.pre.file} (seq ${r.pre.seq}, ${r.pre.records.toLocaleString('en-US')} records) vs ${r.post ? `${r.post.file} (${r.post.seq >= 0 ? `seq ${r.post.seq}, ` : ''}${r.post.records.toLocaleString('en-US')} records)` : '?'}`,
   ];
   if (r.explainedByWal !== null) lines.push(`  ${r.explainedByWal} WAL records applied to the pre-outage snapshot before comparing`);
   lines.push(

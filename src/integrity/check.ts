@@ -51,80 +51,113 @@ function corrupt(findings: Findings, e: SnapshotError, file: string): void {
 }
 
 /**
- * Compare a pre-outage snapshot with the state now (another snapshot file), as a streaming merge-join
- * over their (type, id) order: equal lines are compared as bytes and never parsed; only lines that
- * differ are decoded, field by field. Conservation is summed over the state now as it streams by.
+ * The merge-join of two record streams in (type, id) order, one step at a time, so a synchronous file
+ * and an asynchronous database cursor share it: equal lines are compared as bytes and never parsed;
+ * only lines that differ are decoded, field by field. Conservation is summed over the state now as it
+ * streams by, and over the pre side only where the two differ (LedgerDelta).
  */
+export class MergeJoin {
+  readonly findings: Findings;
+  private readonly conservation = new Conservation();
+  private readonly delta = new LedgerDelta();
+  rule: IntegrityReport['conservationRule'] = 'zero-sum';
+
+  constructor(private readonly o: CheckOptions & { preLabel: string; postLabel: string; postHasLines?: boolean }) {
+    this.findings = new Findings(o.limit);
+  }
+
+  /** A duplicate key in one input (a cursor skips it and calls this). */
+  duplicate(file: string, withLine: boolean): (r: RawRecord) => void {
+    return (r) => this.findings.add({ category: 'duplicate', type: r.type, id: r.id, ...(withLine ? { line: r.line } : {}), file });
+  }
+
+  /** Judge the two current records; returns which side to advance: -1 pre, 1 the state now, 0 both. */
+  step(a: RawRecord | null | undefined, b: RawRecord | null | undefined): -1 | 0 | 1 {
+    const { findings, o } = this;
+    const cmp = !a ? 1 : !b ? -1 : a.type === b.type ? (a.id === b.id ? 0 : a.id < b.id ? -1 : 1) : a.type < b.type ? -1 : 1;
+    if (cmp < 0) {
+      const ra = a as RawRecord;
+      findings.add({ category: 'missing', type: ra.type, id: ra.id, ...(o.preIsDerived ? {} : { line: ra.line }), file: o.preLabel });
+      if (ra.type !== 'order') this.delta.plus.add(ra.type, parse(ra));
+      return -1;
+    }
+    const rb = b as RawRecord;
+    const postLine = o.postHasLines === false ? {} : { line: rb.line };
+    const parsedB = rb.type !== 'order' ? parse(rb) : undefined;
+    if (parsedB) this.conservation.add(rb.type, parsedB);
+    if (cmp > 0) {
+      findings.add({ category: 'unexpected', type: rb.type, id: rb.id, ...postLine, file: o.postLabel });
+      if (parsedB) this.delta.minus.add(rb.type, parsedB);
+      return 1;
+    }
+    const ra = a as RawRecord;
+    if (ra.end - ra.start !== rb.end - rb.start || ra.buf.compare(rb.buf, rb.start, rb.end, ra.start, ra.end) !== 0) {
+      for (const f of fieldDiffs(ra, rb)) findings.add({ ...f, ...postLine, file: o.postLabel });
+      if (parsedB) {
+        this.delta.plus.add(ra.type, parse(ra));
+        this.delta.minus.add(rb.type, parsedB);
+      }
+    }
+    return 0;
+  }
+
+  /** After the last record: the ledger and funding judged, by the rule the two sides call for. */
+  finish(): void {
+    if (this.findings.full) return;
+    const judged = this.conservation.findings(this.conservation.totalsWith(this.delta), this.delta.preHasSystemAccounts);
+    this.rule = judged.rule;
+    for (const f of judged.findings) this.findings.add(f);
+  }
+
+  /** A file that failed verification: one `corrupt` finding (counted even past --limit); the check stops there. */
+  corrupt(e: SnapshotError, file: string): void {
+    corrupt(this.findings, e, file);
+  }
+
+  report(pre: { file: string; seq: number; records: number }, post: IntegrityReport['post'], started: number): IntegrityReport {
+    return {
+      clean: this.findings.total === 0,
+      counts: this.findings.counts,
+      findings: this.findings.list,
+      pre,
+      post,
+      truncated: this.findings.full,
+      explainedByWal: this.o.explainedByWal ?? null,
+      conservationRule: this.rule,
+      durationMs: Math.round(performance.now() - started),
+    };
+  }
+}
+
+/** Compare a pre-outage snapshot with the state now, another snapshot file (docs/integrity.md). */
 export function checkSnapshots(preFile: string, postFile: string, o: CheckOptions = {}): IntegrityReport {
   const started = performance.now();
-  const findings = new Findings(o.limit);
   const postLabel = o.postLabel ?? postFile;
   const preLabel = o.preLabel ?? preFile;
-  const preLine = (line: number): { line?: number } => (o.preIsDerived ? {} : { line });
-  const dupe = (file: string, derived: boolean) => (r: RawRecord) =>
-    findings.add({ category: 'duplicate', type: r.type, id: r.id, ...(derived ? {} : { line: r.line }), file });
+  const join = new MergeJoin({ ...o, preLabel, postLabel });
   let pre: SnapshotCursor | undefined;
   let post: SnapshotCursor | undefined;
-  const conservation = new Conservation();
-  const delta = new LedgerDelta();
-  let rule: IntegrityReport['conservationRule'] = 'zero-sum';
   try {
-    pre = new SnapshotCursor(preFile, dupe(preLabel, o.preIsDerived ?? false));
-    post = new SnapshotCursor(postFile, dupe(postLabel, false));
+    pre = new SnapshotCursor(preFile, join.duplicate(preLabel, !(o.preIsDerived ?? false)));
+    post = new SnapshotCursor(postFile, join.duplicate(postLabel, true));
     let a = pre.next();
     let b = post.next();
-    while ((a || b) && !findings.full) {
-      let cmp: number;
-      if (!a) cmp = 1;
-      else if (!b) cmp = -1;
-      else cmp = a.type === b.type ? (a.id === b.id ? 0 : a.id < b.id ? -1 : 1) : a.type < b.type ? -1 : 1;
-      if (cmp < 0) {
-        const ra = a as RawRecord;
-        findings.add({ category: 'missing', type: ra.type, id: ra.id, ...preLine(ra.line), file: preLabel });
-        if (ra.type !== 'order') delta.plus.add(ra.type, parse(ra));
-        a = pre.next();
-        continue;
-      }
-      const rb = b as RawRecord;
-      const parsedB = rb.type !== 'order' ? parse(rb) : undefined;
-      if (parsedB) conservation.add(rb.type, parsedB);
-      if (cmp > 0) {
-        findings.add({ category: 'unexpected', type: rb.type, id: rb.id, line: rb.line, file: postLabel });
-        if (parsedB) delta.minus.add(rb.type, parsedB);
-      } else {
-        const ra = a as RawRecord;
-        if (ra.end - ra.start !== rb.end - rb.start || ra.buf.compare(rb.buf, rb.start, rb.end, ra.start, ra.end) !== 0) {
-          for (const f of fieldDiffs(ra, rb)) findings.add({ ...f, file: postLabel });
-          if (parsedB) {
-            delta.plus.add(ra.type, parse(ra));
-            delta.minus.add(rb.type, parsedB);
-          }
-        }
-        a = pre.next();
-      }
-      b = post.next();
+    while ((a || b) && !join.findings.full) {
+      const advance = join.step(a, b);
+      if (advance <= 0) a = pre.next();
+      if (advance >= 0) b = post.next();
     }
-    if (!findings.full) {
-      const judged = conservation.findings(conservation.totalsWith(delta), delta.preHasSystemAccounts);
-      rule = judged.rule;
-      for (const f of judged.findings) findings.add(f);
-    }
+    join.finish();
   } catch (e) {
     if (!(e instanceof SnapshotError)) throw e;
-    corrupt(findings, e, e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file);
+    join.corrupt(e, e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file);
   } finally {
     pre?.close();
     post?.close();
   }
-  return {
-    clean: findings.total === 0,
-    counts: findings.counts,
-    findings: findings.list,
-    pre: { file: preLabel, seq: pre?.header.seq ?? -1, records: pre?.records ?? 0 },
-    post: post ? { file: postLabel, seq: post.header.seq, records: post.records } : null,
-    truncated: findings.full,
-    explainedByWal: o.explainedByWal ?? null,
-    conservationRule: rule,
-    durationMs: Math.round(performance.now() - started),
-  };
+  return join.report(
+    { file: preLabel, seq: pre?.header.seq ?? -1, records: pre?.records ?? 0 },
+    post ? { file: postLabel, seq: post.header.seq, records: post.records } : null,
+    started,
+  );
 }

@@ -5,8 +5,12 @@ import { InputError } from '../errors.js';
 import type { EngineClient } from '../engine-client/client.js';
 import type { IntegrityReport } from './findings.js';
 
-/** Where the state now comes from: another snapshot file, or a running engine's GET /state. */
-export type IntegrityTarget = { against: string } | { engine: string; tokenFile: string };
+/** Where the state now comes from: another snapshot file, a running engine's GET /state, or a PostgreSQL database. */
+export type IntegrityTarget =
+  { against: string } | { engine: string; tokenFile: string } | { postgres: string; sourceMap: string; passwordFile?: string | undefined };
+
+/** `--against` names a database rather than a file. */
+export const isPostgresUrl = (s: string): boolean => /^postgres(ql)?:\/\//.test(s);
 
 /** A check, typed: the command line's flags are parsed in src/cli/integrity.ts. */
 export interface IntegrityOptions {
@@ -23,6 +27,7 @@ export interface IntegrityOptions {
 export async function runIntegrity(flags: IntegrityOptions): Promise<IntegrityReport> {
   const { checkSnapshots } = await import('../integrity/check.js');
   const limit = flags.limit;
+  if ('postgres' in flags.target) return checkPostgres(flags, flags.target);
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-integrity-'));
   try {
     const target = flags.target;
@@ -69,6 +74,28 @@ export async function runIntegrity(flags: IntegrityOptions): Promise<IntegrityRe
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+async function checkPostgres(
+  flags: IntegrityOptions,
+  target: { postgres: string; sourceMap: string; passwordFile?: string | undefined },
+): Promise<IntegrityReport> {
+  if (flags.wal) throw new InputError('--wal: a database has no WAL seq to replay up to; compare the database with a snapshot taken at the same point instead');
+  const { checkAgainstPostgres, loadSourceMap } = await import('./postgres.js');
+  const map = loadSourceMap(target.sourceMap);
+  let password: string | undefined;
+  if (target.passwordFile !== undefined) {
+    try {
+      password = readFileSync(target.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new InputError(`--password-file ${target.passwordFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? ''})`);
+    }
+  }
+  return checkAgainstPostgres(resolve(flags.snapshot), target.postgres, map, {
+    ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+    preLabel: flags.snapshot,
+    password,
+  });
 }
 
 async function downloadState(client: EngineClient, file: string): Promise<void> {

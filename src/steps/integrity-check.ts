@@ -1,12 +1,22 @@
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepResult } from './types.js';
+import { defineStep, engineLabel, errorMessage, noEngine, type StepCheck, type StepContext, type StepResult } from './types.js';
 import { dataDirLayout } from '../util/data-dir.js';
-import type { IntegrityTarget } from '../integrity/run.js';
+import { isPostgresUrl, type IntegrityTarget } from '../integrity/run.js';
 
 export const integrityCheckWith = z.strictObject({
   snapshot: z.string().min(1).describe('the pre-outage snapshot, relative to the playbook'),
-  against: z.string().min(1).optional().describe('compare with this snapshot file instead of the live engine'),
+  against: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('compare with this snapshot file, or a PostgreSQL database (postgres://user@host:port/db, with sourceMap), instead of the live engine'),
+  sourceMap: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('with against: postgres://…, the IntegritySource file giving the SQL for each record type, relative to the playbook'),
+  passwordFile: z.string().min(1).optional().describe('with against: postgres://…, a file holding the database password (else PGPASSWORD or ~/.pgpass)'),
   wal: z
     .union([z.boolean(), z.string().min(1)])
     .default(true)
@@ -14,12 +24,45 @@ export const integrityCheckWith = z.strictObject({
   limit: z.number().int().min(1).optional().describe('stop after this many findings'),
 });
 
+type IntegrityCheckWith = z.output<typeof integrityCheckWith>;
+
+/** The state now: the database or snapshot named by `against`, or the playbook's engine. */
+async function stateNow(w: IntegrityCheckWith, ctx: StepContext): Promise<IntegrityTarget | { error: string }> {
+  const target = ctx.engine;
+  if (w.against !== undefined && isPostgresUrl(w.against)) {
+    if (w.sourceMap === undefined) return { error: 'integrity.check: against a database needs sourceMap (the SQL for each record type)' };
+    return {
+      postgres: w.against,
+      sourceMap: resolvePath(ctx.playbookDir, w.sourceMap),
+      passwordFile: w.passwordFile === undefined ? undefined : resolvePath(ctx.playbookDir, w.passwordFile),
+    };
+  }
+  if (w.against !== undefined) return { against: resolvePath(ctx.playbookDir, w.against) };
+  if (!target) {
+    const r = noEngine('integrity.check');
+    return { error: r.ok ? '' : r.error };
+  }
+  if ('dataDir' in target) {
+    const running = await ctx.engines.attach(target.dataDir);
+    if (!running) return { error: `integrity.check: no engine is running on ${target.dataDir}` };
+    return { engine: running.info.url, tokenFile: dataDirLayout(target.dataDir).token };
+  }
+  return { engine: target.url, tokenFile: target.tokenFile };
+}
+
 export const integrityCheckStep = defineStep({
   uses: 'integrity.check',
   with: integrityCheckWith,
   needs: (w, ctx) => [
     { need: 'file', field: 'snapshot', path: resolvePath(ctx.playbookDir, w.snapshot) },
-    ...(w.against === undefined ? [{ need: 'engine' } as const] : [{ need: 'file', field: 'against', path: resolvePath(ctx.playbookDir, w.against) } as const]),
+    ...(w.against === undefined
+      ? [{ need: 'engine' } as const]
+      : isPostgresUrl(w.against)
+        ? [
+            ...(w.sourceMap === undefined ? [] : [{ need: 'file', field: 'sourceMap', path: resolvePath(ctx.playbookDir, w.sourceMap) } as const]),
+            ...(w.passwordFile === undefined ? [] : [{ need: 'file', field: 'passwordFile', path: resolvePath(ctx.playbookDir, w.passwordFile) } as const]),
+          ]
+        : [{ need: 'file', field: 'against', path: resolvePath(ctx.playbookDir, w.against) } as const]),
     ...(typeof w.wal === 'string' ? [{ need: 'dir', field: 'wal', path: resolvePath(ctx.playbookDir, w.wal) } as const] : []),
   ],
   describe: (w, ctx) =>
@@ -28,21 +71,13 @@ export const integrityCheckStep = defineStep({
     const { runIntegrity } = await import('../integrity/run.js');
     const { CATEGORIES } = await import('../integrity/findings.js');
     const target = ctx.engine;
-    // The state now: the snapshot named by `against`, or the playbook's engine.
-    let source: IntegrityTarget;
-    if (w.against !== undefined) {
-      source = { against: resolvePath(ctx.playbookDir, w.against) };
-    } else if (!target) {
-      return noEngine('integrity.check');
-    } else if ('dataDir' in target) {
-      const running = await ctx.engines.attach(target.dataDir);
-      if (!running) return { ok: false, error: `integrity.check: no engine is running on ${target.dataDir}` };
-      source = { engine: running.info.url, tokenFile: dataDirLayout(target.dataDir).token };
-    } else {
-      source = { engine: target.url, tokenFile: target.tokenFile };
-    }
+    const source = await stateNow(w, ctx);
+    if ('error' in source) return { ok: false, error: source.error };
+    const database = 'postgres' in source;
     let wal: string | undefined;
-    if (w.wal === true) {
+    if (w.wal === true && database) {
+      // A database has no WAL seq to replay to: its rows are the state now.
+    } else if (w.wal === true) {
       if (target && 'dataDir' in target) wal = dataDirLayout(target.dataDir).wal;
       else if (w.against === undefined) return { ok: false, error: 'integrity.check: wal: true needs an engine dataDir; give the WAL folder, or wal: false' };
     } else if (typeof w.wal === 'string') {
