@@ -1,7 +1,9 @@
+import { statSync } from 'node:fs';
 import { SnapshotError } from '../snapshot/format.js';
 import { SnapshotCursor, type RawRecord } from '../snapshot/cursor.js';
 import { Findings, type Finding, type IntegrityReport } from './findings.js';
 import { Conservation, LedgerDelta } from './conservation.js';
+import type { ScanResult } from './scan-worker.js';
 
 export interface CheckOptions {
   limit?: number;
@@ -62,7 +64,15 @@ export class MergeJoin {
   private readonly delta = new LedgerDelta();
   rule: IntegrityReport['conservationRule'] = 'zero-sum';
 
-  constructor(private readonly o: CheckOptions & { preLabel: string; postLabel: string; postHasLines?: boolean }) {
+  constructor(
+    private readonly o: CheckOptions & {
+      preLabel: string;
+      postLabel: string;
+      postHasLines?: boolean;
+      /** The state now's conservation sums are made elsewhere (scan-worker.ts) and given to finish(). */
+      sumsElsewhere?: boolean;
+    },
+  ) {
     this.findings = new Findings(o.limit);
   }
 
@@ -83,28 +93,29 @@ export class MergeJoin {
     }
     const rb = b as RawRecord;
     const postLine = o.postHasLines === false ? {} : { line: rb.line };
-    const parsedB = rb.type !== 'order' ? parse(rb) : undefined;
+    const sums = rb.type !== 'order';
+    const parsedB = sums && !o.sumsElsewhere ? parse(rb) : undefined;
     if (parsedB) this.conservation.add(rb.type, parsedB);
     if (cmp > 0) {
       findings.add({ category: 'unexpected', type: rb.type, id: rb.id, ...postLine, file: o.postLabel });
-      if (parsedB) this.delta.minus.add(rb.type, parsedB);
+      if (sums) this.delta.minus.add(rb.type, parsedB ?? parse(rb));
       return 1;
     }
     const ra = a as RawRecord;
     if (ra.end - ra.start !== rb.end - rb.start || ra.buf.compare(rb.buf, rb.start, rb.end, ra.start, ra.end) !== 0) {
       for (const f of fieldDiffs(ra, rb)) findings.add({ ...f, ...postLine, file: o.postLabel });
-      if (parsedB) {
+      if (sums) {
         this.delta.plus.add(ra.type, parse(ra));
-        this.delta.minus.add(rb.type, parsedB);
+        this.delta.minus.add(rb.type, parsedB ?? parse(rb));
       }
     }
     return 0;
   }
 
-  /** After the last record: the ledger and funding judged, by the rule the two sides call for. */
-  finish(): void {
+  /** After the last record: the ledger and funding judged, by the rule the two sides call for (`sums`: made elsewhere). */
+  finish(sums: Conservation = this.conservation): void {
     if (this.findings.full) return;
-    const judged = this.conservation.findings(this.conservation.totalsWith(this.delta), this.delta.preHasSystemAccounts);
+    const judged = sums.findings(sums.totalsWith(this.delta), this.delta.preHasSystemAccounts);
     this.rule = judged.rule;
     for (const f of judged.findings) this.findings.add(f);
   }
@@ -129,7 +140,76 @@ export class MergeJoin {
   }
 }
 
-/** Compare a pre-outage snapshot with the state now, another snapshot file (docs/integrity.md). */
+/** Below this many bytes in all, a check hashes on its own thread: starting a worker costs more than it saves. */
+export const PARALLEL_HASH_BYTES = 32 << 20;
+
+/**
+ * Compare a pre-outage snapshot with the state now, another snapshot file (docs/integrity.md). Large
+ * files are hashed by a worker thread on the other core while this one scans and compares; the trailers'
+ * digests are checked against the worker's at the end.
+ */
+export async function checkSnapshotFiles(preFile: string, postFile: string, o: CheckOptions = {}): Promise<IntegrityReport> {
+  const threshold = Number(process.env.RECOVERCTL_PARALLEL_HASH_BYTES ?? PARALLEL_HASH_BYTES);
+  let size = 0;
+  try {
+    size = statSync(preFile).size + statSync(postFile).size;
+  } catch {
+    // The cursor names a file it cannot read.
+  }
+  if (size < threshold) return checkSnapshots(preFile, postFile, o);
+  const started = performance.now();
+  const { Worker } = await import('node:worker_threads');
+  const { Conservation } = await import('./conservation.js');
+  const worker = new Worker(new URL('./scan-worker.js', import.meta.url), { workerData: { files: [preFile, postFile], conservationOf: 1 } });
+  const scanned = new Promise<ScanResult>((resolve, reject) => {
+    worker.once('message', (m: ScanResult) => resolve(m));
+    worker.once('error', reject);
+  });
+  scanned.catch(() => undefined);
+  const postLabel = o.postLabel ?? postFile;
+  const preLabel = o.preLabel ?? preFile;
+  const join = new MergeJoin({ ...o, preLabel, postLabel, sumsElsewhere: true });
+  let pre: SnapshotCursor | undefined;
+  let post: SnapshotCursor | undefined;
+  try {
+    pre = new SnapshotCursor(preFile, join.duplicate(preLabel, !(o.preIsDerived ?? false)), true);
+    post = new SnapshotCursor(postFile, join.duplicate(postLabel, true), true);
+    let a = pre.next();
+    let b = post.next();
+    while ((a || b) && !join.findings.full) {
+      const advance = join.step(a, b);
+      if (advance <= 0) a = pre.next();
+      if (advance >= 0) b = post.next();
+    }
+    if (!join.findings.full) {
+      // Both trailers read: the worker's digests decide them, and its sums the ledger.
+      const result = await scanned;
+      for (const [cursor, label, digest] of [
+        [pre, preLabel, result.digests[0]],
+        [post, postLabel, result.digests[1]],
+      ] as const) {
+        const t = cursor.trailerDigest;
+        if (t && t.sha256 !== digest)
+          throw new SnapshotError(label, t.line, `sha256 mismatch: trailer says ${String(t.sha256).slice(0, 16)}…, file is ${String(digest).slice(0, 16)}…`);
+      }
+      join.finish(result.conservation ? Conservation.fromState(result.conservation) : undefined);
+    }
+  } catch (e) {
+    if (!(e instanceof SnapshotError)) throw e;
+    join.corrupt(e, e.file === postFile || e.file === postLabel ? postLabel : e.file === preFile || e.file === preLabel ? preLabel : e.file);
+  } finally {
+    pre?.close();
+    post?.close();
+    await worker.terminate();
+  }
+  return join.report(
+    { file: preLabel, seq: pre?.header.seq ?? -1, records: pre?.records ?? 0 },
+    post ? { file: postLabel, seq: post.header.seq, records: post.records } : null,
+    started,
+  );
+}
+
+/** Compare a pre-outage snapshot with the state now, another snapshot file, on this thread (docs/integrity.md). */
 export function checkSnapshots(preFile: string, postFile: string, o: CheckOptions = {}): IntegrityReport {
   const started = performance.now();
   const postLabel = o.postLabel ?? postFile;

@@ -32,6 +32,15 @@ function settleAssetOf(symbol: string): string | undefined {
  */
 export type ConservationRule = 'zero-sum' | 'against-pre-outage';
 
+export interface ConservationState {
+  assets: Map<string, bigint>;
+  systemAccounts: boolean;
+  openInterest: Map<string, bigint>;
+  fundingPaid: Map<string, bigint>;
+  fundingReceived: Map<string, bigint>;
+  malformed: Finding[];
+}
+
 /**
  * The ledger and funding invariants over a state: per asset, balances (system accounts included) plus
  * isolated margins minus position costs sum to zero; per symbol, open interest nets to zero and every
@@ -45,6 +54,30 @@ export class Conservation {
   private readonly fundingPaid = new Map<string, bigint>();
   private readonly fundingReceived = new Map<string, bigint>();
   private readonly malformed: Finding[] = [];
+
+  /** Everything summed, as plain data a worker thread can post (structured clone keeps Maps and bigints). */
+  state(): ConservationState {
+    return {
+      assets: this.assets,
+      systemAccounts: this.systemAccounts,
+      openInterest: this.openInterest,
+      fundingPaid: this.fundingPaid,
+      fundingReceived: this.fundingReceived,
+      malformed: this.malformed,
+    };
+  }
+
+  /** The sums another thread made, to judge here. */
+  static fromState(s: ConservationState): Conservation {
+    const c = new Conservation();
+    for (const [k, v] of s.assets) c.assets.set(k, v);
+    for (const [k, v] of s.openInterest) c.openInterest.set(k, v);
+    for (const [k, v] of s.fundingPaid) c.fundingPaid.set(k, v);
+    for (const [k, v] of s.fundingReceived) c.fundingReceived.set(k, v);
+    c.malformed.push(...s.malformed);
+    c.systemAccounts = s.systemAccounts;
+    return c;
+  }
 
   add(type: string, rec: Record<string, unknown>): void {
     const id = String(rec.id);

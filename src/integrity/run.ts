@@ -25,7 +25,7 @@ export interface IntegrityOptions {
 
 /** Run the check; the state now comes from a file, or from a live engine's GET /state. */
 export async function runIntegrity(flags: IntegrityOptions): Promise<IntegrityReport> {
-  const { checkSnapshots } = await import('../integrity/check.js');
+  const { checkSnapshotFiles } = await import('../integrity/check.js');
   const limit = flags.limit;
   if ('postgres' in flags.target) return checkPostgres(flags, flags.target);
   const scratch = mkdtempSync(join(tmpdir(), 'recoverctl-integrity-'));
@@ -64,7 +64,7 @@ export async function runIntegrity(flags: IntegrityOptions): Promise<IntegrityRe
       }
     }
     // Findings name the files as the user typed them, never a resolved or scratch path.
-    return checkSnapshots(pre, post, {
+    return await checkSnapshotFiles(pre, post, {
       ...(limit !== undefined ? { limit } : {}),
       postLabel,
       preLabel: flags.wal ? `${flags.snapshot} + ${flags.wal}` : flags.snapshot,

@@ -43,9 +43,16 @@ export class SnapshotCursor {
   private done = false;
   bytes = 0;
 
+  /**
+   * With `hashElsewhere`, the trailer's sha256 is kept (`trailerDigest`) instead of checked: another
+   * thread hashes the file (digest-worker.ts) and the caller compares. Everything else is verified here.
+   */
+  trailerDigest: { sha256: unknown; line: number } | null = null;
+
   constructor(
     readonly file: string,
     private readonly onDuplicate: (r: RawRecord) => void = () => undefined,
+    private readonly hashElsewhere = false,
   ) {
     try {
       this.fd = openSync(file, 'r');
@@ -74,7 +81,7 @@ export class SnapshotCursor {
   private fill(): boolean {
     if (this.eof) return false;
     // Hash what has been consumed, then keep the unfinished line at the front.
-    if (this.pos > this.hashedTo) this.hash.update(this.buf.subarray(this.hashedTo, this.pos));
+    if (this.pos > this.hashedTo && !this.hashElsewhere) this.hash.update(this.buf.subarray(this.hashedTo, this.pos));
     const rest = this.len - this.pos;
     if (rest === this.buf.length) {
       // One line longer than the buffer: grow it.
@@ -178,7 +185,7 @@ export class SnapshotCursor {
 
   private trailer(buf: Buffer, start: number, end: number): undefined {
     const trailerLine = this.lineNo;
-    if (start > this.hashedTo) this.hash.update(buf.subarray(this.hashedTo, start));
+    if (start > this.hashedTo && !this.hashElsewhere) this.hash.update(buf.subarray(this.hashedTo, start));
     this.hashedTo = this.len;
     let t: { records?: unknown; sha256?: unknown };
     try {
@@ -187,9 +194,13 @@ export class SnapshotCursor {
       throw new SnapshotError(this.file, trailerLine, 'trailer is not JSON');
     }
     if (t.records !== this.count) throw new SnapshotError(this.file, trailerLine, `trailer says ${String(t.records)} records, found ${this.count}`);
-    const digest = this.hash.digest('hex');
-    if (t.sha256 !== digest)
-      throw new SnapshotError(this.file, trailerLine, `sha256 mismatch: trailer says ${String(t.sha256).slice(0, 16)}…, file is ${digest.slice(0, 16)}…`);
+    if (this.hashElsewhere) {
+      this.trailerDigest = { sha256: t.sha256, line: trailerLine };
+    } else {
+      const digest = this.hash.digest('hex');
+      if (t.sha256 !== digest)
+        throw new SnapshotError(this.file, trailerLine, `sha256 mismatch: trailer says ${String(t.sha256).slice(0, 16)}…, file is ${digest.slice(0, 16)}…`);
+    }
     if (this.pos < this.len || this.fill()) throw new SnapshotError(this.file, trailerLine + 1, 'content after the trailer');
     this.done = true;
     return undefined;

@@ -65,6 +65,45 @@ describe('integrity check over generated snapshot pairs', () => {
   });
 });
 
+describe('hashing on the second core (large inputs)', () => {
+  const parallel = { RECOVERCTL_PARALLEL_HASH_BYTES: '0' };
+  const inline = { RECOVERCTL_PARALLEL_HASH_BYTES: String(2 ** 50) };
+  const findingsOf = (stdout: string) => {
+    const r = JSON.parse(stdout) as { findings: unknown[]; counts: unknown; clean: boolean };
+    return { findings: r.findings, counts: r.counts, clean: r.clean };
+  };
+
+  it('finds the same as a check on one thread', async () => {
+    const dir = tempDir();
+    const pre = join(dir, 'pre.ndjson');
+    const post = join(dir, 'post.ndjson');
+    writeCorpus({ pre, post, records: 20_000, seed: 5, discrepancies: { missing: 9, unexpected: 9, mismatch: 9, duplicate: 3, conservation: 2 } });
+    const args = ['integrity', 'check', '--snapshot', pre, '--against', post, '--json'];
+    const a = await runCli(args, { env: parallel });
+    const b = await runCli(args, { env: inline });
+    expect(a.exitCode).toBe(1);
+    expect(findingsOf(a.stdout)).toEqual(findingsOf(b.stdout));
+  });
+
+  it.each(['checksum', 'truncated', 'reordered'])('still catches a %s file, naming its line (exit 2)', async (how) => {
+    const dir = tempDir();
+    const pre = join(dir, 'pre.ndjson');
+    writeCorpus({ pre, post: join(dir, 'post.ndjson'), records: 5_000, seed: 6 });
+    const broken = join(dir, 'broken.ndjson');
+    const want = breakSnapshot(join(dir, 'post.ndjson'), broken, how) as { line: number; problem: RegExp };
+    for (const [side, args] of [
+      ['state now', ['--snapshot', pre, '--against', broken]],
+      ['pre-outage', ['--snapshot', broken, '--against', pre]],
+    ] as const) {
+      const r = await runCli(['integrity', 'check', ...args, '--json'], { env: parallel });
+      expect(r.exitCode, side).toBe(2);
+      const corrupt = (JSON.parse(r.stdout) as { findings: Finding[] }).findings.find((f) => f.category === 'corrupt');
+      expect(corrupt, side).toMatchObject({ id: broken, line: want.line });
+      expect(corrupt?.field, side).toMatch(want.problem);
+    }
+  });
+});
+
 describe('recoverctl integrity check', () => {
   it('exit 0 clean, 1 findings (human and --json), 2 unreadable, never a stack trace', async () => {
     const dir = tempDir();
