@@ -166,29 +166,19 @@ export async function checkSnapshotFiles(preFile: string, postFile: string, o: C
     worker.once('error', reject);
   });
   scanned.catch(() => undefined);
-  const postLabel = o.postLabel ?? postFile;
-  const preLabel = o.preLabel ?? preFile;
-  const join = new MergeJoin({ ...o, preLabel, postLabel, sumsElsewhere: true });
-  let pre: SnapshotCursor | undefined;
-  let post: SnapshotCursor | undefined;
+  const f = files(preFile, postFile, o);
+  const join = new MergeJoin({ ...o, preLabel: f.preLabel, postLabel: f.postLabel, sumsElsewhere: true });
+  const c: Cursors = {};
   try {
-    pre = new SnapshotCursor(preFile, join.duplicate(preLabel, !(o.preIsDerived ?? false)), true);
-    post = new SnapshotCursor(postFile, join.duplicate(postLabel, true), true);
-    let a = pre.next();
-    let b = post.next();
-    while ((a || b) && !join.findings.full) {
-      const advance = join.step(a, b);
-      if (advance <= 0) a = pre.next();
-      if (advance >= 0) b = post.next();
-    }
+    merge(join, f, c, true);
     if (!join.findings.full) {
       // Both trailers read: the worker's digests decide them, and its sums the ledger.
       const result = await scanned;
       for (const [cursor, label, digest] of [
-        [pre, preLabel, result.digests[0]],
-        [post, postLabel, result.digests[1]],
+        [c.pre, f.preLabel, result.digests[0]],
+        [c.post, f.postLabel, result.digests[1]],
       ] as const) {
-        const t = cursor.trailerDigest;
+        const t = cursor?.trailerDigest;
         if (t && t.sha256 !== digest)
           throw new SnapshotError(label, t.line, `sha256 mismatch: trailer says ${String(t.sha256).slice(0, 16)}…, file is ${String(digest).slice(0, 16)}…`);
       }
@@ -196,48 +186,75 @@ export async function checkSnapshotFiles(preFile: string, postFile: string, o: C
     }
   } catch (e) {
     if (!(e instanceof SnapshotError)) throw e;
-    join.corrupt(e, e.file === postFile || e.file === postLabel ? postLabel : e.file === preFile || e.file === preLabel ? preLabel : e.file);
+    join.corrupt(e, labelOf(e.file, f));
   } finally {
-    pre?.close();
-    post?.close();
+    c.pre?.close();
+    c.post?.close();
     await worker.terminate();
   }
-  return join.report(
-    { file: preLabel, seq: pre?.header.seq ?? -1, records: pre?.records ?? 0 },
-    post ? { file: postLabel, seq: post.header.seq, records: post.records } : null,
-    started,
-  );
+  return reportOf(join, f, c, started);
 }
 
 /** Compare a pre-outage snapshot with the state now, another snapshot file, on this thread (docs/integrity.md). */
 export function checkSnapshots(preFile: string, postFile: string, o: CheckOptions = {}): IntegrityReport {
   const started = performance.now();
-  const postLabel = o.postLabel ?? postFile;
-  const preLabel = o.preLabel ?? preFile;
-  const join = new MergeJoin({ ...o, preLabel, postLabel });
-  let pre: SnapshotCursor | undefined;
-  let post: SnapshotCursor | undefined;
+  const f = files(preFile, postFile, o);
+  const join = new MergeJoin({ ...o, preLabel: f.preLabel, postLabel: f.postLabel });
+  const c: Cursors = {};
   try {
-    pre = new SnapshotCursor(preFile, join.duplicate(preLabel, !(o.preIsDerived ?? false)));
-    post = new SnapshotCursor(postFile, join.duplicate(postLabel, true));
-    let a = pre.next();
-    let b = post.next();
-    while ((a || b) && !join.findings.full) {
-      const advance = join.step(a, b);
-      if (advance <= 0) a = pre.next();
-      if (advance >= 0) b = post.next();
-    }
+    merge(join, f, c, false);
     join.finish();
   } catch (e) {
     if (!(e instanceof SnapshotError)) throw e;
-    join.corrupt(e, e.file === postFile ? postLabel : e.file === preFile ? preLabel : e.file);
+    join.corrupt(e, labelOf(e.file, f));
   } finally {
-    pre?.close();
-    post?.close();
+    c.pre?.close();
+    c.post?.close();
   }
+  return reportOf(join, f, c, started);
+}
+
+interface Files {
+  preFile: string;
+  postFile: string;
+  preLabel: string;
+  postLabel: string;
+  preIsDerived: boolean;
+}
+interface Cursors {
+  pre?: SnapshotCursor;
+  post?: SnapshotCursor;
+}
+
+const files = (preFile: string, postFile: string, o: CheckOptions): Files => ({
+  preFile,
+  postFile,
+  preLabel: o.preLabel ?? preFile,
+  postLabel: o.postLabel ?? postFile,
+  preIsDerived: o.preIsDerived ?? false,
+});
+
+/** A corrupt file named as the user typed it. */
+const labelOf = (file: string, f: Files): string =>
+  file === f.postFile || file === f.postLabel ? f.postLabel : file === f.preFile || file === f.preLabel ? f.preLabel : file;
+
+/** Both files opened into `c` (so the caller closes what opened) and merge-joined to their ends or the limit. */
+function merge(join: MergeJoin, f: Files, c: Cursors, hashElsewhere: boolean): void {
+  c.pre = new SnapshotCursor(f.preFile, join.duplicate(f.preLabel, !f.preIsDerived), hashElsewhere);
+  c.post = new SnapshotCursor(f.postFile, join.duplicate(f.postLabel, true), hashElsewhere);
+  let a = c.pre.next();
+  let b = c.post.next();
+  while ((a || b) && !join.findings.full) {
+    const advance = join.step(a, b);
+    if (advance <= 0) a = c.pre.next();
+    if (advance >= 0) b = c.post.next();
+  }
+}
+
+function reportOf(join: MergeJoin, f: Files, c: Cursors, started: number): IntegrityReport {
   return join.report(
-    { file: preLabel, seq: pre?.header.seq ?? -1, records: pre?.records ?? 0 },
-    post ? { file: postLabel, seq: post.header.seq, records: post.records } : null,
+    { file: f.preLabel, seq: c.pre?.header.seq ?? -1, records: c.pre?.records ?? 0 },
+    c.post ? { file: f.postLabel, seq: c.post.header.seq, records: c.post.records } : null,
     started,
   );
 }

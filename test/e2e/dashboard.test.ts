@@ -6,25 +6,13 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hasStackTrace, runCli, spawnCli, tempDir } from '../support/cli.js';
-
-/** The first line the child prints on stdout. */
-async function firstLine(child: ReturnType<typeof spawnCli>): Promise<string> {
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  const deadline = Date.now() + 15_000;
-  while (!out.includes('\n')) {
-    if (Date.now() > deadline) throw new Error('no line on stdout');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return out.split('\n')[0] as string;
-}
+import { firstStdoutLine, hasStackTrace, runCli, spawnCli, tempDir } from '../support/cli.js';
 
 describe('recoverctl dashboard', () => {
   it('prints its URL on 127.0.0.1, answers, and stops on Ctrl-C with exit 0', async () => {
     const dir = tempDir();
     const child = spawnCli(['dashboard', '--state-dir', join(dir, 'state'), '--port', '0'], { cwd: dir });
-    const url = await firstLine(child);
+    const url = await firstStdoutLine(child);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     const page = await fetch(url);
     expect(page.status).toBe(200);
@@ -39,7 +27,7 @@ describe('recoverctl dashboard', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'token'), 'a-token-long-enough-for-this\n');
     const child = spawnCli(['dashboard', '--state-dir', dir, '--token-file', join(dir, 'token')], { cwd: dir });
-    const url = await firstLine(child);
+    const url = await firstStdoutLine(child);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=a-token-long-enough-for-this$/);
     const base = url.replace(/\?.*$/, '');
     expect((await fetch(base)).status).toBe(401);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, findChromium, pdfTitle, type Page } from '../../src/report/browser.js';
-import { ROOT, runCli, spawnCli } from '../support/cli.js';
+import { firstStdoutLine, ROOT, runCli, spawnCli } from '../support/cli.js';
 
 const PLAYBOOK = join(ROOT, 'playbooks/um-excess-queue-depth.yaml');
 
@@ -84,17 +84,7 @@ describe.skipIf(SKIP !== undefined)(`the dashboard and the incident report in he
   };
 
   /** `recoverctl dashboard` as a user starts it: its URL is the first line on stdout. */
-  const dashboard = async (): Promise<string> => {
-    const child = spawnCli(['dashboard', '--state-dir', state, '--port', '0'], { cwd: work });
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    const deadline = Date.now() + 15_000;
-    while (!out.includes('\n')) {
-      if (Date.now() > deadline) throw new Error('the dashboard printed no URL');
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return out.split('\n')[0] as string;
-  };
+  const dashboard = (): Promise<string> => firstStdoutLine(spawnCli(['dashboard', '--state-dir', state, '--port', '0'], { cwd: work }));
 
   it('shows a live rehearsal: the run in the list, then the stage and gate values while the traffic shift is under way, updated without a reload', async () => {
     const url = await dashboard();

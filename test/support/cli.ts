@@ -39,6 +39,18 @@ export function spawnCli(args: string[], opts: { cwd: string; env?: Record<strin
   return child;
 }
 
+/** The first line a started CLI prints on stdout (a server's URL), within 15 s. */
+export async function firstStdoutLine(child: ResultPromise): Promise<string> {
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  const deadline = Date.now() + 15_000;
+  while (!out.includes('\n')) {
+    if (Date.now() > deadline) throw new Error('no line on stdout within 15 s');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return out.split('\n')[0] as string;
+}
+
 const dirs: string[] = [];
 export function tempDir(prefix = 'recoverctl-test-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
