@@ -54,6 +54,11 @@ export interface OrderAnswer {
   message?: string;
 }
 
+/** `POST /orders/batch`: one entry per order sent, in order; a malformed order is `{ error }`. */
+export interface OrderBatchAnswer {
+  results: (OrderAnswer | { error: string })[];
+}
+
 export interface OrderBody {
   account: string;
   symbol: string;

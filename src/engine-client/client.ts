@@ -8,6 +8,7 @@ import type {
   InstrumentView,
   MarginBurstAnswer,
   OrderAnswer,
+  OrderBatchAnswer,
   OrderBody,
 } from '../contract/control-api.js';
 
@@ -25,7 +26,16 @@ export class EngineHttpError extends Error {
 export class EngineUnreachable extends Error {}
 
 // The control API's request and answer types live in the contract module both sides share.
-export type { AccountView, EngineHealth, InstrumentsAnswer, InstrumentView, MarginBurstAnswer, OrderAnswer, OrderBody } from '../contract/control-api.js';
+export type {
+  AccountView,
+  EngineHealth,
+  InstrumentsAnswer,
+  InstrumentView,
+  MarginBurstAnswer,
+  OrderAnswer,
+  OrderBatchAnswer,
+  OrderBody,
+} from '../contract/control-api.js';
 
 /** A typed client of the engine's control API (SPEC section 4). */
 export class EngineClient {
@@ -116,6 +126,10 @@ export class EngineClient {
   }
   placeOrder(order: OrderBody, signal?: AbortSignal): Promise<OrderAnswer> {
     return this.request('POST', '/orders', order, signal);
+  }
+  /** Up to 100 orders in one request and one WAL group, answered one by one. */
+  placeOrders(orders: OrderBody[], signal?: AbortSignal): Promise<OrderBatchAnswer> {
+    return this.request('POST', '/orders/batch', { orders }, signal);
   }
   cancel(id: string): Promise<OrderAnswer> {
     return this.request('DELETE', `/orders/${id}`);

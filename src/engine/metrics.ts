@@ -46,7 +46,7 @@ export class EngineMetrics {
     return n;
   }
 
-  render(g: { phase: string; queueDepth: number; admissionWeight: number; seq: number; openOrders: number }): string {
+  render(g: { phase: string; queueDepth: number; admissionWeight: number; seq: number; openOrders: number; walSyncs: number }): string {
     const phases = ['halted', 'cancel-only', 'post-only', 'open'];
     const lines: string[] = [
       '# HELP engine_margin_queue_depth Margin recalculations waiting in the margin component.',
@@ -79,6 +79,9 @@ export class EngineMetrics {
       '# HELP engine_wal_seq Last sequence number written to the WAL.',
       '# TYPE engine_wal_seq gauge',
       `engine_wal_seq ${g.seq}`,
+      '# HELP engine_wal_syncs_total WAL group commits (one write and fsync each, however many records).',
+      '# TYPE engine_wal_syncs_total counter',
+      `engine_wal_syncs_total ${g.walSyncs}`,
       '# HELP engine_open_orders Orders resting in the books.',
       '# TYPE engine_open_orders gauge',
       `engine_open_orders ${g.openOrders}`,

@@ -119,6 +119,11 @@ export class EngineRuntime {
   private previousMargin: LoadedMargin | undefined;
   private active!: ActiveModules;
   private wal!: WalWriter;
+
+  /** WAL group commits so far (`engine_wal_syncs_total`). */
+  get walSyncs(): number {
+    return this.wal.syncs;
+  }
   private timers: NodeJS.Timeout[] = [];
   private replaying = true;
   /** Accounts to recalculate before the first phase after a halt opens. */

@@ -174,6 +174,7 @@ function sendMetrics({ rt, res }: RouteCall): void {
     admissionWeight: rt.ex.admissionWeight,
     seq: rt.seq,
     openOrders: rt.openOrderCount(),
+    walSyncs: rt.walSyncs,
   });
   // Book quality per symbol (issue 13) after the engine's own metrics.
   const books = renderBookQuality(rt.ex.books);
@@ -186,6 +187,32 @@ function sendMetrics({ rt, res }: RouteCall): void {
 async function placeOrder({ req, res, rt }: RouteCall): Promise<void> {
   const order = parseOrderRequest(await readBody(req));
   send(res, 200, orderAnswer(await rt.placeOrder(order)));
+}
+
+/** The most orders one `POST /orders/batch` takes. */
+export const ORDER_BATCH_MAX = 100;
+
+/**
+ * Up to 100 orders, decided in the order given and answered one by one (a malformed one is an `error`
+ * entry, not a failed batch). Every accepted order is committed before any is awaited, in one event-loop
+ * turn, so the batch goes to the WAL as one group: one write and one fsync. The answer comes once all are durable.
+ */
+async function placeOrders({ req, res, rt }: RouteCall): Promise<void> {
+  const body = await readBody(req);
+  const list = body.orders;
+  if (!Array.isArray(list) || list.length === 0 || list.length > ORDER_BATCH_MAX) throw new BadRequest(`orders: an array of 1 to ${ORDER_BATCH_MAX} orders`);
+  const answers = list.map((o: unknown): Promise<Record<string, unknown>> => {
+    let order: ReturnType<typeof parseOrderRequest>;
+    try {
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new BadRequest('an order is a JSON object');
+      order = parseOrderRequest(o as Record<string, unknown>);
+    } catch (e) {
+      if (e instanceof BadRequest) return Promise.resolve({ error: e.message });
+      throw e;
+    }
+    return rt.placeOrder(order).then(orderAnswer);
+  });
+  send(res, 200, { results: await Promise.all(answers) });
 }
 
 function getOrder({ res, rt, params: [id] }: RouteCall): void {
@@ -457,6 +484,7 @@ const ROUTES: readonly Route[] = [
   // Read-only, so answered in every phase (halted included): a client prices its orders before trading opens.
   { method: 'GET', path: '/instruments', handle: ({ res, rt }) => send(res, 200, instrumentsAnswer(rt)) },
   { method: 'POST', path: '/orders', handle: placeOrder },
+  { method: 'POST', path: '/orders/batch', handle: placeOrders },
   {
     method: 'DELETE',
     path: ORDER_PATH,

@@ -206,3 +206,46 @@ describe('market orders are protected by a band around the mark', () => {
     expect(r).toMatchObject({ status: 'canceled', filled: '0.01', avgPrice: '60000' });
   });
 });
+
+describe('POST /orders/batch', () => {
+  const syncs = async (client: EngineClient): Promise<number> => Number(/^engine_wal_syncs_total (\d+)$/m.exec(await client.metrics())?.[1]);
+
+  it('answers each order in the order sent, a malformed one as an error entry, and writes the batch as one WAL group', async () => {
+    const client = await openEngine();
+    await client.deposit('maker', 'USDT', '1000000');
+    await client.deposit('taker', 'USDT', '1000000');
+    const before = await syncs(client);
+    const orders = Array.from({ length: 98 }, (_, i) => ({
+      ...btc,
+      account: 'maker',
+      side: 'sell' as const,
+      type: 'limit' as const,
+      price: String(60_000 + i),
+      qty: '0.01',
+    }));
+    const r = await client.placeOrders([
+      ...orders,
+      { ...btc, account: 'taker', side: 'buy', type: 'limit', price: '60000', qty: '0.01' },
+      { ...btc, account: 'taker', side: 'buy', type: 'limit', price: 'sixty', qty: '1' },
+    ]);
+    expect(r.results).toHaveLength(100);
+    expect(r.results.slice(0, 98).every((a) => 'status' in a && a.status === 'open')).toBe(true);
+    // The taker's buy, decided after the 98 sells, meets the cheapest of them.
+    expect(r.results[98]).toMatchObject({ status: 'filled', filled: '0.01', avgPrice: '60000' });
+    expect(r.results[99]).toEqual({ error: expect.stringMatching(/price/) });
+    // 99 records, one write and one fsync.
+    expect((await syncs(client)) - before).toBe(1);
+    const first = await client.raw('GET', `/orders/${(r.results[0] as { id: string }).id}`);
+    expect(((await first.json()) as { status: string }).status).toBe('filled');
+  });
+
+  it('refuses an empty batch, more than 100 orders, or no array: 400, nothing decided', async () => {
+    const client = await openEngine();
+    const one = { ...btc, account: 'nobody', side: 'buy' as const, type: 'limit' as const, price: '1', qty: '1' };
+    for (const body of [{ orders: [] }, { orders: Array.from({ length: 101 }, () => one) }, { orders: 'x' }]) {
+      const res = await client.raw('POST', '/orders/batch', body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toBe('orders: an array of 1 to 100 orders');
+    }
+  });
+});
