@@ -1,5 +1,6 @@
 // bench/engine: matching throughput and latency in process (vs nodejs-order-book on the same flow),
 // WAL append with group-committed fsync, and order entry over loopback HTTP with keep-alive.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,6 +206,7 @@ async function wal() {
 async function http() {
   const dir = mkdtempSync(join(tmpdir(), 'bench-http-'));
   const data = join(dir, 'data');
+  const bareRate = await bareBaseline(64, Number(process.env.BENCH_HTTP_MS ?? 5_000));
   try {
     const { client } = await startEngine(data, { feedInterval: '0ms', snapshotEvery: 0 });
     const accounts = 50;
@@ -273,7 +275,15 @@ async function http() {
     );
     // The same flow in batches of 100 (POST /orders/batch: one request, one WAL group each).
     const single = lat.length / s;
+    const p99 = pct(
+      lat.map((x) => x * 1000),
+      99,
+    );
+    console.log(
+      `  baseline bare node:http server (parse the order, answer fixed JSON), same client, measured first: ${fmt(bareRate)} requests/s; engine ${(single / bareRate).toFixed(2)}x of it (target >= 0.80: ${single / bareRate >= 0.8 ? 'met' : 'missed'}), engine p99 ${p99.toFixed(1)}ms (target < 15ms: ${p99 < 15 ? 'met' : 'missed'})`,
+    );
     let batched = 0;
+    let batchAccepted = 0;
     const batchLat = [];
     const batchDeadline = Date.now() + durationMs;
     const batchWorker = async () => {
@@ -282,6 +292,7 @@ async function http() {
         const a = await post({ orders: Array.from({ length: 100 }, nextOrder) }, '/orders/batch');
         batchLat.push(Number(process.hrtime.bigint() - t) / 1e6);
         batched += a.results.length;
+        batchAccepted += a.results.filter((x) => x.status && x.status !== 'rejected').length;
       }
     };
     const t1 = Date.now();
@@ -289,7 +300,7 @@ async function http() {
     const sb = (Date.now() - t1) / 1000;
     agent.destroy();
     console.log(
-      `  in batches of 100 (POST /orders/batch), ${concurrency} in flight: ${fmt(batched / sb)} orders/s, batch latency p99 ${pct(
+      `  in batches of 100 (POST /orders/batch), ${concurrency} in flight: ${fmt(batched / sb)} orders/s (${fmt(batchAccepted)} accepted), batch latency p99 ${pct(
         batchLat.map((x) => x * 1000),
         99,
       ).toFixed(1)}ms; ${(batched / sb / single).toFixed(1)}x single orders (target >= 100,000 orders/s: ${batched / sb >= 100_000 ? 'met' : 'missed'})`,
@@ -299,6 +310,73 @@ async function http() {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Requests/s of a bare node:http server in its own process that parses the same order JSON and answers a
+ * fixed JSON, under the same load generator (node:http, keep-alive, `concurrency` in flight): the limit
+ * of one Node process here, measured before the engine starts so the two never share the cores.
+ */
+async function bareBaseline(concurrency, durationMs) {
+  const { Agent, request } = await import('node:http');
+  const bare = spawn(process.execPath, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise((resolve) => bare.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+    const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+    const text = JSON.stringify({ account: 'a1', symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: '60000.0', qty: '0.001' });
+    const post = () =>
+      new Promise((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/orders',
+            method: 'POST',
+            agent,
+            headers: { authorization: 'Bearer x', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+          },
+          (res) => {
+            let out = '';
+            res.on('data', (c) => (out += c));
+            res.on('end', () => resolve(JSON.parse(out)));
+          },
+        );
+        req.on('error', reject);
+        req.end(text);
+      });
+    let n = 0;
+    const end = Date.now() + durationMs;
+    const t0 = Date.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (Date.now() < end) {
+          await post();
+          n++;
+        }
+      }),
+    );
+    agent.destroy();
+    return n / ((Date.now() - t0) / 1000);
+  } finally {
+    bare.kill();
+  }
+}
+
+/** The baseline server: node:http, keep-alive, JSON.parse of each body, one fixed answer. */
+const BARE_SERVER = `
+const http = require('node:http');
+const answer = JSON.stringify({ id: 'o-1', status: 'open', filled: '0', avgPrice: null });
+const s = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    JSON.parse(body);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+    res.end(answer);
+  });
+});
+s.keepAliveTimeout = 60000;
+s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
+`;
 
 const only = process.argv[2];
 if (!only || only === 'matching') matching();
