@@ -1,15 +1,18 @@
 // bench/engine: matching throughput and latency in process (vs nodejs-order-book on the same flow),
 // WAL append with group-committed fsync, and order entry over loopback HTTP with keep-alive.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { OrderBook as ReferenceBook } from 'nodejs-order-book';
 import { OrderBook } from '../dist/engine/book.js';
 import { Exchange } from '../dist/engine/exchange.js';
 import { rng } from '../dist/engine/feed.js';
 import { WalWriter } from '../dist/engine/wal.js';
 import { startEngine, stopEngine } from '../dist/engine-client/supervisor.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 const OPS = Number(process.env.BENCH_OPS ?? 1_000_000);
 const RESTING = 5_000;
@@ -209,6 +212,11 @@ async function http() {
   const bareRate = await bareBaseline(64, Number(process.env.BENCH_HTTP_MS ?? 5_000));
   try {
     const { client } = await startEngine(data, { feedInterval: '0ms', snapshotEvery: 0 });
+    // The hotfixed margin module: 1.4.2, the incident's, halts the engine (EXCESS_QUEUE_DEPTH) under this load,
+    // and every order after that is a cheap PHASE_HALTED rejection, which is not order entry.
+    mkdirSync(join(data, 'modules', 'margin'), { recursive: true });
+    copyFileSync(join(here, '..', 'dist', 'engine', 'modules', 'margin-1.4.3.js'), join(data, 'modules', 'margin', '1.4.3.mjs'));
+    await client.activate('margin', '1.4.3');
     const accounts = 50;
     for (let i = 0; i < accounts; i++) await client.deposit(`a${i}`, 'USDT', '100000000');
     await client.setPhase('open');
@@ -284,6 +292,7 @@ async function http() {
     );
     let batched = 0;
     let batchAccepted = 0;
+    const rejectedBy = new Map();
     const batchLat = [];
     const batchDeadline = Date.now() + durationMs;
     const batchWorker = async () => {
@@ -293,6 +302,7 @@ async function http() {
         batchLat.push(Number(process.hrtime.bigint() - t) / 1e6);
         batched += a.results.length;
         batchAccepted += a.results.filter((x) => x.status && x.status !== 'rejected').length;
+        for (const x of a.results) if (x.status === 'rejected' || x.error) rejectedBy.set(x.reason ?? 'error', (rejectedBy.get(x.reason ?? 'error') ?? 0) + 1);
       }
     };
     const t1 = Date.now();
@@ -305,6 +315,7 @@ async function http() {
         99,
       ).toFixed(1)}ms; ${(batched / sb / single).toFixed(1)}x single orders (target >= 100,000 orders/s: ${batched / sb >= 100_000 ? 'met' : 'missed'})`,
     );
+    if (rejectedBy.size) console.log(`    rejected: ${[...rejectedBy].map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
   } finally {
     await stopEngine(data).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
