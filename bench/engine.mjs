@@ -227,32 +227,9 @@ async function http() {
     let ok = 0;
     const lat = [];
     const deadline = Date.now() + durationMs;
-    // node:http with a keep-alive agent: lighter than fetch, so the client is not what is measured.
-    const { Agent, request } = await import('node:http');
-    const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
     const token = readFileSync(join(data, 'control.token'), 'utf8').trim();
     const url = new URL(client.url);
-    const post = (body, path = '/orders') =>
-      new Promise((resolve, reject) => {
-        const text = JSON.stringify(body);
-        const req = request(
-          {
-            host: url.hostname,
-            port: url.port,
-            path,
-            method: 'POST',
-            agent,
-            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
-          },
-          (res) => {
-            let out = '';
-            res.on('data', (c) => (out += c));
-            res.on('end', () => resolve(JSON.parse(out)));
-          },
-        );
-        req.on('error', reject);
-        req.end(text);
-      });
+    const { post, agent } = await poster(url.hostname, Number(url.port), token, concurrency);
     const nextOrder = () => ({
       account: `a${sent++ % accounts}`,
       symbol: 'BTCUSDT',
@@ -323,37 +300,48 @@ async function http() {
 }
 
 /**
+ * The load generator every HTTP figure uses: node:http with a keep-alive agent (lighter than fetch, so the
+ * client is not what is measured); `post(body, path)` resolves to the parsed JSON answer.
+ */
+async function poster(host, port, token, concurrency) {
+  const { Agent, request } = await import('node:http');
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const post = (body, path = '/orders') =>
+    new Promise((resolve, reject) => {
+      const text = JSON.stringify(body);
+      const req = request(
+        {
+          host,
+          port,
+          path,
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+        },
+        (res) => {
+          let out = '';
+          res.on('data', (c) => (out += c));
+          res.on('end', () => resolve(JSON.parse(out)));
+        },
+      );
+      req.on('error', reject);
+      req.end(text);
+    });
+  return { post, agent };
+}
+
+/**
  * Requests/s of a bare node:http server in its own process that parses the same order JSON and answers a
  * fixed JSON, under the same load generator (node:http, keep-alive, `concurrency` in flight): the limit
  * of one Node process here, measured before the engine starts so the two never share the cores.
  */
 async function bareBaseline(concurrency, durationMs) {
-  const { Agent, request } = await import('node:http');
   const bare = spawn(process.execPath, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise((resolve) => bare.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
-    const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-    const text = JSON.stringify({ account: 'a1', symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: '60000.0', qty: '0.001' });
-    const post = () =>
-      new Promise((resolve, reject) => {
-        const req = request(
-          {
-            host: '127.0.0.1',
-            port,
-            path: '/orders',
-            method: 'POST',
-            agent,
-            headers: { authorization: 'Bearer x', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
-          },
-          (res) => {
-            let out = '';
-            res.on('data', (c) => (out += c));
-            res.on('end', () => resolve(JSON.parse(out)));
-          },
-        );
-        req.on('error', reject);
-        req.end(text);
-      });
+    const { post: send, agent } = await poster('127.0.0.1', port, 'x', concurrency);
+    const order = { account: 'a1', symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: '60000.0', qty: '0.001' };
+    const post = () => send(order);
     let n = 0;
     const end = Date.now() + durationMs;
     const t0 = Date.now();

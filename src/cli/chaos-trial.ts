@@ -5,27 +5,14 @@
  * the journal and the notification files. Every process it starts is stopped, however it ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  cpSync,
-  createWriteStream,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-} from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadedPlaybook } from '../playbook/load.js';
 import type { RunEvent } from '../runner/events.js';
+import { JournalFollower } from '../runner/follow.js';
 import { JOURNAL_FILE, readJournal } from '../runner/journal.js';
 import type { RehearsalInfra } from './rehearsal-infra.js';
 import { dataDirLayout } from '../util/data-dir.js';
@@ -135,49 +122,25 @@ function clientLoad(scratch: string, dataDir: string, traders: readonly string[]
   };
 }
 
-/** The trial's journal, read as it grows (only the new bytes each time); a record still being written waits. */
+/** The trial's journal, read as it grows by the runner's whole-record rule (JournalFollower), once its run folder exists. */
 class JournalTail {
-  private offset = 0;
-  private partial = '';
-  private runId: string | null = null;
-  readonly events: RunEvent[] = [];
+  private follower: JournalFollower | null = null;
 
   constructor(private readonly state: string) {}
 
-  poll(): RunEvent[] {
-    if (this.runId === null) {
+  poll(): readonly RunEvent[] {
+    if (this.follower === null) {
+      let runId: string | undefined;
       try {
-        this.runId = readdirSync(join(this.state, 'runs'))[0] ?? null;
+        runId = readdirSync(join(this.state, 'runs'))[0];
       } catch {
-        return this.events;
+        return [];
       }
-      if (this.runId === null) return this.events;
+      if (runId === undefined) return [];
+      this.follower = new JournalFollower(join(this.state, 'runs', runId, JOURNAL_FILE));
     }
-    let fd: number;
-    try {
-      fd = openSync(join(this.state, 'runs', this.runId, 'journal.ndjson'), 'r');
-    } catch {
-      return this.events;
-    }
-    try {
-      const size = fstatSync(fd).size;
-      if (size <= this.offset) return this.events;
-      const buf = Buffer.alloc(size - this.offset);
-      readSync(fd, buf, 0, buf.length, this.offset);
-      this.offset = size;
-      const lines = (this.partial + buf.toString('utf8')).split('\n');
-      this.partial = lines.pop() ?? '';
-      for (const line of lines) {
-        try {
-          if (line) this.events.push(JSON.parse(line) as RunEvent);
-        } catch {
-          // a torn record (a killed run): not an event
-        }
-      }
-    } finally {
-      closeSync(fd);
-    }
-    return this.events;
+    this.follower.poll();
+    return this.follower.current.events;
   }
 }
 
