@@ -21,13 +21,20 @@ export interface ScanResult {
   conservation: ConservationState | null;
 }
 
+/** Byte by byte: for 900k order lines in a million, a native `compare` call per line cost more than the sums. */
+function startsWithOrderPrefix(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < ORDER_PREFIX.length) return false;
+  for (let i = ORDER_PREFIX.length - 1; i >= 0; i--) if (buf[start + i] !== ORDER_PREFIX[i]) return false;
+  return true;
+}
+
 /** Sums one record line into `c`, unless it is an order, the header, the trailer, or the key before it again. */
 class LineSums {
   readonly c = new Conservation();
   private lastKey = '';
 
   add(buf: Buffer, start: number, end: number): void {
-    if (end - start >= ORDER_PREFIX.length && buf.compare(ORDER_PREFIX, 0, ORDER_PREFIX.length, start, start + ORDER_PREFIX.length) === 0) return;
+    if (startsWithOrderPrefix(buf, start, end)) return;
     let rec: Record<string, unknown>;
     try {
       rec = JSON.parse(buf.toString('utf8', start, end)) as Record<string, unknown>;

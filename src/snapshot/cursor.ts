@@ -11,6 +11,9 @@ const TYPES = new Map(RECORD_TYPES.map((t) => [t, t]));
 /** The four types start with different letters: a, f, o, p. */
 const TYPE_BY_FIRST = new Map(RECORD_TYPES.map((t) => [t.charCodeAt(0), t]));
 
+/** Node's Buffer binding for latin1 (undocumented in the types, present since Node 0.x). */
+type LatinSlicing = Buffer & { latin1Slice(start: number, end: number): string };
+
 /** One record line, valid until the cursor moves on: its key, and its bytes in `buf[start, end)`. */
 export interface RawRecord {
   type: string;
@@ -136,14 +139,17 @@ export class SnapshotCursor {
           const idStart = tEnd + 8;
           const idEnd = buf.indexOf(QUOTE, idStart);
           if (idEnd > 0 && idEnd < end) {
-            let escaped = false;
+            let plain = true;
             for (let i = idStart; i < idEnd; i++) {
-              if (buf[i] === BACKSLASH) {
-                escaped = true;
+              const c = buf[i] as number;
+              if (c === BACKSLASH || c >= 0x80) {
+                plain = false;
                 break;
               }
             }
-            if (!escaped) id = buf.toString('utf8', idStart, idEnd);
+            // ASCII without escapes reads the same as latin1, whose slice skips `toString`'s checks (a fifth of the merge's time).
+            if (plain) id = (buf as LatinSlicing).latin1Slice(idStart, idEnd);
+            else if (!buf.subarray(idStart, idEnd).includes(BACKSLASH)) id = buf.toString('utf8', idStart, idEnd);
           }
         }
       }

@@ -219,3 +219,42 @@ describe('conservation for a snapshot from any writer (no system accounts)', () 
     expect(checkSnapshots(join(dir, 'pre.ndjson'), join(dir, 'post.ndjson')).conservationRule).toBe('zero-sum');
   });
 });
+
+describe('record ids beyond plain ASCII', () => {
+  // Sorted as JavaScript compares strings: the cursor reads ASCII ids by bytes, others through JSON.
+  const ids = ['a-1', 'b"quoted', 'c\\slash', 'zürich', '東京', '😀-last'].sort();
+  const write = (file: string, keep: (id: string) => boolean, balance: (id: string) => string): void => {
+    const w = new SnapshotWriter(file, { type: 'header', format: SNAPSHOT_FORMAT, seq: 1, takenAt: '2026-01-01T00:00:00.000Z', phase: 'halted' });
+    for (const id of ids.filter(keep)) w.record({ type: 'account', id, balances: { USDT: balance(id) } });
+    w.finish();
+  };
+
+  it.each([
+    ['one thread', String(2 ** 50)],
+    ['the second core', '0'],
+  ])('names each exactly, whether read by bytes or parsed (%s)', async (_label, threshold) => {
+    const dir = tempDir();
+    const pre = join(dir, 'pre.ndjson');
+    const post = join(dir, 'post.ndjson');
+    write(
+      pre,
+      (id) => id !== 'zürich',
+      () => '10',
+    );
+    write(
+      post,
+      (id) => id !== '東京',
+      (id) => (id === 'b"quoted' ? '11' : id === 'a-1' ? '9' : '10'),
+    );
+    const r = await runCli(['integrity', 'check', '--snapshot', pre, '--against', post, '--json'], { env: { RECOVERCTL_PARALLEL_HASH_BYTES: threshold } });
+    expect(r.exitCode).toBe(1);
+    const { findings } = JSON.parse(r.stdout) as { findings: Finding[] };
+    // A transfer between two accounts and one account renamed: the totals hold, so no conservation finding.
+    expect(findings.map(key).sort()).toEqual([
+      'mismatch account a-1 balances.USDT',
+      'mismatch account b"quoted balances.USDT',
+      'missing account 東京 ',
+      'unexpected account zürich ',
+    ]);
+  });
+});
