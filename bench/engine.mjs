@@ -11,6 +11,7 @@ import { Exchange } from '../dist/engine/exchange.js';
 import { rng } from '../dist/engine/feed.js';
 import { WalWriter } from '../dist/engine/wal.js';
 import { startEngine, stopEngine } from '../dist/engine-client/supervisor.js';
+import { load, percentile, postRequest } from './lib/load.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -209,7 +210,37 @@ async function wal() {
 async function http() {
   const dir = mkdtempSync(join(tmpdir(), 'bench-http-'));
   const data = join(dir, 'data');
-  const bareRate = await bareBaseline(64, Number(process.env.BENCH_HTTP_MS ?? 5_000));
+  const connections = 64;
+  const durationMs = Number(process.env.BENCH_HTTP_MS ?? 5_000);
+  const accounts = 50;
+  const r = rng(5);
+  let n = 0;
+  const nextOrder = () => ({
+    account: `a${n++ % accounts}`,
+    symbol: 'BTCUSDT',
+    side: r() < 0.5 ? 'buy' : 'sell',
+    type: 'limit',
+    price: (60000 + (Math.floor(r() * 40) - 20) * 0.1).toFixed(1),
+    qty: '0.001',
+  });
+  // Requests made before the clock starts and cycled, the same order bodies for the bare server and the
+  // engine: the client's cost per request is a socket write either way.
+  const orders = Array.from({ length: 4096 }, nextOrder);
+  const batches = Array.from({ length: 256 }, () => ({ orders: Array.from({ length: 100 }, nextOrder) }));
+  const cycle = (reqs) => {
+    let i = 0;
+    return () => reqs[i++ % reqs.length];
+  };
+
+  // The baseline first, alone on the machine: a bare node:http server in its own process.
+  const bare = spawn(process.execPath, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let bareRun;
+  try {
+    const port = await new Promise((resolve) => bare.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+    bareRun = await load({ port, connections, durationMs, next: cycle(orders.map((o) => postRequest('127.0.0.1', port, '/orders', o))) });
+  } finally {
+    bare.kill();
+  }
   try {
     const { client } = await startEngine(data, { feedInterval: '0ms', snapshotEvery: 0 });
     // The hotfixed margin module: 1.4.2, the incident's, halts the engine (EXCESS_QUEUE_DEPTH) under this load,
@@ -217,146 +248,60 @@ async function http() {
     mkdirSync(join(data, 'modules', 'margin'), { recursive: true });
     copyFileSync(join(here, '..', 'dist', 'engine', 'modules', 'margin-1.4.3.js'), join(data, 'modules', 'margin', '1.4.3.mjs'));
     await client.activate('margin', '1.4.3');
-    const accounts = 50;
     for (let i = 0; i < accounts; i++) await client.deposit(`a${i}`, 'USDT', '100000000');
     await client.setPhase('open');
-    const concurrency = 64;
-    const durationMs = Number(process.env.BENCH_HTTP_MS ?? 5_000);
-    const r = rng(5);
-    let sent = 0;
-    let ok = 0;
-    const lat = [];
-    const deadline = Date.now() + durationMs;
     const token = readFileSync(join(data, 'control.token'), 'utf8').trim();
-    const url = new URL(client.url);
-    const { post, agent } = await poster(url.hostname, Number(url.port), token, concurrency);
-    const nextOrder = () => ({
-      account: `a${sent++ % accounts}`,
-      symbol: 'BTCUSDT',
-      side: r() < 0.5 ? 'buy' : 'sell',
-      type: 'limit',
-      price: (60000 + (Math.floor(r() * 40) - 20) * 0.1).toFixed(1),
-      qty: '0.001',
+    const port = Number(new URL(client.url).port);
+    const auth = { authorization: `Bearer ${token}` };
+    const REJECTED = Buffer.from('"status":"rejected"');
+    let rejected = 0;
+    const single = await load({
+      port,
+      connections,
+      durationMs,
+      next: cycle(orders.map((o) => postRequest('127.0.0.1', port, '/orders', o, auth))),
+      onAnswer: (status, body) => {
+        if (status !== 200 && status !== 201) rejected++;
+        else if (body.includes(REJECTED)) rejected++;
+      },
     });
-    const worker = async () => {
-      while (Date.now() < deadline) {
-        const s = process.hrtime.bigint();
-        const a = await post(nextOrder());
-        lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-        if (a.status !== 'rejected') ok++;
-      }
-    };
-    const t0 = Date.now();
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    const s = (Date.now() - t0) / 1000;
+    const p50 = percentile(single.latenciesMs, 50);
+    const p99 = percentile(single.latenciesMs, 99);
+    const ratio = single.rate / bareRun.rate;
     console.log(
-      `order entry over loopback HTTP, keep-alive, ${concurrency} in flight, each acknowledged after its WAL fsync: ${fmt(lat.length / s)} orders/s (${fmt(ok)} accepted), latency p50 ${pct(
-        lat.map((x) => x * 1000),
-        50,
-      ).toFixed(2)}ms p99 ${pct(
-        lat.map((x) => x * 1000),
-        99,
-      ).toFixed(2)}ms`,
-    );
-    // The same flow in batches of 100 (POST /orders/batch: one request, one WAL group each).
-    const single = lat.length / s;
-    const p99 = pct(
-      lat.map((x) => x * 1000),
-      99,
+      `order entry over loopback HTTP, keep-alive, ${connections} in flight, each answered after its WAL fsync (raw-socket load generator, bench/lib/load.mjs):`,
     );
     console.log(
-      `  baseline bare node:http server (parse the order, answer fixed JSON), same client, measured first: ${fmt(bareRate)} requests/s; engine ${(single / bareRate).toFixed(2)}x of it (target >= 0.80: ${single / bareRate >= 0.8 ? 'met' : 'missed'}), engine p99 ${p99.toFixed(1)}ms (target < 15ms: ${p99 < 15 ? 'met' : 'missed'})`,
+      `  baseline bare node:http server (parse the order, answer fixed JSON), same generator, measured first: ${fmt(bareRun.rate)} requests/s, p99 ${percentile(bareRun.latenciesMs, 99).toFixed(1)}ms`,
+    );
+    console.log(
+      `  engine, one order a request: ${fmt(single.rate)} orders/s (${fmt(single.answers - rejected)} accepted, ${fmt(rejected)} rejected), latency p50 ${p50.toFixed(2)}ms p99 ${p99.toFixed(2)}ms; ${ratio.toFixed(2)}x the bare server (target >= 0.80: ${ratio >= 0.8 ? 'met' : 'missed'}), p99 target < 15ms: ${p99 < 15 ? 'met' : 'missed'}`,
     );
     let batched = 0;
     let batchAccepted = 0;
     const rejectedBy = new Map();
-    const batchLat = [];
-    const batchDeadline = Date.now() + durationMs;
-    const batchWorker = async () => {
-      while (Date.now() < batchDeadline) {
-        const t = process.hrtime.bigint();
-        const a = await post({ orders: Array.from({ length: 100 }, nextOrder) }, '/orders/batch');
-        batchLat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    const batch = await load({
+      port,
+      connections,
+      durationMs,
+      next: cycle(batches.map((b) => postRequest('127.0.0.1', port, '/orders/batch', b, auth))),
+      onAnswer: (_status, body) => {
+        const a = JSON.parse(body.toString('utf8'));
         batched += a.results.length;
-        batchAccepted += a.results.filter((x) => x.status && x.status !== 'rejected').length;
-        for (const x of a.results) if (x.status === 'rejected' || x.error) rejectedBy.set(x.reason ?? 'error', (rejectedBy.get(x.reason ?? 'error') ?? 0) + 1);
-      }
-    };
-    const t1 = Date.now();
-    await Promise.all(Array.from({ length: concurrency }, batchWorker));
-    const sb = (Date.now() - t1) / 1000;
-    agent.destroy();
+        for (const x of a.results) {
+          if (x.status && x.status !== 'rejected') batchAccepted++;
+          else rejectedBy.set(x.reason ?? 'error', (rejectedBy.get(x.reason ?? 'error') ?? 0) + 1);
+        }
+      },
+    });
+    const batchRate = batched / batch.seconds;
     console.log(
-      `  in batches of 100 (POST /orders/batch), ${concurrency} in flight: ${fmt(batched / sb)} orders/s (${fmt(batchAccepted)} accepted), batch latency p99 ${pct(
-        batchLat.map((x) => x * 1000),
-        99,
-      ).toFixed(1)}ms; ${(batched / sb / single).toFixed(1)}x single orders (target >= 100,000 orders/s: ${batched / sb >= 100_000 ? 'met' : 'missed'})`,
+      `  engine, batches of 100 (POST /orders/batch, one WAL group each), ${connections} in flight: ${fmt(batchRate)} orders/s (${fmt(batchAccepted)} accepted), batch latency p99 ${percentile(batch.latenciesMs, 99).toFixed(1)}ms; ${(batchRate / single.rate).toFixed(1)}x single orders (target >= 100,000 orders/s: ${batchRate >= 100_000 ? 'met' : 'missed'})`,
     );
     if (rejectedBy.size) console.log(`    rejected: ${[...rejectedBy].map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
   } finally {
     await stopEngine(data).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * The load generator every HTTP figure uses: node:http with a keep-alive agent (lighter than fetch, so the
- * client is not what is measured); `post(body, path)` resolves to the parsed JSON answer.
- */
-async function poster(host, port, token, concurrency) {
-  const { Agent, request } = await import('node:http');
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const post = (body, path = '/orders') =>
-    new Promise((resolve, reject) => {
-      const text = JSON.stringify(body);
-      const req = request(
-        {
-          host,
-          port,
-          path,
-          method: 'POST',
-          agent,
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
-        },
-        (res) => {
-          let out = '';
-          res.on('data', (c) => (out += c));
-          res.on('end', () => resolve(JSON.parse(out)));
-        },
-      );
-      req.on('error', reject);
-      req.end(text);
-    });
-  return { post, agent };
-}
-
-/**
- * Requests/s of a bare node:http server in its own process that parses the same order JSON and answers a
- * fixed JSON, under the same load generator (node:http, keep-alive, `concurrency` in flight): the limit
- * of one Node process here, measured before the engine starts so the two never share the cores.
- */
-async function bareBaseline(concurrency, durationMs) {
-  const bare = spawn(process.execPath, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-  try {
-    const port = await new Promise((resolve) => bare.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
-    const { post: send, agent } = await poster('127.0.0.1', port, 'x', concurrency);
-    const order = { account: 'a1', symbol: 'BTCUSDT', side: 'buy', type: 'limit', price: '60000.0', qty: '0.001' };
-    const post = () => send(order);
-    let n = 0;
-    const end = Date.now() + durationMs;
-    const t0 = Date.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (Date.now() < end) {
-          await post();
-          n++;
-        }
-      }),
-    );
-    agent.destroy();
-    return n / ((Date.now() - t0) / 1000);
-  } finally {
-    bare.kill();
   }
 }
 

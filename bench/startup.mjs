@@ -1,4 +1,5 @@
-// Startup time of `recoverctl --help` as a ratio to bare `node -e 0`, measured in the same run.
+// Startup time of `recoverctl --help`, `validate` and `plan` as ratios to bare `node -e 0`, measured in the
+// same run, and what importing each fixed dependency alone adds to node (the floor under the targets).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,7 @@ const runs = Number(process.env.BENCH_RUNS ?? 30);
 
 function timeOnce(args) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, args, { stdio: 'ignore' });
+  const r = spawnSync(process.execPath, args, { stdio: 'ignore', cwd: root });
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}`);
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
@@ -27,8 +28,13 @@ const bare = [];
 const help = [];
 const validate = [];
 const plan = [];
+// What the fixed dependencies cost before recoverctl does anything: node plus only importing each.
+const imports = ['commander', 'yaml', 'zod'];
+const imported = imports.map(() => []);
+const importOnly = (m) => ['--input-type=module', '-e', `import '${m}'`];
 for (let i = 0; i < runs; i++) {
   bare.push(timeOnce(['-e', '0']));
+  imports.forEach((m, j) => imported[j].push(timeOnce(importOnly(m))));
   help.push(timeOnce([bin, '--help']));
   validate.push(timeOnce([bin, 'validate', bundled]));
   plan.push(timeOnce([bin, 'plan', bundled, '--state-dir', join(root, 'node_modules', '.bench-startup-state')]));
@@ -41,6 +47,11 @@ const row = (label, xs, target) => {
 };
 console.log(`startup (median of ${runs} interleaved runs)`);
 console.log(`  ${'node -e 0'.padEnd(34)} ${b.toFixed(1)} ms`);
+console.log('  the floor: node and one import, nothing run');
+imports.forEach((m, j) => {
+  const x = median(imported[j]);
+  console.log(`    ${`import '${m}'`.padEnd(32)} ${x.toFixed(1)} ms   +${(x - b).toFixed(1)} ms (${((x - b) / b).toFixed(2)} of node -e 0)`);
+});
 row('recoverctl --help', help, 1.3);
 row('recoverctl validate <bundled>', validate, 1.6);
 row('recoverctl plan <bundled>', plan, 1.6);

@@ -1,8 +1,11 @@
 /**
  * The engine's control API (SPEC section 4, docs/engine.md) as types: what `GET /health`, order entry,
  * accounts and faults answer. The engine implements it (src/engine/runtime.ts returns `EngineHealth`) and
- * the client imports it; types only, so neither side imports the other's code.
+ * the client imports it; types (and the one limit both sides enforce), so neither side imports the other's code.
  */
+
+/** The most orders one `POST /orders/batch` takes. */
+export const ORDER_BATCH_MAX = 100;
 
 export type EnginePhase = 'halted' | 'cancel-only' | 'post-only' | 'open';
 

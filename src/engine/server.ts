@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AccountView, InstrumentsAnswer } from '../contract/control-api.js';
+import { ORDER_BATCH_MAX, type AccountView, type InstrumentsAnswer } from '../contract/control-api.js';
 import { avgPriceOf, ratioText, uniMMROf } from './exchange.js';
 import { DecimalError, fmtMoney, fmtPrice, fmtQty, MONEY_DECIMALS, parseFixed, parseUnits, PRICE_DECIMALS, QTY_DECIMALS } from './fixed.js';
 import { instrumentViews, isAsset, isSymbol, INSTRUMENTS, type Symbol as InstrumentSymbol } from './instruments.js';
@@ -28,18 +28,32 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** The request's bytes, by events: an async iterator per request cost order entry a twentieth of its time. */
+function readBytes(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new BadRequest('request body over 1 MiB', 413));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
 async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new BadRequest('request body over 1 MiB', 413);
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
+  const bytes = await readBytes(req);
+  if (bytes.length === 0) return {};
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    parsed = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new BadRequest('body is not valid JSON');
   }
@@ -188,9 +202,6 @@ async function placeOrder({ req, res, rt }: RouteCall): Promise<void> {
   const order = parseOrderRequest(await readBody(req));
   send(res, 200, orderAnswer(await rt.placeOrder(order)));
 }
-
-/** The most orders one `POST /orders/batch` takes. */
-export const ORDER_BATCH_MAX = 100;
 
 /**
  * Up to 100 orders, decided in the order given and answered one by one (a malformed one is an `error`

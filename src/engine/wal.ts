@@ -111,11 +111,21 @@ export function scanWal<T>(dir: string, afterSeq: number, repair: boolean): WalS
   return { records, lastSeq, damage };
 }
 
+function openGroup(): { durable: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const durable = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { durable, resolve, reject };
+}
+
 export class WalWriter {
   private fh: FileHandle | undefined;
   private buffer: string[] = [];
-  private waiters: (() => void)[] = [];
-  private failers: ((e: Error) => void)[] = [];
+  /** The records buffered share one promise, settled when their write and fsync are done: one allocation a group, not one a record. */
+  private group: { durable: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
   private flushing: Promise<void> | undefined;
   private scheduled = false;
   private rotating = false;
@@ -151,12 +161,9 @@ export class WalWriter {
     this.buffer.push(encodeRecord(seq, body));
     this.appendedSeq = seq;
     this.appended++;
-    const done = new Promise<void>((resolve, reject) => {
-      this.waiters.push(resolve);
-      this.failers.push(reject);
-    });
+    this.group ??= openGroup();
     this.schedule();
-    return done;
+    return this.group.durable;
   }
 
   private schedule(): void {
@@ -172,11 +179,9 @@ export class WalWriter {
     if (this.flushing || this.rotating || this.buffer.length === 0 || !this.fh) return;
     const lines = this.buffer.join('');
     this.writtenSeq = this.appendedSeq;
-    const waiters = this.waiters;
-    const failers = this.failers;
+    const group = this.group as NonNullable<typeof this.group>;
     this.buffer = [];
-    this.waiters = [];
-    this.failers = [];
+    this.group = undefined;
     const fh = this.fh;
     this.flushing = (async () => {
       try {
@@ -184,10 +189,10 @@ export class WalWriter {
         if (Date.now() < this.stall.until) await new Promise((r) => setTimeout(r, this.stall.ms));
         await fh.datasync();
         this.syncs++;
-        for (const w of waiters) w();
+        group.resolve();
       } catch (e) {
         this.failed = e as Error;
-        for (const f of failers) f(e as Error);
+        group.reject(e as Error);
       }
     })();
     await this.flushing;

@@ -239,6 +239,15 @@ describe('POST /orders/batch', () => {
     expect(((await first.json()) as { status: string }).status).toBe('filled');
   });
 
+  it('refuses a body over 1 MiB with 413 and goes on answering', async () => {
+    const client = await openEngine();
+    const one = { ...btc, account: 'nobody', side: 'buy' as const, type: 'limit' as const, price: '1', qty: '1', note: 'x'.repeat(12_000) };
+    const res = await client.raw('POST', '/orders/batch', { orders: Array.from({ length: 100 }, () => one) });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: string }).error).toBe('request body over 1 MiB');
+    expect((await client.raw('GET', '/health')).status).toBe(200);
+  });
+
   it('refuses an empty batch, more than 100 orders, or no array: 400, nothing decided', async () => {
     const client = await openEngine();
     const one = { ...btc, account: 'nobody', side: 'buy' as const, type: 'limit' as const, price: '1', qty: '1' };

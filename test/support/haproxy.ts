@@ -88,6 +88,8 @@ export interface HaproxyOptions {
   /** The level of the unix socket: admin (default) or user. The TCP socket is always at level admin. */
   admin?: boolean;
   balance?: 'roundrobin' | 'static-rr' | 'leastconn' | 'first';
+  /** Lines added to the frontend before `default_backend`, e.g. `http-request deny deny_status 404 if { path /orders/batch }`. */
+  frontendRules?: string[];
 }
 
 export interface TestHaproxy {
@@ -119,6 +121,7 @@ export function haproxyConfig(o: HaproxyOptions & { dir: string; statsPort: numb
     '  timeout server 10s',
     'frontend fe',
     `  bind 127.0.0.1:${o.frontendPort}`,
+    ...(o.frontendRules ?? []).map((l) => `  ${l}`),
     `  default_backend ${backends[0] ?? 'be_orders'}`,
     ...backends.map((b) => `backend ${b}\n  balance ${o.balance ?? 'roundrobin'}\n${servers}`),
     '',
