@@ -23,6 +23,9 @@ export const overload = {
         const hotfix = join(ROOT, 'playbooks', 'hotfixes', 'margin-1.4.3.mjs');
         const sum = readFileSync(join(ROOT, 'playbooks', 'hotfixes', 'SHA256SUMS'), 'utf8').split(' ')[0];
         const pb = join(dir, 'load.yaml');
+        // The p99 limit is a bucket under what an overloaded engine shows: since the load generator sends
+        // batches (issue 17) the engine's own p99 under this load is 0.25 to 0.5 ms, and a 0.25 ms limit
+        // tripped only when it was past that bucket.
         writeFileSync(
           pb,
           `apiVersion: recoverctl/v1
@@ -42,7 +45,7 @@ steps:
       stepWeights: [10, 100]
       bake: 3s
       interval: 250ms
-      gates: { p99LatencyMs: 0.25, maxErrorRate: 0.01 }
+      gates: { p99LatencyMs: 0.1, maxErrorRate: 0.01 }
       load: { rate: 50000, accounts: 50, fund: "100000000", seed: ${seed % 1000} }
 `,
         );
