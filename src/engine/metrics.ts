@@ -46,7 +46,7 @@ export class EngineMetrics {
     return n;
   }
 
-  render(g: { phase: string; queueDepth: number; admissionWeight: number; seq: number; openOrders: number; walSyncs: number }): string {
+  render(g: { phase: string; queueDepth: number; admissionWeight: number; seq: number; openOrders: number; retainedOrders: number; walSyncs: number }): string {
     const phases = ['halted', 'cancel-only', 'post-only', 'open'];
     const lines: string[] = [
       '# HELP engine_margin_queue_depth Margin recalculations waiting in the margin component.',
@@ -85,6 +85,9 @@ export class EngineMetrics {
       '# HELP engine_open_orders Orders resting in the books.',
       '# TYPE engine_open_orders gauge',
       `engine_open_orders ${g.openOrders}`,
+      '# HELP engine_orders_retained Orders held in memory, closed ones included (every order since the engine began: snapshots and GET /orders/ID serve them).',
+      '# TYPE engine_orders_retained gauge',
+      `engine_orders_retained ${g.retainedOrders}`,
       ...this.matchLatency.render('engine_match_latency_seconds', 'Time to decide and match an order.'),
     ];
     return `${lines.join('\n')}\n`;

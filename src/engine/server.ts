@@ -188,6 +188,7 @@ function sendMetrics({ rt, res }: RouteCall): void {
     admissionWeight: rt.ex.admissionWeight,
     seq: rt.seq,
     openOrders: rt.openOrderCount(),
+    retainedOrders: rt.ex.orders.size,
     walSyncs: rt.walSyncs,
   });
   // Book quality per symbol (issue 13) after the engine's own metrics.

@@ -2,6 +2,7 @@ import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, 
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { scanRecords } from '../util/records.js';
 
 /**
  * The write-ahead log: one JSON record a line, `{"seq":N,"crc":"8 hex","body":{...}}`, the CRC32 taken
@@ -73,26 +74,38 @@ export function scanWal<T>(dir: string, afterSeq: number, repair: boolean): WalS
     const buf = readFileSync(file);
     let offset = 0;
     let lineNo = 0;
-    while (offset < buf.length) {
-      const nl = buf.indexOf(10, offset);
-      lineNo++;
-      const decoded = nl < 0 ? { error: 'torn record (no newline)' } : decodeRecord<T>(buf.toString('utf8', offset, nl));
-      if ('error' in decoded) {
-        // Damage in what the snapshot already covers does not matter: look for the records after it.
-        if (lastSeq < afterSeq && nl >= 0) {
-          offset = nl + 1;
-          continue;
-        }
-        damage = { file, line: lineNo, byteOffset: offset, reason: decoded.error };
-        break;
+    for (;;) {
+      // The one whole-record rule (src/util/records.ts), with the WAL's parser: the CRC, and seq following on.
+      let reason = '';
+      const scan = scanRecords(
+        buf,
+        (line) => {
+          const decoded = decodeRecord<T>(line);
+          if ('error' in decoded) {
+            reason = decoded.error;
+            return undefined;
+          }
+          if (decoded.seq > afterSeq && lastSeq >= afterSeq && lastSeq !== 0 && decoded.seq !== lastSeq + 1) {
+            reason = `seq ${decoded.seq} follows ${lastSeq}`;
+            return undefined;
+          }
+          lastSeq = decoded.seq;
+          return decoded;
+        },
+        offset,
+      );
+      for (const r of scan.records) if (r.seq > afterSeq) records.push(r);
+      offset += scan.wholeBytes;
+      lineNo += scan.wholeLines;
+      if (!scan.stop) break;
+      // Damage in what the snapshot already covers does not matter: look for the records after it.
+      if (scan.stop === 'corrupt' && lastSeq < afterSeq) {
+        offset = buf.indexOf(10, offset) + 1;
+        lineNo++;
+        continue;
       }
-      if (decoded.seq > afterSeq && lastSeq >= afterSeq && lastSeq !== 0 && decoded.seq !== lastSeq + 1) {
-        damage = { file, line: lineNo, byteOffset: offset, reason: `seq ${decoded.seq} follows ${lastSeq}` };
-        break;
-      }
-      lastSeq = decoded.seq;
-      if (decoded.seq > afterSeq) records.push(decoded);
-      offset = nl + 1;
+      damage = { file, line: lineNo + 1, byteOffset: offset, reason: scan.stop === 'torn' ? 'torn record (no newline)' : reason };
+      break;
     }
     if (damage) {
       if (repair) {

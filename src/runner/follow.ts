@@ -5,7 +5,9 @@
  * record written in two pieces is taken once it is whole; a file that shrank is read again from the start.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { scanRecords } from '../util/records.js';
 import type { RunEvent } from './events.js';
+import { parseJournalLine } from './journal.js';
 
 export interface FollowState {
   events: RunEvent[];
@@ -67,63 +69,14 @@ export class JournalFollower {
     }
     const buf = Buffer.alloc(torn);
     const n = readSync(fd, buf, 0, torn, s.wholeBytes);
-    const lastNewline = buf.subarray(0, n).lastIndexOf(10);
     const before = s.events.length;
-    let at = 0;
-    while (lastNewline !== -1 && at <= lastNewline) {
-      const end = buf.indexOf(10, at);
-      const line = buf.toString('utf8', at, end);
-      this.lines++;
-      if (line !== '') {
-        const event = parseEvent(line);
-        if (!event) {
-          s.corruptAtLine = this.lines;
-          break;
-        }
-        s.events.push(event);
-      }
-      s.wholeBytes += end + 1 - at;
-      at = end + 1;
-    }
+    const scan = scanRecords(buf.subarray(0, n), parseJournalLine);
+    for (const e of scan.records) s.events.push(e);
+    s.wholeBytes += scan.wholeBytes;
+    if (scan.stop === 'corrupt') s.corruptAtLine = this.lines + scan.wholeLines + 1;
+    this.lines += scan.wholeLines;
     const tornBefore = s.tornBytes;
     s.tornBytes = s.corruptAtLine === null ? size - s.wholeBytes : 0;
     return s.events.length !== before || s.tornBytes !== tornBefore || s.corruptAtLine !== null;
-  }
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * The fields a reader of the event relies on are there, of their type: a record that parses but is not
- * an event the runner could have written (a hand-edited or damaged journal) is corrupt, not a crash later.
- */
-function wellFormed(e: Record<string, unknown>): boolean {
-  if (typeof e.ts !== 'string' || Number.isNaN(Date.parse(e.ts))) return false;
-  const step = typeof e.step === 'string';
-  switch (e.event) {
-    case 'run-start':
-      return typeof e.playbook === 'string' && Array.isArray(e.steps) && typeof e.pid === 'number';
-    case 'start':
-    case 'skip':
-      return step && typeof e.uses === 'string';
-    case 'ok':
-      return step && typeof e.uses === 'string' && isObject(e.outputs);
-    case 'fail':
-      return step && typeof e.uses === 'string' && typeof e.error === 'string';
-    case 'measurement':
-      return step && Array.isArray(e.judgements) && e.judgements.every(isObject);
-    case 'progress':
-      return step && (e.data === undefined || isObject(e.data));
-    default:
-      return typeof e.event === 'string';
-  }
-}
-
-function parseEvent(line: string): RunEvent | null {
-  try {
-    const parsed = JSON.parse(line) as unknown;
-    return isObject(parsed) && wellFormed(parsed) ? (parsed as unknown as RunEvent) : null;
-  } catch {
-    return null;
   }
 }

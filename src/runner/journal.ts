@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { scanRecords } from '../util/records.js';
 import type { EventSink, RunEvent, StepOutcome } from './events.js';
 
 export const JOURNAL_FILE = 'journal.ndjson';
@@ -29,9 +30,15 @@ export class JournalWriter implements EventSink {
     this.fd = openSync(path, 'a+', 0o600);
     const size = statSync(path).size;
     if (size > 0) {
-      const text = readFileSync(path);
-      const lastNewline = text.lastIndexOf(10);
-      if (lastNewline !== text.length - 1) ftruncateSync(this.fd, lastNewline + 1);
+      // Cut where readJournal stops (the one whole-record rule, src/util/records.ts), so the resume and every
+      // later reader agree on what the run did; the bytes cut go to `<journal>.cut`, appended, for a human.
+      const bytes = readFileSync(path);
+      const { wholeBytes } = scanRecords(bytes, parseJournalLine);
+      if (wholeBytes < bytes.length) {
+        appendFileSync(`${path}.cut`, bytes.subarray(wholeBytes), { mode: 0o600 });
+        ftruncateSync(this.fd, wholeBytes);
+        fsyncSync(this.fd);
+      }
     }
   }
 
@@ -53,31 +60,52 @@ export interface JournalRead {
   tornAtLine: number | undefined;
 }
 
-/** Read a journal up to its last whole record. */
+/**
+ * Read a journal up to its last whole record: a line ending in a newline that parses as an event of the
+ * right shape (src/util/records.ts). What follows (a torn tail, a corrupt line) is not read, and is cut when
+ * the journal is reopened for a resume.
+ */
 export function readJournal(path: string): JournalRead {
-  const text = readFileSync(path, 'utf8');
-  const lines = text.split('\n');
-  const events: RunEvent[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (line === '') {
-      if (i === lines.length - 1) break;
-      continue;
-    }
-    // A last record without its newline was torn by the crash, however whole its JSON looks: the writer
-    // cuts it when it reopens the journal, so trusting it here would let a resume disagree with the file.
-    if (i === lines.length - 1) return { events, tornAtLine: i + 1 };
-    try {
-      const parsed = JSON.parse(line) as RunEvent;
-      if (typeof parsed !== 'object' || parsed === null || typeof parsed.event !== 'string') {
-        return { events, tornAtLine: i + 1 };
-      }
-      events.push(parsed);
-    } catch {
-      return { events, tornAtLine: i + 1 };
-    }
+  const scan = scanRecords(readFileSync(path), parseJournalLine);
+  return { events: scan.records, tornAtLine: scan.stop ? scan.wholeLines + 1 : undefined };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The fields a reader of the event relies on are there, of their type: a record that parses but is not
+ * an event the runner could have written (a hand-edited or damaged journal) is corrupt, not a crash later.
+ */
+function wellFormed(e: Record<string, unknown>): boolean {
+  if (typeof e.ts !== 'string' || Number.isNaN(Date.parse(e.ts))) return false;
+  const step = typeof e.step === 'string';
+  switch (e.event) {
+    case 'run-start':
+      return typeof e.playbook === 'string' && Array.isArray(e.steps) && typeof e.pid === 'number';
+    case 'start':
+    case 'skip':
+      return step && typeof e.uses === 'string';
+    case 'ok':
+      return step && typeof e.uses === 'string' && isObject(e.outputs);
+    case 'fail':
+      return step && typeof e.uses === 'string' && typeof e.error === 'string';
+    case 'measurement':
+      return step && Array.isArray(e.judgements) && e.judgements.every(isObject);
+    case 'progress':
+      return step && (e.data === undefined || isObject(e.data));
+    default:
+      return typeof e.event === 'string';
   }
-  return { events, tornAtLine: undefined };
+}
+
+/** One journal line as an event, or undefined when it is not one the runner could have written. */
+export function parseJournalLine(line: string): RunEvent | undefined {
+  try {
+    const parsed = JSON.parse(line) as unknown;
+    return isObject(parsed) && wellFormed(parsed) ? (parsed as unknown as RunEvent) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface StepRecord {

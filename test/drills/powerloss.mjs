@@ -1,8 +1,16 @@
-// Power-loss drills: cut the engine's WAL and a run's journal at random byte offsets. Recovery must stop
-// at the last whole record, say so, and keep going from there.
-import { copyFileSync, cpSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
+// Power-loss drills: cut the engine's WAL and a run's journal at random byte offsets (bytes, not
+// characters: both files hold non-ASCII text). Recovery must stop at the last whole record, say so, and
+// keep going from there. test/integration/power-cuts.test.ts cuts small ones at every offset.
+import { copyFileSync, cpSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { dist, rng, withTempDir } from './lib.mjs';
+
+/** Whole lines (newlines) in the first `end` bytes. */
+function newlines(bytes, end = bytes.length) {
+  let n = 0;
+  for (let i = bytes.indexOf(10); i >= 0 && i < end; i = bytes.indexOf(10, i + 1)) n++;
+  return n;
+}
 
 export const walPowerLoss = {
   name: 'power loss: WAL cut at random offsets',
@@ -14,6 +22,7 @@ export const walPowerLoss = {
       const base = join(dir, 'base');
       const { client } = await startEngine(base, { feedInterval: '0ms', snapshotEvery: 0, exitWithMe: true });
       for (let i = 0; i < 20; i++) await client.deposit(`a${i}`, 'USDT', '1000');
+      await client.setPhase('halted', 'maintenance in Zürich — ✓');
       await client.setPhase('open');
       for (let i = 0; i < 40; i++)
         await client.placeOrder({
@@ -28,8 +37,8 @@ export const walPowerLoss = {
       const seg = readdirSync(join(base, 'wal'))
         .filter((f) => f.endsWith('.log'))
         .sort()[0];
-      const text = readFileSync(join(base, 'wal', seg), 'utf8');
-      const size = statSync(join(base, 'wal', seg)).size;
+      const bytes = readFileSync(join(base, 'wal', seg));
+      const size = bytes.length;
       const r = rng(seed);
       const failures = [];
       for (let t = 0; t < trials; t++) {
@@ -37,8 +46,8 @@ export const walPowerLoss = {
         cpSync(base, copy, { recursive: true });
         const offset = Math.floor(r() * size);
         truncateSync(join(copy, 'wal', seg), offset);
-        const whole = text.slice(0, offset).split('\n').length - 1;
-        const cutMid = offset > 0 && text[offset - 1] !== '\n';
+        const whole = newlines(bytes, offset);
+        const cutMid = offset > 0 && bytes[offset - 1] !== 10;
         const rt = await EngineRuntime.open({
           dataDir: copy,
           testnet: false,
@@ -74,7 +83,7 @@ export const journalPowerLoss = {
     const { BIN, ROOT } = await import('./lib.mjs');
     return withTempDir(async (dir) => {
       copyFileSync(join(ROOT, 'playbooks', 'runner-drill.yaml'), join(dir, 'drill.yaml'));
-      const r0 = spawnSync(process.execPath, [BIN, 'run', 'drill.yaml', '--yes', '--time-scale', '0.01'], {
+      const r0 = spawnSync(process.execPath, [BIN, 'run', 'drill.yaml', '--yes', '--time-scale', '0.01', '--var', 'label=Zürich 東京 ✓'], {
         cwd: dir,
         env: { ...process.env, CI: 'true' },
         encoding: 'utf8',
@@ -82,22 +91,22 @@ export const journalPowerLoss = {
       if (r0.status !== 0) return { trials: 0, passed: 0, lost: 0, detail: 'setup run failed', failures: [r0.stderr] };
       const runId = readdirSync(join(dir, '.recoverctl', 'runs'))[0];
       const file = join(dir, '.recoverctl', 'runs', runId, 'journal.ndjson');
-      const text = readFileSync(file, 'utf8');
+      const bytes = readFileSync(file);
       const r = rng(seed);
       const failures = [];
       for (let t = 0; t < trials; t++) {
         const copy = join(dir, `j${t}.ndjson`);
         copyFileSync(file, copy);
-        const offset = Math.floor(r() * text.length);
+        const offset = Math.floor(r() * bytes.length);
         truncateSync(copy, offset);
-        const whole = text.slice(0, offset).split('\n').length - 1;
+        const whole = newlines(bytes, offset);
         const read = readJournal(copy);
         if (read.events.length !== whole) failures.push(`trial ${t}: read ${read.events.length} events, ${whole} whole records`);
-        if (offset > 0 && text[offset - 1] !== '\n' && read.tornAtLine === undefined) failures.push(`trial ${t}: torn record not reported`);
+        if (offset > 0 && bytes[offset - 1] !== 10 && read.tornAtLine === undefined) failures.push(`trial ${t}: torn record not reported`);
         if (whole > 0 && !foldJournal(runId, read)) failures.push(`trial ${t}: journal not foldable`);
         // Reopening for the resume cuts the torn tail, so the next record starts on its own line.
         new JournalWriter(copy).close();
-        if (readFileSync(copy, 'utf8').split('\n').length - 1 !== whole) failures.push(`trial ${t}: torn tail not cut on reopen`);
+        if (newlines(readFileSync(copy)) !== whole) failures.push(`trial ${t}: torn tail not cut on reopen`);
       }
       return { trials, passed: trials - failures.length, lost: 0, detail: 'every cut leaves exactly the whole records, the torn one reported', failures };
     });

@@ -67,7 +67,7 @@ describe('journal', () => {
     const path = join(dir, 'j.ndjson');
     writeFileSync(
       path,
-      `${JSON.stringify({ ts: 't', run: 'r', step: null, event: 'run-start', steps: ['a'], file: 'f', sha256: 'x' })}\n{"ts":"t","run":"r","step":"a","eve`,
+      `${JSON.stringify({ ts: '2026-01-01T00:00:00.000Z', run: 'r', step: null, event: 'run-start', playbook: 'p', steps: ['a'], pid: 1, file: 'f', sha256: 'x' })}\n{"ts":"2026-01-01T00:00:01.000Z","run":"r","step":"a","eve`,
     );
     const read = readJournal(path);
     expect(read.events).toHaveLength(1);
@@ -81,7 +81,7 @@ describe('journal', () => {
   it('treats a last record without its newline as torn, however whole its JSON', () => {
     const dir = tempDir();
     const path = join(dir, 'j.ndjson');
-    const record = (step: string) => JSON.stringify({ ts: 't', run: 'r', step, event: 'recheck', phase: 'main', note: 'n' });
+    const record = (step: string) => JSON.stringify({ ts: '2026-01-01T00:00:00.000Z', run: 'r', step, event: 'recheck', phase: 'main', note: 'n' });
     writeFileSync(path, `${record('a')}\n${record('b')}`);
     const read = readJournal(path);
     expect(read.events).toHaveLength(1);
