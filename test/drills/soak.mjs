@@ -7,7 +7,7 @@
 //      last snapshot, then started again: recovery time against WAL records, bounded by the snapshot interval.
 // Leaks: processes left behind (this process's descendants, and any process naming the soak's folder),
 // file descriptors of this process, and entries in the temp dir, each back to its starting count.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,7 +62,9 @@ export function leftovers(marker) {
 
 const retained = (metrics) => Number(/^engine_orders_retained (\d+)$/m.exec(metrics)?.[1] ?? NaN);
 const fdCount = (pid = 'self') => readdirSync(`/proc/${pid}/fd`).length;
-const tmpEntries = () => readdirSync(tmpdir()).length;
+/** The temp dirs recoverctl and the drills make (scratch of rehearsals, integrity, chaos, Chromium), not other programs'. */
+const OURS = /^recoverctl-(rehearsal|integrity|chaos|chromium|drill)-/;
+const tmpEntries = () => readdirSync(tmpdir()).filter((f) => OURS.test(f));
 const rssMb = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
 /** `recoverctl ARGS` under GNU time: exit status, seconds, peak RSS (MB). */
@@ -260,7 +262,7 @@ export function soakMarkdown(s) {
     '',
     `- rehearsals: ${s.rehearsals.rss.length}, each ${Math.min(...s.rehearsals.secs).toFixed(1)}-${Math.max(...s.rehearsals.secs).toFixed(1)} s; CLI peak RSS ${Math.min(...s.rehearsals.rss).toFixed(0)}-${Math.max(...s.rehearsals.rss).toFixed(0)} MB, slope ${s.rehearsals.slopeMbPerRun.toFixed(3)} MB per rehearsal`,
     `- engine: ${s.engine.orders.toLocaleString('en-US')} orders over ${s.minutes} min, snapshot every ${s.engine.snapshotEvery.toLocaleString('en-US')} records; RSS up to ${s.engine.maxRss.toFixed(0)} MB, slope ${s.engine.rssSlope.toFixed(2)} MB/min (worst incarnation), ${(s.engine.mbPerThousandOrders * 1000).toFixed(0)} bytes per order held (${s.engine.retainedAtEnd.toLocaleString('en-US')} held at the end: every order is kept); open fds slope ${s.engine.fdSlope.toFixed(2)}/min`,
-    `- leaks: ${s.leaks.processes} processes left, fds ${s.leaks.fdsBefore} -> ${s.leaks.fdsAfter}, temp dir entries ${s.leaks.tmpBefore} -> ${s.leaks.tmpAfter}`,
+    `- leaks: ${s.leaks.processes} processes left, fds ${s.leaks.fdsBefore} -> ${s.leaks.fdsAfter}, recoverctl temp dirs ${s.leaks.tmpBefore} -> ${s.leaks.tmpAfter}`,
     '',
     '| WAL records since the snapshot | recovery after kill -9 (ms, process start to ready) | orders held | RSS running -> recovered (MB) |',
     '| --- | --- | --- | --- |',
@@ -301,13 +303,8 @@ export const soak = {
     const fdsAfter = fdCount();
     const tmpAfter = tmpEntries();
     if (fdsAfter > fdsBefore) failures.push(`open file descriptors ${fdsBefore} -> ${fdsAfter}`);
-    if (tmpAfter > tmpBefore)
-      failures.push(
-        `temp dir entries ${tmpBefore} -> ${tmpAfter}: ${execFileSync('ls', ['-t', tmpdir()], { encoding: 'utf8' })
-          .split('\n')
-          .slice(0, tmpAfter - tmpBefore)
-          .join(', ')}`,
-      );
+    const tmpLeft = tmpAfter.filter((f) => !tmpBefore.includes(f));
+    if (tmpLeft.length > 0) failures.push(`temp dirs left: ${tmpLeft.join(', ')}`);
     if (result.r.slopeMbPerRun > 0.5) failures.push(`CLI RSS grows ${result.r.slopeMbPerRun.toFixed(2)} MB per rehearsal`);
     // The engine keeps every order it was sent (closed ones too: snapshots and GET /orders/ID serve them), so
     // its RSS grows with orders by design: a leak is memory a fresh process recovering the same state does
@@ -317,7 +314,7 @@ export const soak = {
       minutes,
       rehearsals: result.r,
       engine: result.eng,
-      leaks: { processes: left.length, fdsBefore, fdsAfter, tmpBefore, tmpAfter },
+      leaks: { processes: left.length, fdsBefore, fdsAfter, tmpBefore: tmpBefore.length, tmpAfter: tmpAfter.length },
     };
     return {
       trials: 1,
