@@ -32,7 +32,7 @@ function trial(seed) {
 
 export const followerUnderLoad = {
   name: 'follower after 100k operations',
-  trials: (long) => (long ? 3 : 1),
+  trials: (long) => (long ? 2 : 1),
   async run(trials, seed) {
     const results = [];
     for (let i = 0; i < trials; i++) results.push(await trial(seed * 100 + i));

@@ -76,7 +76,8 @@ async function main() {
     if (only && !drill.name.includes(only)) continue;
     const started = performance.now();
     process.stderr.write(`drill: ${drill.name} ...\n`);
-    const r = await drill.run(drill.trials(long), 2026, soakOptions);
+    // Only the soak takes options: other drills' third parameter is their own (parallel trials, --long).
+    const r = drill === soak ? await soak.run(1, 2026, soakOptions) : await drill.run(drill.trials(long), 2026);
     const seconds = (performance.now() - started) / 1000;
     const failed = r.passed !== r.trials || r.lost !== 0;
     results.push({ name: drill.name, ...r, seconds, failed });

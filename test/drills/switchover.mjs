@@ -124,7 +124,7 @@ export async function trial(seed, point) {
 
 export const switchover = {
   name: 'switchover: kill the run or an engine around a promotion, then --resume-last',
-  trials: (long) => (long ? 40 : 6),
+  trials: (long) => (long ? 12 : 6),
   async run(trials, seed, parallel = 2) {
     const r = rng(seed);
     // Runner kills cover the steps around the promotion; engine kills strike while engine.promote runs.
