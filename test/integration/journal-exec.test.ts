@@ -78,6 +78,18 @@ describe('journal', () => {
     expect(readFileSync(path, 'utf8').endsWith('}\n')).toBe(true);
   });
 
+  it('cuts a corrupt line and what follows it on reopen, where readers stop, keeping those bytes in journal.cut', () => {
+    const dir = tempDir();
+    const path = join(dir, 'j.ndjson');
+    const record = (step: string) => `${JSON.stringify({ ts: '2026-01-01T00:00:00.000Z', run: 'r', step, event: 'recheck', phase: 'main', note: 'n' })}\n`;
+    const damaged = `{"ts":"2026-01-01T00:00:00.000Z","event":"ok","step":"b"}\n`; // JSON, but an `ok` without uses and outputs
+    writeFileSync(path, record('a') + damaged + record('c'));
+    expect(readJournal(path)).toMatchObject({ events: [{ step: 'a' }], tornAtLine: 2 });
+    new JournalWriter(path).close();
+    expect(readFileSync(path, 'utf8')).toBe(record('a'));
+    expect(readFileSync(`${path}.cut`, 'utf8')).toBe(damaged + record('c'));
+  });
+
   it('treats a last record without its newline as torn, however whole its JSON', () => {
     const dir = tempDir();
     const path = join(dir, 'j.ndjson');
