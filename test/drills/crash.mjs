@@ -149,8 +149,8 @@ async function trial(seed, step, delayMs) {
 export const crashResume = {
   name: 'crash: SIGKILL run, then --resume-last',
   // In npm test, a kill every other step of the playbook (each at a seeded delay; rehearse --chaos kills
-  // the runner at seeded steps too); --long 30, every step killed at least once (about 5 s a trial).
-  trials: (long) => (long ? 30 : Math.ceil(STEPS.length / 2)),
+  // the runner at seeded steps too); --long 24, every step killed at least once (4 to 5 s a trial).
+  trials: (long) => (long ? 24 : Math.ceil(STEPS.length / 2)),
   async run(trials, seed, parallel = 2) {
     const r = rng(seed);
     // Kill points spread over the steps of the playbook (all of them from 17 trials): just after one starts, at a seeded delay.

@@ -38,7 +38,7 @@ function mutate(r, text) {
 
 export const playbookFuzz = {
   name: 'fuzz: playbook loader',
-  trials: (long) => (long ? 20_000 : 3_000),
+  trials: (long) => (long ? 10_000 : 3_000),
   async run(trials, seed) {
     const { parsePlaybook } = await import(dist('playbook/load.js'));
     const { PlaybookError, InputError } = await import(dist('errors.js'));
