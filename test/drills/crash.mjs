@@ -149,7 +149,7 @@ async function trial(seed, step, delayMs) {
 export const crashResume = {
   name: 'crash: SIGKILL run, then --resume-last',
   // In npm test, a kill every other step of the playbook (each at a seeded delay; rehearse --chaos kills
-  // the runner at seeded steps too); --long 24, every step killed at least once (4 to 5 s a trial).
+  // the runner at seeded steps too); --long 24, kill points over every step (4 to 5 s a trial).
   trials: (long) => (long ? 24 : Math.ceil(STEPS.length / 2)),
   async run(trials, seed, parallel = 2) {
     const r = rng(seed);
