@@ -17,7 +17,7 @@ export interface LoadStats {
   accepted: number;
   retryLater: number;
   rejected: number;
-  /** Transport failures, 5xx answers, and orders refused because the engine halted. */
+  /** Transport failures, 5xx answers, orders refused as requests (4xx), and orders refused because the engine halted. */
   errors: number;
   lastError: string | null;
   /** With `makers`: how many of the market makers are back (quoting) so far. */
@@ -575,7 +575,9 @@ export class LoadGenerator {
       this.stats_.retryLater++;
       return 'retry';
     }
-    if (status >= 500) {
+    // An order refused as a request (a wrong token, no such route): the engine decided nothing. A cancel's
+    // 404 or 409 is a race with a fill, not an error.
+    if (status >= 500 || (op.method === 'POST' && status >= 400)) {
       this.stats_.errors++;
       this.stats_.lastError = `HTTP ${status}`;
       return 'error';

@@ -71,6 +71,28 @@ describe('the load generator batches the orders of one beat', () => {
     expect(syncs).toBeLessThanOrEqual(30);
   });
 
+  it('counts every order of a batch refused as a request (a wrong token) as an error, none as accepted', async () => {
+    const e = await openEngine();
+    let now = 0;
+    const gen = new LoadGenerator({
+      url: e.client.url,
+      token: 'wrong',
+      rate: 300,
+      accounts: e.accounts,
+      seed: 4,
+      instruments: await e.client.instruments(),
+      now: () => now,
+    });
+    gen.start();
+    try {
+      now = 1_000;
+      await waitFor(() => Promise.resolve(gen.stats().sent >= 300 && answered(gen.stats()) === gen.stats().sent), 30_000, '300 orders answered');
+    } finally {
+      await gen.stop();
+    }
+    expect(gen.stats()).toMatchObject({ sent: 300, accepted: 0, errors: 300, lastError: 'HTTP 401' });
+  });
+
   it.skipIf(!onPath('haproxy'))('falls back to one request an order behind a gateway with no batch route, losing none', async () => {
     const e = await openEngine();
     const gw = await startHaproxy({
