@@ -30,10 +30,16 @@ export function clockLabel(t: number, stepMs: number): string {
   return stepMs < 1_000 ? `${base}.${Math.floor(d.getUTCMilliseconds() / 100)}` : base;
 }
 
-/** Ticks on round clock times between t0 and t1 (ms since the epoch), at most `max` of them. */
+/**
+ * Ticks on round clock times between t0 and t1 (ms since the epoch): the finest round step that gives at
+ * most `max` of them, unless that gives fewer than four (a span just past `max` steps of 2 s is under four
+ * of 5 s): then the step before it, a few more than `max` (round steps are at most 2.5 apart).
+ */
 export function timeTicks(t0: number, t1: number, max = 8): Tick[] {
   const span = Math.max(1, t1 - t0);
-  const step = TICK_STEPS_MS.find((s) => span / s <= max) ?? Math.ceil(span / max / 86_400_000) * 86_400_000;
+  let i = TICK_STEPS_MS.findIndex((s) => span / s <= max);
+  if (i > 0 && span / (TICK_STEPS_MS[i] as number) < 4) i--;
+  const step = i >= 0 ? (TICK_STEPS_MS[i] as number) : Math.ceil(span / max / 86_400_000) * 86_400_000;
   const ticks: Tick[] = [];
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push({ t, label: clockLabel(t, step) });
   return ticks;

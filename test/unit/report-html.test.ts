@@ -109,13 +109,26 @@ function failedShift(): RunEvent[] {
 }
 
 describe('the time and value axes', () => {
-  it('puts ticks on round clock times, at most the number asked for', () => {
+  it('puts ticks on round clock times, at most the number asked for unless that is fewer than four', () => {
     const ticks = timeTicks(Date.parse('2026-01-01T05:18:43.9Z'), Date.parse('2026-01-01T05:18:58.7Z'));
     expect(ticks.map((t) => t.label)).toEqual(['05:18:44', '05:18:46', '05:18:48', '05:18:50', '05:18:52', '05:18:54', '05:18:56', '05:18:58']);
     const long = timeTicks(T0, T0 + 47 * 60_000, 6);
     expect(long.length).toBeLessThanOrEqual(6);
     expect(long.every((t) => t.t % 600_000 === 0)).toBe(true);
     expect(timeTicks(T0, T0 + 800).map((t) => t.label)[1]).toBe('00:00:00.1');
+    // 16.5 s: 2 s steps would be 9 (more than 8), 5 s steps only 3; four at least wins.
+    expect(timeTicks(T0 + 500, T0 + 17_000).map((t) => t.label)).toEqual([
+      '00:00:02',
+      '00:00:04',
+      '00:00:06',
+      '00:00:08',
+      '00:00:10',
+      '00:00:12',
+      '00:00:14',
+      '00:00:16',
+    ]);
+    for (let span = 1_000; span < 3 * 3_600_000; span = Math.ceil(span * 1.07))
+      expect(timeTicks(T0 + 1, T0 + 1 + span).length, `span ${span}`).toBeGreaterThanOrEqual(4);
   });
 
   it('gives a value axis round steps from 0 past the largest value', () => {
