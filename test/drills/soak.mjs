@@ -185,7 +185,8 @@ async function engineSoak(minutes, dir, failures) {
     await waitGone(pid);
     e = await start();
     const h = await e.client.health();
-    if (h.seq !== seq) failures.push(`after kill -9 at seq ${seq} the engine recovered seq ${h.seq}`);
+    // At least what /health said before the kill: the 200 ms feed may commit (durably) between the two.
+    if (h.seq < seq) failures.push(`after kill -9 at seq ${seq} the engine recovered only seq ${h.seq}`);
     // The same state, rebuilt from snapshot + WAL by a fresh process: memory the running one held beyond
     // this was not state (garbage not yet collected, or a leak).
     await new Promise((r) => setTimeout(r, 1_000));
